@@ -1,0 +1,1 @@
+"""Device-format adapters: pure functions from an MQTT message to readings."""
