@@ -71,6 +71,7 @@ if [ ! -f "$ts_control" ]; then
     ) || true
     [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list*; install TimescaleDB for PostgreSQL $pg_major by hand"
     work=$(mktemp -d /tmp/wattwatch-timescaledb.XXXXXX)
+    chmod 755 "$work"  # apt downloads as the _apt user
     trap 'rm -rf "$work"' EXIT
     mkdir -p "$work/lists/partial"
     printf 'deb-src %s trixie main\n' "$mirror" >"$work/sources.list"
