@@ -8,9 +8,7 @@ from typing import Final
 
 # Normalised units. Energy is always kWh, active power W, apparent power VA (never W),
 # so a reading's unit says what it is without looking at the device format.
-UNITS: Final = frozenset(
-    {"kWh", "W", "VA", "var", "V", "A", "Hz", "degC", "m3", "pu", "W/m2", "%"}
-)
+UNITS: Final = frozenset({"kWh", "W", "VA", "var", "V", "A", "Hz", "degC", "m3", "pu", "W/m2", "%"})
 
 # What a meter measures. Electricity energy and power share the quantity "electricity";
 # the unit tells them apart.

@@ -43,7 +43,9 @@ def primary_energy_factor(carrier: str, on: date) -> float:
     Electricity is 2.3 until 2025-12-31 and 1.9 from 2026-01-01; every other carrier is 1.0.
     """
     if carrier not in CO2_KG_PER_KWH:
-        raise ValueError(f"carrier: unknown heating carrier {carrier!r}; known: {', '.join(CARRIERS)}")
+        raise ValueError(
+            f"carrier: unknown heating carrier {carrier!r}; known: {', '.join(CARRIERS)}"
+        )
     if carrier in _ELECTRIC:
         return 1.9 if on >= _ELECTRICITY_FACTOR_CHANGE else 2.3
     return 1.0

@@ -1,4 +1,4 @@
-"""The project's error hierarchy: one base class, small subclasses, third-party errors translated."""
+"""The project's errors: one base class and small subclasses; third-party errors are translated."""
 
 
 class WattwatchError(Exception):

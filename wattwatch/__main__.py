@@ -1,0 +1,5 @@
+"""`python -m wattwatch` is the `wattwatch` command."""
+
+from wattwatch.cli import main
+
+main()

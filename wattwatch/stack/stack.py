@@ -1,0 +1,168 @@
+"""`up`, `down` and `status` of the whole system: embedded servers where no URL is given."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from storage.database import connect, timescale_info
+from storage.migrate import migrate
+from wattwatch.errors import StackError, WattwatchError
+from wattwatch.settings import Settings
+from wattwatch.stack.mosquitto import EmbeddedMosquitto
+from wattwatch.stack.postgres import EmbeddedPostgres
+from wattwatch.stack.services import SERVICES, ServiceRunner
+from wattwatch.stack.system import is_writable_dir
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PartStatus:
+    """One line of `wattwatch status`."""
+
+    name: str
+    healthy: bool
+    detail: str
+
+
+class Stack:
+    """The parts of one wattwatch installation, as the settings describe them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.absolute()
+        self.postgres = EmbeddedPostgres(root=self.state_dir / "postgres", port=settings.db_port)
+        self.mosquitto = EmbeddedMosquitto(
+            root=self.state_dir / "mosquitto", port=settings.mqtt_port
+        )
+        self.services = ServiceRunner(
+            run_dir=self.state_dir / "run", log_dir=self.state_dir / "logs"
+        )
+
+    # --- addresses ----------------------------------------------------------------------------
+    def database_url(self) -> str:
+        """The database the services use: the configured one, or the embedded cluster."""
+        return self.settings.database_url or self.postgres.url()
+
+    def mqtt_url(self) -> str:
+        return self.settings.mqtt_url or self.mosquitto.url
+
+    def service_env(self) -> dict[str, str]:
+        """Environment handed to services so they reach the same servers as this process."""
+        return {
+            "WATTWATCH_DATABASE_URL": self.database_url(),
+            "WATTWATCH_MQTT_URL": self.mqtt_url(),
+            "WATTWATCH_STATE_DIR": str(self.state_dir),
+        }
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def _check_state_dir(self) -> None:
+        if not is_writable_dir(self.state_dir):
+            raise StackError(f"WATTWATCH_STATE_DIR: {self.state_dir} is not writable")
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise StackError(f"WATTWATCH_STATE_DIR: {self.state_dir} is not a folder")
+
+    def up(self, report: Report) -> None:
+        """Start what is configured, apply migrations, start the services. Keeps existing data."""
+        if self.settings.embedded_database or self.settings.embedded_broker:
+            self._check_state_dir()
+        if self.settings.embedded_database:
+            self.postgres.start()
+            report(f"database   embedded PostgreSQL on 127.0.0.1:{self.settings.db_port}")
+        else:
+            report(f"database   {_redact(self.database_url())}")
+        with connect(self.database_url()) as conn:
+            applied = migrate(conn)
+        report(f"migrations {len(applied)} applied now")
+        if self.settings.embedded_broker:
+            self.mosquitto.start()
+            report(f"broker     embedded Mosquitto on 127.0.0.1:{self.settings.mqtt_port}")
+        else:
+            check_broker(self.mqtt_url())
+            report(f"broker     {_redact(self.mqtt_url())}")
+        env = self.service_env()
+        for name in self.settings.services:
+            pid = self.services.start(SERVICES[name], env)
+            report(f"service    {name} (pid {pid}, log {self.services.log_file(name)})")
+
+    def down(self, report: Report) -> None:
+        """Stop the services, then the embedded broker and database."""
+        for name in reversed(list(SERVICES)):
+            if self.services.stop(name):
+                report(f"stopped    {name}")
+        if self.settings.embedded_broker and self.mosquitto.running():
+            self.mosquitto.stop()
+            report("stopped    broker")
+        if self.settings.embedded_database and self.postgres.running():
+            self.postgres.stop()
+            report("stopped    database")
+
+    def status(self) -> list[PartStatus]:
+        """Each part's health; never raises for a part that is down."""
+        parts = [self._database_status(), self._broker_status()]
+        for name in self.settings.services:
+            pid = self.services.pid(name)
+            parts.append(
+                PartStatus(
+                    f"service {name}",
+                    pid is not None,
+                    f"running, pid {pid}" if pid else "not running",
+                )
+            )
+        return parts
+
+    def _database_status(self) -> PartStatus:
+        if self.settings.embedded_database and not self.postgres.running():
+            return PartStatus("database", False, "embedded PostgreSQL is not running")
+        try:
+            with connect(self.database_url()) as conn:
+                info = timescale_info(conn)
+        except WattwatchError as exc:
+            return PartStatus("database", False, str(exc))
+        if info.timescaledb_version is None:
+            return PartStatus(
+                "database", False, f"PostgreSQL {info.postgres_version}, TimescaleDB not created"
+            )
+        return PartStatus(
+            "database",
+            True,
+            f"PostgreSQL {info.postgres_version}, TimescaleDB {info.timescaledb_version} "
+            f"({info.edition} edition)",
+        )
+
+    def _broker_status(self) -> PartStatus:
+        try:
+            check_broker(self.mqtt_url())
+        except StackError as exc:
+            return PartStatus("broker", False, str(exc))
+        return PartStatus("broker", True, f"MQTT at {_redact(self.mqtt_url())}")
+
+
+def check_broker(url: str, timeout_s: float = 3.0) -> None:
+    """Open a TCP connection to the broker, or raise StackError saying why not."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 1883
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise StackError(
+            f"broker {host}:{port} unreachable: {os.strerror(exc.errno or 0) or exc}"
+        ) from None
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def state_path(settings: Settings, *names: str) -> Path:
+    """A path under the state folder."""
+    return settings.state_dir.absolute().joinpath(*names)
