@@ -1,0 +1,77 @@
+"""Resolve readings to meters: a cache of the meters table, with optional auto-registration."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from ingest.reading import Reading
+from storage.meters import Meter, load_meters, register_meter
+from wattwatch.errors import PayloadError
+
+
+class MeterRegistry:
+    """Maps ``(format, device_id, channel)`` to meters.
+
+    Unknown devices are registered on the fly when ``auto_register`` is set (engineers'
+    buildings); otherwise their messages are refused (households must be enrolled first).
+    """
+
+    # A flood of messages from an unknown device must not turn into a flood of table reads.
+    RELOAD_EVERY_S = 2.0
+
+    def __init__(self, *, auto_register: bool) -> None:
+        self.auto_register = auto_register
+        self._meters: dict[tuple[str, str, str], Meter] = {}
+        self._loaded_at = float("-inf")
+
+    def reload(self, conn: psycopg.Connection) -> None:
+        """Read every meter again (``conn`` in autocommit mode)."""
+        self._meters = load_meters(conn)
+        self._loaded_at = time.monotonic()
+
+    def resolve(self, conn: psycopg.Connection, fmt: str, reading: Reading) -> Meter:
+        """The meter of a reading; raises PayloadError when it cannot have one.
+
+        ``conn`` must be in autocommit mode: a registration commits at once, apart from the
+        batch being assembled.
+        """
+        key = (fmt, reading.device_id, reading.channel)
+        meter = self._meters.get(key)
+        if meter is None and time.monotonic() - self._loaded_at > self.RELOAD_EVERY_S:
+            # Another process (the API enrolling a household) may have added it since.
+            self.reload(conn)
+            meter = self._meters.get(key)
+        if meter is None:
+            meter = self._register(conn, fmt, reading)
+        if reading.unit is not None and reading.unit != meter.unit:
+            raise PayloadError(
+                f"unit {reading.unit} for {fmt} device {reading.device_id!r} channel "
+                f"{reading.channel!r}, which is registered in {meter.unit}"
+            )
+        return meter
+
+    def _register(self, conn: psycopg.Connection, fmt: str, reading: Reading) -> Meter:
+        if not self.auto_register:
+            raise PayloadError(
+                f"unknown {fmt} device {reading.device_id!r} channel {reading.channel!r}: "
+                "enrol it first (auto-registration is off)"
+            )
+        if reading.quantity is None or reading.unit is None:
+            raise PayloadError(
+                f"unknown {fmt} device {reading.device_id!r} channel {reading.channel!r}: "
+                "its payload carries no unit, so it must be registered with one"
+            )
+        with conn.transaction():
+            meter = register_meter(
+                conn,
+                device_format=fmt,
+                device_id=reading.device_id,
+                channel=reading.channel,
+                quantity=reading.quantity,
+                unit=reading.unit,
+                cumulative=reading.cumulative,
+            )
+        self._meters[meter.key] = meter
+        return meter

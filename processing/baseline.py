@@ -1,0 +1,509 @@
+"""Robust hour-of-week baseline: median and MAD of the same hour over the trailing weeks, robust z.
+
+The hot path works in blocks of meters with reused buffers; see Notes of :func:`baseline_scan`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+MAD_TO_SIGMA = 1.4826  # σ of a normal distribution per unit of MAD
+HOURS_PER_WEEK = 168
+
+# Blocks of ~25 meters keep every temporary of an 8,760-step year in cache-sized buffers that
+# are allocated once; allocating matrix-sized temporaries instead costs ~6× in page faults.
+DEFAULT_BLOCK_METERS = 25
+
+
+def _as_matrix(x: npt.ArrayLike, name: str) -> FloatArray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[np.newaxis, :]
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected shape (meters, steps), got {a.shape}")
+    return a
+
+
+def _check(weeks: int, steps_per_hour: int, block_meters: int) -> int:
+    if weeks < 2:
+        raise ValueError(f"weeks: need at least 2 trailing weeks, got {weeks}")
+    if steps_per_hour < 1:
+        raise ValueError(f"steps_per_hour: must be >= 1, got {steps_per_hour}")
+    if block_meters < 1:
+        raise ValueError(f"block_meters: must be >= 1, got {block_meters}")
+    return HOURS_PER_WEEK * steps_per_hour
+
+
+def nan_median_mad(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Median and MAD along the last axis, ignoring NaN; NaN where fewer than 2 values are valid.
+
+    The general (any number of weeks) path: one sort along a short last axis.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    k = v.shape[-1]
+    count = k - np.isnan(v).sum(axis=-1)
+    lo = np.clip((count - 1) // 2, 0, k - 1)[..., np.newaxis]
+    hi = np.clip(count // 2, 0, k - 1)[..., np.newaxis]
+    srt = np.sort(v, axis=-1)  # NaN sorts last
+    med = 0.5 * (np.take_along_axis(srt, lo, -1) + np.take_along_axis(srt, hi, -1))
+    dev = np.sort(np.abs(v - med), axis=-1)
+    mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
+    few = count < 2
+    med = med[..., 0]
+    mad = mad[..., 0]
+    med[few] = np.nan
+    mad[few] = np.nan
+    return med, mad
+
+
+class _Workspace:
+    """Buffers of one block, allocated once per call and reused for every block."""
+
+    def __init__(self, rows: int, steps: int) -> None:
+        self.size = rows * steps
+        self.bufs = [np.empty(self.size) for _ in range(6)]
+
+    def views(self, rows: int, steps: int) -> list[FloatArray]:
+        # Contiguous (rows, steps) views so the ufuncs stream through memory.
+        return [b[: rows * steps].reshape(rows, steps) for b in self.bufs]
+
+
+def _closed_form(
+    lags: list[FloatArray], med: FloatArray, mad: FloatArray, ws: list[FloatArray]
+) -> None:
+    """Median and MAD of 2, 3 or 4 equally shaped arrays (NaN propagates), written in place.
+
+    Sorting network for four values a, b, c, d: with lo/hi the min/max of each pair,
+    p = max(lo1, lo2) and q = min(hi1, hi2) are the two middle values, so the median is
+    (p + q)/2. The sorted absolute deviations are h, h, min(med − min, max − med), … with
+    h = |p − q|/2, so the MAD is (h + min(med − min, max − med))/2.
+    """
+    t1, t2, t3, t4, t5, t6 = ws
+    if len(lags) == 4:
+        a, b, c, d = lags
+        np.minimum(a, b, out=t1)
+        np.maximum(a, b, out=t2)
+        np.minimum(c, d, out=t3)
+        np.maximum(c, d, out=t4)
+        np.minimum(t1, t3, out=t5)  # smallest
+        np.maximum(t1, t3, out=t1)  # p
+        np.maximum(t2, t4, out=t6)  # largest
+        np.minimum(t2, t4, out=t2)  # q
+        np.add(t1, t2, out=med)
+        med *= 0.5
+        np.subtract(t1, t2, out=t3)
+        np.abs(t3, out=t3)
+        np.subtract(med, t5, out=t4)
+        np.subtract(t6, med, out=t5)
+        np.minimum(t4, t5, out=t4)
+        t3 *= 0.5
+        np.add(t3, t4, out=mad)
+        mad *= 0.5
+    elif len(lags) == 3:
+        a, b, c = lags
+        np.minimum(a, b, out=t1)
+        np.maximum(a, b, out=t2)
+        np.minimum(t1, c, out=t5)  # smallest
+        np.maximum(t2, c, out=t6)  # largest
+        np.minimum(t2, c, out=t2)
+        np.maximum(t1, t2, out=med)
+        # Deviations of three sorted values from the middle one: 0, med − min, max − med.
+        np.subtract(med, t5, out=t4)
+        np.subtract(t6, med, out=t5)
+        np.minimum(t4, t5, out=mad)
+    else:
+        a, b = lags
+        np.add(a, b, out=med)
+        med *= 0.5
+        np.subtract(a, b, out=mad)
+        np.abs(mad, out=mad)
+        mad *= 0.5
+
+
+def _block_median_mad(
+    xb: FloatArray,
+    *,
+    weeks: int,
+    week_steps: int,
+    med: FloatArray,
+    mad: FloatArray,
+    work: _Workspace,
+) -> None:
+    """Trailing same-hour median and MAD of one block of meters into ``med`` and ``mad``."""
+    rows, n = xb.shape
+    # Segment w (the w-th week of the series) has min(w, weeks) lags; the last one runs to
+    # the end. A handful of segments, each vectorised over meters and steps.
+    bounds = [*range(0, min(n, weeks * week_steps + 1), week_steps), n]
+    for seg, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        n_lags = min(seg, weeks)
+        m_out = med[:, lo:hi]
+        d_out = mad[:, lo:hi]
+        if n_lags < 2:
+            m_out.fill(np.nan)
+            d_out.fill(np.nan)
+            continue
+        lags = [xb[:, lo - k * week_steps : hi - k * week_steps] for k in range(1, n_lags + 1)]
+        if n_lags <= 4:
+            _closed_form(lags, m_out, d_out, work.views(rows, hi - lo))
+            # The closed form propagates NaN; redo only those points NaN-aware (gaps are sparse).
+            r_idx, c_idx = np.nonzero(np.isnan(m_out))
+            if r_idx.size:
+                vals = np.stack([lag[r_idx, c_idx] for lag in lags], axis=-1)
+                m_out[r_idx, c_idx], d_out[r_idx, c_idx] = nan_median_mad(vals)
+        else:
+            m_out[:], d_out[:] = nan_median_mad(np.stack(lags, axis=-1))
+
+
+def _blocks(m: int, block_meters: int) -> range:
+    return range(0, m, block_meters)
+
+
+def hour_of_week_baseline(
+    x: npt.ArrayLike,
+    *,
+    weeks: int = 4,
+    steps_per_hour: int = 1,
+    block_meters: int = DEFAULT_BLOCK_METERS,
+) -> tuple[FloatArray, FloatArray]:
+    """Median and MAD of the same hour-of-week over the ``weeks`` trailing weeks, for every step.
+
+    Parameters
+    ----------
+    x : array_like, shape (meters, steps) or (steps,)
+        Regular series starting at any hour [any unit]; NaN for gaps.
+    weeks : int
+        Trailing weeks K used; the current week is excluded (lags of 1..K weeks).
+    steps_per_hour : int
+        Samples per hour (1 for hourly data).
+    block_meters : int
+        Meters processed together (memory/speed trade-off, not a modelling choice).
+
+    Returns
+    -------
+    median, mad : ndarray, shape (meters, steps)
+        [unit of x]; NaN where fewer than 2 of the K lags are valid (e.g. the first 2 weeks).
+
+    Notes
+    -----
+    K <= 4 uses a closed-form sorting network (exactly equal to ``np.nanmedian`` of the lags);
+    larger K sorts the stacked lags. Steps are taken as wall-clock hours: align the matrix on
+    local time if the DST shift of one hour matters to the caller.
+    """
+    a = _as_matrix(x, "x")
+    week_steps = _check(weeks, steps_per_hour, block_meters)
+    m, n = a.shape
+    med = np.empty((m, n))
+    mad = np.empty((m, n))
+    work = _Workspace(min(block_meters, m), n)
+    for i in _blocks(m, block_meters):
+        j = min(i + block_meters, m)
+        _block_median_mad(
+            a[i:j], weeks=weeks, week_steps=week_steps, med=med[i:j], mad=mad[i:j], work=work
+        )
+    return med, mad
+
+
+def robust_z(
+    x: npt.ArrayLike,
+    median: npt.ArrayLike,
+    mad: npt.ArrayLike,
+    *,
+    floor: float = 0.01,
+    rel_floor: float = 0.05,
+    meter_floor: float = 1.0,
+) -> FloatArray:
+    """Robust z-score ``(x − median) / (1.4826·MAD' + floor + rel_floor·|median|)``.
+
+    ``MAD' = max(MAD, meter_floor · mean MAD of the meter)`` (mean over the last axis).
+
+    Parameters
+    ----------
+    x, median, mad : array_like, broadcastable
+        Value, baseline median and MAD [same unit].
+    floor : float
+        Absolute floor of the scale [unit of x]; keeps z finite on constant series.
+    rel_floor : float
+        Floor proportional to the median [-].
+    meter_floor : float
+        Floor of the MAD as a fraction of the meter's mean MAD [-]: the MAD of four values is
+        near zero by chance often enough to make |z| > 5 common on clean data without it
+        (lognormal σ = 0.25 noise: 1.6 % of steps at 0, 0.7 % at 0.5, 0.08 % at 1). At the
+        default 1 the scale is never below the meter's typical spread.
+
+    Returns
+    -------
+    ndarray
+        Robust z [-]; NaN where an input is NaN.
+    """
+    xv = np.asarray(x, dtype=np.float64)
+    med = np.asarray(median, dtype=np.float64)
+    d = np.asarray(mad, dtype=np.float64)
+    if floor < 0 or rel_floor < 0 or meter_floor < 0:
+        raise ValueError("floor, rel_floor, meter_floor: must be >= 0")
+    d = np.maximum(d, meter_floor * _row_mean(d))
+    scale = MAD_TO_SIGMA * d + floor + rel_floor * np.abs(med)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray((xv - med) / scale, dtype=np.float64)
+
+
+def _row_mean(a: FloatArray) -> FloatArray:
+    """NaN-ignoring mean over the last axis, kept as a column (0 for an all-NaN row)."""
+    ok = ~np.isnan(a)
+    total = np.where(ok, a, 0.0).sum(axis=-1, keepdims=True)
+    count = ok.sum(axis=-1, keepdims=True)
+    mean: FloatArray = np.divide(total, count, out=np.zeros(total.shape), where=count > 0)
+    return mean
+
+
+@dataclass(slots=True, frozen=True)
+class BaselineScan:
+    """What the anomaly scan keeps of the baseline, small except for ``z``.
+
+    Attributes
+    ----------
+    z : ndarray, shape (meters, steps)
+        Robust z of every step [-].
+    daily_residual : ndarray, shape (meters, days)
+        Daily sum of ``x − expected`` [unit of x · day], scaled up from the valid steps of the
+        day; NaN for days with fewer than half of their steps valid.
+    daily_expected : ndarray, shape (meters, days)
+        Daily sum of the expected value, scaled the same way [unit of x · day].
+    """
+
+    z: FloatArray
+    daily_residual: FloatArray
+    daily_expected: FloatArray
+
+
+def _shared_or_block(a: FloatArray, i: int, j: int) -> FloatArray:
+    return a if a.shape[0] == 1 else a[i:j]
+
+
+def _degree_hour_anomaly(
+    degree_hours: npt.ArrayLike | None, m: int, n: int, weeks: int, steps_per_hour: int
+) -> FloatArray | None:
+    """Degree hours minus their own hour-of-week baseline (shape (1, n) or (m, n))."""
+    if degree_hours is None:
+        return None
+    dh = _as_matrix(degree_hours, "degree_hours")
+    if dh.shape[1] != n or dh.shape[0] not in (1, m):
+        raise ValueError(f"degree_hours: expected shape ({n},) or ({m}, {n}), got {dh.shape}")
+    med, _ = hour_of_week_baseline(dh, weeks=weeks, steps_per_hour=steps_per_hour)
+    return np.asarray(dh - med, dtype=np.float64)
+
+
+def fit_heating_slope(
+    x: npt.ArrayLike,
+    degree_hours: npt.ArrayLike,
+    *,
+    weeks: int = 4,
+    steps_per_hour: int = 1,
+    block_meters: int = DEFAULT_BLOCK_METERS,
+) -> FloatArray:
+    """Per-meter slope of the baseline residual on the degree-hour anomaly.
+
+    Parameters
+    ----------
+    x : array_like, shape (meters, steps)
+        Consumption of heating meters [unit per step].
+    degree_hours : array_like, shape (steps,) or (meters, steps)
+        Heating degree-hours per step, e.g. ``max(18 − Te, 0) / steps_per_hour`` [K·h].
+
+    Returns
+    -------
+    ndarray, shape (meters,)
+        ``β`` [unit per K·h] such that ``expected = median + β·(dh − median_dh)``; NaN when
+        the degree hours never deviate from their own baseline.
+
+    Notes
+    -----
+    The residual against the hour-of-week median is regressed through the origin on the
+    same-hour anomaly of degree-hours, so a cold snap explains part of a high reading.
+    """
+    a = _as_matrix(x, "x")
+    week_steps = _check(weeks, steps_per_hour, block_meters)
+    m, n = a.shape
+    anomaly = _degree_hour_anomaly(degree_hours, m, n, weeks, steps_per_hour)
+    assert anomaly is not None
+    work = _Workspace(min(block_meters, m), n)
+    slope = np.full(m, np.nan)
+    for i in _blocks(m, block_meters):
+        j = min(i + block_meters, m)
+        r = j - i
+        med, mad = np.empty((r, n)), np.empty((r, n))
+        _block_median_mad(a[i:j], weeks=weeks, week_steps=week_steps, med=med, mad=mad, work=work)
+        resid = a[i:j] - med
+        d = np.broadcast_to(anomaly if anomaly.shape[0] == 1 else anomaly[i:j], (r, n))
+        ok = ~(np.isnan(resid) | np.isnan(d))
+        sxy = np.where(ok, resid * d, 0.0).sum(axis=1)
+        sxx = np.where(ok, d * d, 0.0).sum(axis=1)
+        np.divide(sxy, sxx, out=slope[i:j], where=sxx > 0)
+    return slope
+
+
+def baseline_scan(
+    x: npt.ArrayLike,
+    *,
+    weeks: int = 4,
+    steps_per_hour: int = 1,
+    floor: float = 0.01,
+    rel_floor: float = 0.05,
+    meter_floor: float = 1.0,
+    degree_hours: npt.ArrayLike | None = None,
+    heating_slope: npt.ArrayLike | None = None,
+    block_meters: int = DEFAULT_BLOCK_METERS,
+    out: FloatArray | None = None,
+) -> BaselineScan:
+    """Robust z of every step and daily residuals, without materialising median or MAD.
+
+    Parameters
+    ----------
+    x : array_like, shape (meters, steps)
+        Regular series [unit per step]; NaN for gaps. Step 0 starts a local day.
+    weeks, steps_per_hour, block_meters
+        See :func:`hour_of_week_baseline`.
+    floor, rel_floor, meter_floor : float
+        See :func:`robust_z`.
+    degree_hours : array_like, optional, shape (steps,) or (meters, steps)
+        Heating degree-hours per step [K·h]; with ``heating_slope``, adds the temperature term.
+    heating_slope : array_like, optional, shape (meters,)
+        From :func:`fit_heating_slope` [unit per K·h]; 0 or NaN for meters without heating.
+    out : ndarray, optional, shape (meters, steps)
+        Buffer for ``z`` (float64, C-contiguous), e.g. reused across chunks.
+
+    Returns
+    -------
+    BaselineScan
+
+    Notes
+    -----
+    Measured on the project machine (10 k × 8,760): ``np.median`` over stacked lags 11.8 s,
+    a closed-form median of four on whole matrices 4.4 s, the same in blocks of ~25 meters
+    with reused buffers 0.66 s. Large temporaries page-fault on every call; the work itself
+    is cheap. This function keeps the block loop and writes only ``z`` at full size.
+    The MAD is not temperature-adjusted: the spread stays that of the raw same-hour values,
+    which is conservative on cold days.
+    """
+    a = _as_matrix(x, "x")
+    week_steps = _check(weeks, steps_per_hour, block_meters)
+    m, n = a.shape
+    steps_per_day = 24 * steps_per_hour
+    anomaly = _degree_hour_anomaly(degree_hours, m, n, weeks, steps_per_hour)
+    slope: FloatArray | None = None
+    if anomaly is not None:
+        if heating_slope is None:
+            raise ValueError("heating_slope: required with degree_hours")
+        slope = np.nan_to_num(np.asarray(heating_slope, dtype=np.float64).reshape(-1))
+        if slope.shape != (m,):
+            raise ValueError(f"heating_slope: expected shape ({m},), got {slope.shape}")
+    if out is None:
+        z = np.empty((m, n))
+    else:
+        if out.shape != (m, n) or out.dtype != np.float64:
+            raise ValueError(f"out: expected float64 of shape ({m}, {n})")
+        z = out
+    day_starts = np.arange(0, n, steps_per_day)
+    n_days = day_starts.size
+    steps_in_day = np.diff(np.append(day_starts, n)).astype(np.float64)
+    daily_residual = np.empty((m, n_days))
+    daily_expected = np.empty((m, n_days))
+
+    rows = min(block_meters, m)
+    work = _Workspace(rows, n)
+    bufs = _Workspace(rows, n)  # med, scale, tmp for the z step
+    ok_buf = np.empty(rows * n, dtype=bool)
+    for i in _blocks(m, block_meters):
+        j = min(i + block_meters, m)
+        med, scale, tmp = bufs.views(j - i, n)[:3]
+        _block_median_mad(a[i:j], weeks=weeks, week_steps=week_steps, med=med, mad=scale, work=work)
+        if slope is not None and anomaly is not None:
+            # expected = median + β·(dh − median_dh)
+            np.multiply(slope[i:j, np.newaxis], _shared_or_block(anomaly, i, j), out=tmp)
+            np.nan_to_num(tmp, copy=False)
+            med += tmp
+        daily_residual[i:j], daily_expected[i:j] = _z_block(
+            a[i:j],
+            expected=med,
+            scale=scale,
+            tmp=tmp,
+            ok=ok_buf[: (j - i) * n].reshape(j - i, n),
+            z=z[i:j],
+            floor=floor,
+            rel_floor=rel_floor,
+            meter_floor=meter_floor,
+            day_starts=day_starts,
+            steps_in_day=steps_in_day,
+        )
+    return BaselineScan(z=z, daily_residual=daily_residual, daily_expected=daily_expected)
+
+
+def _z_block(
+    xb: FloatArray,
+    *,
+    expected: FloatArray,
+    scale: FloatArray,
+    tmp: FloatArray,
+    ok: npt.NDArray[np.bool_],
+    z: FloatArray,
+    floor: float,
+    rel_floor: float,
+    meter_floor: float,
+    day_starts: IntArray,
+    steps_in_day: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out."""
+    # scale = 1.4826·max(MAD, meter_floor·mean MAD) + floor + rel_floor·|expected|
+    np.maximum(scale, meter_floor * _row_mean(scale), out=scale)
+    np.abs(expected, out=tmp)
+    tmp *= rel_floor
+    tmp += floor
+    scale *= MAD_TO_SIGMA
+    scale += tmp
+    np.subtract(xb, expected, out=z)
+    # Daily sums over the steps where both x and the expectation exist.
+    np.isnan(z, out=ok)
+    np.logical_not(ok, out=ok)
+    count = np.add.reduceat(ok, day_starts, axis=1, dtype=np.float64)
+    np.multiply(z, ok, out=tmp)
+    np.nan_to_num(tmp, copy=False)
+    res_sum = np.add.reduceat(tmp, day_starts, axis=1)
+    np.multiply(expected, ok, out=tmp)
+    np.nan_to_num(tmp, copy=False)
+    exp_sum = np.add.reduceat(tmp, day_starts, axis=1)
+    enough = count >= 0.5 * steps_in_day
+    factor = np.divide(steps_in_day, count, out=np.zeros_like(count), where=enough)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(z, scale, out=z)
+    return (
+        np.where(enough, res_sum * factor, np.nan),
+        np.where(enough, exp_sum * factor, np.nan),
+    )
+
+
+def median_at(
+    x: npt.ArrayLike,
+    rows: npt.ArrayLike,
+    cols: npt.ArrayLike,
+    *,
+    weeks: int = 4,
+    steps_per_hour: int = 1,
+) -> FloatArray:
+    """Hour-of-week median at a few (row, step) points, e.g. the peaks of detected events.
+
+    Same definition as :func:`hour_of_week_baseline`, computed only where asked [unit of x].
+    """
+    a = _as_matrix(x, "x")
+    week_steps = _check(weeks, steps_per_hour, 1)
+    r = np.asarray(rows, dtype=np.int64)
+    c = np.asarray(cols, dtype=np.int64)
+    lags = c[:, np.newaxis] - week_steps * np.arange(1, weeks + 1)
+    valid = lags >= 0
+    vals = np.where(valid, a[r[:, np.newaxis], np.where(valid, lags, 0)], np.nan)
+    return nan_median_mad(vals)[0]

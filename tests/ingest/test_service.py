@@ -1,0 +1,147 @@
+"""The ingestor end to end: real broker, real database, exactly the rows published."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from ingest.service import Ingestor
+from tests.ingest.publisher import Publisher
+from wattwatch.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+_ids = itertools.count()
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def ingestor(settings: Settings, db_url: str, broker) -> Iterator[Ingestor]:  # type: ignore[no-untyped-def]
+    custom = settings.model_copy(
+        update={
+            "ingest_client_id": f"test-ingest-{next(_ids)}",
+            "ingest_share_group": f"g{next(_ids)}",
+            "ingest_metrics_port": 0,
+        }
+    )
+    ing = Ingestor(custom, database_url=db_url, mqtt_url=broker.url, status_file=None)
+    thread = threading.Thread(target=ing.run, daemon=True)
+    thread.start()
+    wait_until(ing.consumer._subscribed.is_set)
+    yield ing
+    ing.stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def own_json(device: str, ts: datetime, value: float) -> bytes:
+    return json.dumps(
+        {
+            "device": device,
+            "ts": ts.isoformat(),
+            "readings": [
+                {"channel": "energy", "value": value, "unit": "kWh",
+                 "quantity": "electricity", "cumulative": True}
+            ],
+        }
+    ).encode()  # fmt: skip
+
+
+def count(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_published_readings_arrive_once(
+    ingestor: Ingestor, broker, conn: psycopg.Connection
+) -> None:  # type: ignore[no-untyped-def]
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    pub = Publisher(broker.url, client_id=f"pub-{next(_ids)}")
+    for i in range(500):
+        pub.publish(
+            f"wattwatch/dev-{i % 5}", own_json(f"dev-{i % 5}", start + timedelta(minutes=i), i)
+        )
+    # The same 100 again: redeliveries and replays must be absorbed.
+    for i in range(100):
+        pub.publish(
+            f"wattwatch/dev-{i % 5}", own_json(f"dev-{i % 5}", start + timedelta(minutes=i), i)
+        )
+    pub.close()
+    wait_until(lambda: ingestor.totals.messages == 600)
+    conn.commit()
+    assert count(conn, "readings") == 500
+    assert count(conn, "meters") == 5
+    assert ingestor.totals.duplicates == 100
+    assert count(conn, "dead_letters") == 0
+
+
+def test_bad_payloads_are_dead_lettered_with_their_bytes(
+    ingestor: Ingestor,
+    broker,
+    conn: psycopg.Connection,  # type: ignore[no-untyped-def]
+) -> None:
+    pub = Publisher(broker.url, client_id=f"pub-{next(_ids)}")
+    bad = [
+        ("wattwatch/x", b"{not json"),
+        ("wattwatch/x", b"\xff\xfe\x00garbage"),
+        (
+            "wattwatch/x",
+            json.dumps(
+                {"device": "x", "readings": [{"channel": "e", "value": "NaN", "unit": "kWh"}]}
+            ).encode(),
+        ),
+        ("wattwatch/x", b"x" * (70 * 1024)),
+        ("nobody/listens/here/but/wattwatch", b"1"),
+    ]
+    good_ts = datetime(2025, 2, 1, tzinfo=UTC)
+    pub.publish("wattwatch/ok", own_json("ok", good_ts, 1.0))
+    for topic, payload in bad[:4]:
+        pub.publish(topic, payload)
+    pub.close()
+    wait_until(lambda: ingestor.totals.messages == 5)
+    conn.commit()
+    rows = conn.execute("SELECT topic, payload, reason FROM dead_letters ORDER BY id").fetchall()
+    assert [bytes(r[1]) for r in rows] == [p for _, p in bad[:4]]
+    assert all(r[2] for r in rows)
+    assert "exceeds" in rows[3][2]
+    assert count(conn, "readings") == 1
+
+
+def test_grid_voltage_outside_en50160_is_an_anomaly_at_ingest(
+    ingestor: Ingestor,
+    broker,
+    conn: psycopg.Connection,  # type: ignore[no-untyped-def]
+) -> None:
+    pub = Publisher(broker.url, client_id=f"pub-{next(_ids)}")
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    for i, volts in enumerate([231.0, 190.0, 185.0, 232.0]):
+        payload = json.dumps({"device": "feeder-1", "ts": (t0 + timedelta(minutes=i)).isoformat(),
+                              "readings": [{"channel": "u1", "value": volts, "unit": "V",
+                                            "quantity": "grid_voltage"}]}).encode()  # fmt: skip
+        pub.publish("wattwatch/feeder-1", payload)
+    pub.close()
+    wait_until(lambda: ingestor.totals.messages == 4)
+    conn.commit()
+    rows = conn.execute("SELECT kind, start_ts, end_ts, observed, source FROM anomalies").fetchall()
+    assert len(rows) == 1  # two consecutive low readings are one event
+    kind, start, end, observed, source = rows[0]
+    assert (kind, source) == ("voltage_low", "ingest")
+    assert start == t0 + timedelta(minutes=1)
+    assert end == t0 + timedelta(minutes=2)
+    assert observed == 185.0

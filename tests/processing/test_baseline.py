@@ -1,0 +1,97 @@
+"""Hour-of-week baseline: the closed form equals np.nanmedian; robust z and the scan."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from processing.baseline import (
+    baseline_scan,
+    fit_heating_slope,
+    hour_of_week_baseline,
+    median_at,
+    robust_z,
+)
+
+W = 168
+
+
+def _reference(x, weeks):
+    """Straightforward stacked-lag nanmedian/MAD, the definition the fast path must match."""
+    m, n = x.shape
+    lags = np.full((m, n, weeks), np.nan)
+    for k in range(weeks):
+        lag = (k + 1) * W
+        lags[:, lag:, k] = x[:, : n - lag]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(lags, axis=-1)
+        mad = np.nanmedian(np.abs(lags - med[..., None]), axis=-1)
+    few = (~np.isnan(lags)).sum(-1) < 2
+    med[few] = np.nan
+    mad[few] = np.nan
+    return med, mad
+
+
+@pytest.mark.parametrize("weeks", [2, 3, 4, 6])
+@pytest.mark.parametrize("missing", [0.0, 0.15])
+def test_fast_path_equals_nanmedian(weeks, missing):
+    rng = np.random.default_rng(weeks)
+    x = rng.gamma(2.0, 0.5, size=(13, W * 7 + 11))
+    x[rng.random(x.shape) < missing] = np.nan
+    med, mad = hour_of_week_baseline(x, weeks=weeks, block_meters=4)
+    ref_med, ref_mad = _reference(x, weeks)
+    assert_allclose(med, ref_med, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert_allclose(mad, ref_mad, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_first_weeks_and_sparse_points():
+    x = np.arange(W * 6, dtype=float)[None, :]
+    med, _ = hour_of_week_baseline(x)
+    assert np.isnan(med[0, : 2 * W]).all()  # fewer than 2 trailing weeks
+    assert_allclose(med[0, 2 * W], (0 + W) / 2)
+    assert_allclose(med[0, 5 * W + 3], 3 * W + 3 - W / 2)  # median of lags 1..4 weeks
+    cols = np.array([2 * W, 5 * W + 3])
+    assert_allclose(median_at(x, [0, 0], cols), med[0, cols])
+
+
+def test_robust_z_and_scan_agree():
+    rng = np.random.default_rng(1)
+    x = rng.normal(10.0, 1.0, size=(5, W * 8))
+    med, mad = hour_of_week_baseline(x)
+    z = robust_z(x, med, mad, floor=0.01, rel_floor=0.05)
+    scan = baseline_scan(x, floor=0.01, rel_floor=0.05, block_meters=2)
+    assert_allclose(scan.z, z, equal_nan=True, rtol=1e-12)
+    # Daily residual of the full days after the warm-up equals the sum of x − median.
+    day = 40
+    sl = slice(day * 24, (day + 1) * 24)
+    assert_allclose(scan.daily_residual[:, day], (x[:, sl] - med[:, sl]).sum(axis=1))
+
+
+def test_spike_of_eight_sigma_stands_out():
+    rng = np.random.default_rng(2)
+    x = rng.normal(1.0, 0.1, size=(20, W * 10))
+    x[7, W * 8 + 5] += 0.8  # 8 σ
+    z = baseline_scan(x).z
+    assert z[7, W * 8 + 5] > 5
+    assert np.nanargmax(z[7]) == W * 8 + 5
+
+
+def test_temperature_term_explains_cold_snap():
+    rng = np.random.default_rng(3)
+    n = W * 8
+    dh = np.clip(rng.normal(5.0, 3.0, n), 0, None)  # degree-hours per step [K·h]
+    x = 0.5 + 0.2 * dh[None, :] + rng.normal(0, 0.02, (3, n))
+    slope = fit_heating_slope(x, dh)
+    assert_allclose(slope, 0.2, rtol=0.1)
+    plain = baseline_scan(x).z
+    adjusted = baseline_scan(x, degree_hours=dh, heating_slope=slope).z
+    assert np.nanstd(adjusted) < 0.5 * np.nanstd(plain)
+
+
+def test_errors_name_the_argument():
+    with pytest.raises(ValueError, match="weeks"):
+        hour_of_week_baseline(np.ones((1, 10)), weeks=1)
+    with pytest.raises(ValueError, match="heating_slope"):
+        baseline_scan(np.ones((1, W * 3)), degree_hours=np.ones(W * 3))
