@@ -51,8 +51,13 @@ def naive_thermal_seconds_per_building(subset: int, days: int, seed: int) -> flo
             row[k] = p
             ti, tm = fi + bd[0][1] * p, fm + bd[1][1] * p
     elapsed = time.perf_counter() - start
-    vec = simulate_thermal(stock.rc, outdoor_temp_c=weather.temp_c, gains_w=gains,
-                           setpoint_c=setpoint, heating_max_w=stock.heating_max_w)
+    vec = simulate_thermal(
+        stock.rc,
+        outdoor_temp_c=weather.temp_c,
+        gains_w=gains,
+        setpoint_c=setpoint,
+        heating_max_w=stock.heating_max_w,
+    )
     np.testing.assert_allclose(vec.heating_w, heat, rtol=1e-4, atol=1e-2)  # same model
     return elapsed / subset
 
@@ -75,33 +80,49 @@ def main() -> None:
         cpu = time.process_time() - cpu0
         thermal = city.timings_s["thermal"]
         naive = per_building * n
-        rows.append({
-            "buildings": n,
-            "days": args.days,
-            "seconds": round(seconds, 3),
-            "cpu_seconds": round(cpu, 3),
-            "building_hours_per_s": round(n * args.days * 24 / seconds),
-            "meters": len(city.meters),
-            "readings": int(city.meters.values.size + city.grid.values.size),
-            "stage_seconds": {k: round(v, 3) for k, v in city.timings_s.items()},
-            "thermal_seconds": round(thermal, 3),
-            "naive_thermal_seconds_extrapolated": round(naive, 1),
-            "thermal_speedup_vs_naive": round(naive / thermal, 1),
-        })
+        rows.append(
+            {
+                "buildings": n,
+                "days": args.days,
+                "seconds": round(seconds, 3),
+                "cpu_seconds": round(cpu, 3),
+                "building_hours_per_s": round(n * args.days * 24 / seconds),
+                "meters": len(city.meters),
+                "readings": int(city.meters.values.size + city.grid.values.size),
+                "stage_seconds": {k: round(v, 3) for k, v in city.timings_s.items()},
+                "thermal_seconds": round(thermal, 3),
+                "naive_thermal_seconds_extrapolated": round(naive, 1),
+                "thermal_speedup_vs_naive": round(naive / thermal, 1),
+            }
+        )
         del city
 
-    print(f"{'buildings':>9} {'seconds':>8} {'cpu s':>7} {'bldg-h/s':>11} {'thermal s':>9} "
-          f"{'naive thermal s':>15} {'speedup':>8}")
+    print(
+        f"{'buildings':>9} {'seconds':>8} {'cpu s':>7} {'bldg-h/s':>11} {'thermal s':>9} "
+        f"{'naive thermal s':>15} {'speedup':>8}"
+    )
     for r in rows:
-        print(f"{r['buildings']:>9} {r['seconds']:>8.2f} {r['cpu_seconds']:>7.2f} "
-              f"{r['building_hours_per_s']:>11,} {r['thermal_seconds']:>9.2f} "
-              f"{r['naive_thermal_seconds_extrapolated']:>15.1f} "
-              f"{r['thermal_speedup_vs_naive']:>7.1f}×")
+        print(
+            f"{r['buildings']:>9} {r['seconds']:>8.2f} {r['cpu_seconds']:>7.2f} "
+            f"{r['building_hours_per_s']:>11,} {r['thermal_seconds']:>9.2f} "
+            f"{r['naive_thermal_seconds_extrapolated']:>15.1f} "
+            f"{r['thermal_speedup_vs_naive']:>7.1f}×"
+        )
     result = {
         "benchmark": "simulate_city",
-        "command": "python -m bench.simulate " + " ".join(
-            ["--sizes", *map(str, args.sizes), "--days", str(args.days),
-             "--naive-subset", str(args.naive_subset), "--seed", str(args.seed)]),
+        "command": "python -m bench.simulate "
+        + " ".join(
+            [
+                "--sizes",
+                *map(str, args.sizes),
+                "--days",
+                str(args.days),
+                "--naive-subset",
+                str(args.naive_subset),
+                "--seed",
+                str(args.seed),
+            ]
+        ),
         "naive_subset_buildings": args.naive_subset,
         "naive_thermal_seconds_per_building": round(per_building, 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

@@ -29,7 +29,7 @@ from storage.anomalies import record_point_anomalies
 from storage.database import connect, is_transient
 from storage.dead_letters import write_dead_letters
 from storage.readings import write_readings
-from wattwatch.errors import TransientStorageError
+from wattwatch.errors import StackError, TransientStorageError
 from wattwatch.logs import setup_logging
 from wattwatch.settings import Settings
 from wattwatch.stack.stack import Stack
@@ -218,7 +218,13 @@ def run_ingest(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if settings.ingest_metrics_port:
-        start_http_server(
-            settings.ingest_metrics_port, addr="127.0.0.1", registry=ingestor.metrics.registry
-        )
+        try:
+            start_http_server(
+                settings.ingest_metrics_port, addr="127.0.0.1", registry=ingestor.metrics.registry
+            )
+        except OSError as exc:
+            raise StackError(
+                f"WATTWATCH_INGEST_METRICS_PORT: cannot serve metrics on "
+                f"{settings.ingest_metrics_port}: {exc.strerror or exc}"
+            ) from None
     ingestor.run()

@@ -92,8 +92,14 @@ class AnomalyLabels:
 
     @classmethod
     def build(
-        cls, *, meter: npt.ArrayLike, kind: npt.ArrayLike, magnitude: npt.ArrayLike,
-        start_step: npt.ArrayLike, stop_step: npt.ArrayLike, ts: npt.ArrayLike,
+        cls,
+        *,
+        meter: npt.ArrayLike,
+        kind: npt.ArrayLike,
+        magnitude: npt.ArrayLike,
+        start_step: npt.ArrayLike,
+        stop_step: npt.ArrayLike,
+        ts: npt.ArrayLike,
     ) -> AnomalyLabels:
         """Labels from step ranges on the time axis ``ts``; rows sorted by (meter, start)."""
         t = np.asarray(ts, dtype="datetime64[s]")
@@ -166,9 +172,7 @@ def default_eligibility(
         elif kind in _HEATING_KINDS:
             cols.append(heat)
         else:
-            cols.append(
-                np.where(temp, kind in _TEMPERATURE_KINDS, kind in _ENERGY_KINDS)
-            )
+            cols.append(np.where(temp, kind in _TEMPERATURE_KINDS, kind in _ENERGY_KINDS))
     return np.stack(cols, axis=1)
 
 
@@ -242,12 +246,14 @@ def inject_anomalies(
         raise ValueError(f"rate_per_year: must be ≥ 0, got {rate_per_year}")
     weights = _mix_weights(mix)
     is_temp = (
-        np.zeros(n_meters, dtype=bool) if temperature is None
+        np.zeros(n_meters, dtype=bool)
+        if temperature is None
         else np.broadcast_to(np.asarray(temperature, dtype=bool), (n_meters,))
     )
     allowed = (
         default_eligibility(temperature=is_temp, heating=False, cumulative=False)
-        if eligible is None else np.asarray(eligible, dtype=bool)
+        if eligible is None
+        else np.asarray(eligible, dtype=bool)
     )
     if allowed.shape != (n_meters, len(KINDS)):
         raise ValueError(
@@ -256,21 +262,40 @@ def inject_anomalies(
     hour, weekday = paris_local_time(t)
     step_h = float((t[1] - t[0]).astype(np.int64)) / 3600.0 if steps > 1 else 1.0
     row, kind_idx, start, length = _draw_events(
-        rng, allowed * weights, steps, step_h=step_h, rate_per_year=rate_per_year,
-        hour=hour, weekday=weekday,
+        rng,
+        allowed * weights,
+        steps,
+        step_h=step_h,
+        rate_per_year=rate_per_year,
+        hour=hour,
+        weekday=weekday,
     )
     magnitude = _draw_magnitudes(rng, kind_idx, is_temp[row])
     heating_hours = (
-        np.ones(steps, dtype=bool) if outdoor_temp_c is None
+        np.ones(steps, dtype=bool)
+        if outdoor_temp_c is None
         else np.asarray(outdoor_temp_c, dtype=np.float64) < 15.0
     )
-    _apply(out, row=row, kind_idx=kind_idx, start=start, length=length, magnitude=magnitude,
-           level=_levels(out, row, is_temp), is_temp=is_temp, hour=hour,
-           heating_hours=heating_hours)
+    _apply(
+        out,
+        row=row,
+        kind_idx=kind_idx,
+        start=start,
+        length=length,
+        magnitude=magnitude,
+        level=_levels(out, row, is_temp),
+        is_temp=is_temp,
+        hour=hour,
+        heating_hours=heating_hours,
+    )
 
     labels = AnomalyLabels.build(
-        meter=row, kind=np.asarray(KINDS)[kind_idx], magnitude=magnitude,
-        start_step=start, stop_step=start + length, ts=t,
+        meter=row,
+        kind=np.asarray(KINDS)[kind_idx],
+        magnitude=magnitude,
+        start_step=start,
+        stop_step=start + length,
+        ts=t,
     )
     return out, labels
 
@@ -306,7 +331,11 @@ def _draw_events(
     total = w.sum(axis=1)
     keep = total > 0
     row, slot_start, slot_len, w, total = (
-        row[keep], slot_start[keep], slot_len[keep], w[keep], total[keep]
+        row[keep],
+        slot_start[keep],
+        slot_len[keep],
+        w[keep],
+        total[keep],
     )
     u = rng.random(row.size) * total
     kind_idx = np.minimum((np.cumsum(w, axis=1) <= u[:, None]).sum(axis=1), len(KINDS) - 1)
@@ -319,9 +348,7 @@ def _draw_events(
     if np.any(holiday):
         sat = _next_saturday_midnight(hour, weekday)[slot_start[holiday]]
         start[holiday] = sat
-        length[holiday] = np.minimum(
-            length[holiday], slot_start[holiday] + slot_len[holiday] - sat
-        )
+        length[holiday] = np.minimum(length[holiday], slot_start[holiday] + slot_len[holiday] - sat)
     ok = length > 0
     return row[ok], kind_idx[ok].astype(np.int64), start[ok], length[ok]
 
@@ -392,8 +419,7 @@ def _apply(
     steps = out.shape[1]
     dtype = out.dtype
     flat = out.reshape(-1)  # a view: out is contiguous
-    ops = {"heating_at_night": _night, "heating_on_holiday": _daytime,
-           "baseload_increase": _always}
+    ops = {"heating_at_night": _night, "heating_on_holiday": _daytime, "baseload_increase": _always}
     for name in KINDS:
         sel = np.flatnonzero(kind_idx == KINDS.index(name))
         if sel.size == 0 or name == "counter_reset":

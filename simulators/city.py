@@ -42,8 +42,15 @@ Float32Array = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
 QUANTITIES: Final = (
-    "heat", "gas", "electricity", "indoor_temperature", "outdoor_temperature",
-    "grid_voltage", "grid_frequency", "grid_load", "pv",
+    "heat",
+    "gas",
+    "electricity",
+    "indoor_temperature",
+    "outdoor_temperature",
+    "grid_voltage",
+    "grid_frequency",
+    "grid_load",
+    "pv",
 )
 UNITS: Final = ("kWh", "W", "degC", "V", "Hz", "pu")
 HEATING_SEASON_MONTHS: Final = (10, 11, 12, 1, 2, 3, 4)
@@ -219,8 +226,9 @@ def building_truth(
         mask = stock.carrier == carrier
         if np.any(mask):
             label[mask] = label_from_final_energy(final[mask], carrier, on)
-    metered_as_heat = np.isin(stock.carrier, [k for k, q in HEATING_METER_QUANTITY.items()
-                                              if q == "heat"])
+    metered_as_heat = np.isin(
+        stock.carrier, [k for k, q in HEATING_METER_QUANTITY.items() if q == "heat"]
+    )
     return BuildingTruth(
         hlc_w_per_k=hlc.copy(),
         tau_h=stock.tau_h.copy(),
@@ -287,8 +295,12 @@ def simulate_city(
     Internal gains = occupants (per use and hour) + 80 % of non-heating electricity; solar
     gains = aperture × GHI.
     """
-    _check_arguments(buildings=buildings, grid_feeders=grid_feeders,
-                     indoor_sensor_share=indoor_sensor_share, anomaly_mix=anomaly_mix)
+    _check_arguments(
+        buildings=buildings,
+        grid_feeders=grid_feeders,
+        indoor_sensor_share=indoor_sensor_share,
+        anomaly_mix=anomaly_mix,
+    )
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -307,26 +319,33 @@ def simulate_city(
     hour, weekday = paris_local_time(weather.ts)
     lap("weather_stock")
 
-    appliances, gains = _appliances_and_gains(stock, weather, hour=hour, weekday=weekday,
-                                              rng=rng_elec)
+    appliances, gains = _appliances_and_gains(
+        stock, weather, hour=hour, weekday=weekday, rng=rng_elec
+    )
     setpoint = setpoint_schedule(stock, hour, weekday)
     lap("electricity_gains")
 
     thermal = simulate_thermal(
-        stock.rc, outdoor_temp_c=weather.temp_c, gains_w=gains, setpoint_c=setpoint,
+        stock.rc,
+        outdoor_temp_c=weather.temp_c,
+        gains_w=gains,
+        setpoint_c=setpoint,
         heating_max_w=stock.heating_max_w,
     )
     lap("thermal")
 
-    truth = _run_truth(stock, weather, gains=gains, setpoint=setpoint,
-                       heating_w=thermal.heating_w)
+    truth = _run_truth(stock, weather, gains=gains, setpoint=setpoint, heating_w=thermal.heating_w)
     del gains, setpoint
     lap("truth")
 
     electricity_w = transpose_copy(appliances.T)  # building-major from here on
     del appliances
     el_idx, fuel_idx, fuel_quantity, fuel_kwh = _final_energy(
-        stock, thermal.heating_w, electricity_w, hour=hour, weekday=weekday,
+        stock,
+        thermal.heating_w,
+        electricity_w,
+        hour=hour,
+        weekday=weekday,
         outdoor_temp_c=weather.temp_c,
     )
     lap("final_energy")
@@ -334,31 +353,49 @@ def simulate_city(
     sensor_idx = np.flatnonzero(rng_sensor.random(n) < indoor_sensor_share)
     clean = np.empty((n + fuel_idx.size + sensor_idx.size + 1, steps), dtype=np.float32)
     np.multiply(electricity_w, np.float32(1e-3), out=clean[:n])
-    clean[n:n + fuel_idx.size] = fuel_kwh
+    clean[n : n + fuel_idx.size] = fuel_kwh
     del fuel_kwh
-    clean[n + fuel_idx.size:-1] = thermal.indoor_temp_c[sensor_idx]
+    clean[n + fuel_idx.size : -1] = thermal.indoor_temp_c[sensor_idx]
     clean[-1] = weather.temp_c
     building, quantity, is_temp, heating_meter = _hourly_table(
         n, el_idx=el_idx, fuel_idx=fuel_idx, fuel_quantity=fuel_quantity, sensor_idx=sensor_idx
     )
     ts_end = np.asarray(weather.ts + np.timedelta64(3600, "s"), dtype="datetime64[s]")
     dirty, labels = inject_anomalies(
-        clean, ts_end, rng=rng_anom, rate_per_year=anomaly_rate, mix=anomaly_mix,
-        eligible=default_eligibility(temperature=is_temp, heating=heating_meter,
-                                     cumulative=~is_temp),
-        temperature=is_temp, outdoor_temp_c=weather.temp_c,
+        clean,
+        ts_end,
+        rng=rng_anom,
+        rate_per_year=anomaly_rate,
+        mix=anomaly_mix,
+        eligible=default_eligibility(
+            temperature=is_temp, heating=heating_meter, cumulative=~is_temp
+        ),
+        temperature=is_temp,
+        outdoor_temp_c=weather.temp_c,
     )
     lap("anomalies")
-    values, jitter = _observe(clean, dirty, labels, quantity=quantity,
-                              m_energy=n + fuel_idx.size, rng_meter=rng_meter,
-                              rng_sensor=rng_sensor)
+    values, jitter = _observe(
+        clean,
+        dirty,
+        labels,
+        quantity=quantity,
+        m_energy=n + fuel_idx.size,
+        rng_meter=rng_meter,
+        rng_sensor=rng_sensor,
+    )
     del clean, dirty
     meter_id = _ids("b", building, 6, quantity)
     meter_id[-1] = "station-outdoor_temperature"
     meters = MeterSeries(
-        meter_id=meter_id, building=building, feeder=np.full(building.size, -1, dtype=np.int64),
-        quantity=quantity, unit=np.where(is_temp, "degC", "kWh").astype("<U8"),
-        cumulative=~is_temp, ts=ts_end, values=values, jitter_s=jitter,
+        meter_id=meter_id,
+        building=building,
+        feeder=np.full(building.size, -1, dtype=np.int64),
+        quantity=quantity,
+        unit=np.where(is_temp, "degC", "kWh").astype("<U8"),
+        cumulative=~is_temp,
+        ts=ts_end,
+        values=values,
+        jitter_s=jitter,
     )
     lap("meters")
 
@@ -394,8 +431,9 @@ def simulate_city(
     )
 
 
-def _ids(prefix: str, index: IntArray, width: int, quantity: npt.NDArray[np.str_]
-         ) -> npt.NDArray[np.str_]:
+def _ids(
+    prefix: str, index: IntArray, width: int, quantity: npt.NDArray[np.str_]
+) -> npt.NDArray[np.str_]:
     """Meter ids such as ``b000042-gas``."""
     head = np.char.add(prefix, np.char.zfill(index.astype("<U12"), width))
     return np.asarray(np.char.add(np.char.add(head, "-"), quantity), dtype="<U40")
@@ -423,8 +461,12 @@ def _observe(
     start_index = rng_meter.uniform(0.0, 50_000.0, m_energy)
     resets = labels.select((labels.kind == "counter_reset") & (labels.meter < m_energy))
     cumulative_index(
-        energy_dirty, resolution_kwh=resolution, start_kwh=start_index,
-        reset_rows=resets.meter, reset_steps=resets.start_step, jitter_s=jitter[:m_energy],
+        energy_dirty,
+        resolution_kwh=resolution,
+        start_kwh=start_index,
+        reset_rows=resets.meter,
+        reset_steps=resets.start_step,
+        jitter_s=jitter[:m_energy],
         out=values[:m_energy],
     )
     np.copyto(values[:m_energy], np.nan, where=gap)
@@ -445,8 +487,11 @@ def _grid(
     onehot[feeder, np.arange(n)] = 1.0
     kwp = onehot.sum(axis=1) * _PV_KWP_PER_BUILDING * rng.uniform(0.5, 1.5, feeders)
     series = simulate_grid(
-        ts=weather.ts, feeder_load_w=onehot @ electricity_w, pv_kwp=kwp,
-        ghi_w_m2=weather.ghi_w_m2, rng=rng,
+        ts=weather.ts,
+        feeder_load_w=onehot @ electricity_w,
+        pv_kwp=kwp,
+        ghi_w_m2=weather.ghi_w_m2,
+        rng=rng,
     )
     q_idx = np.repeat(np.arange(len(GRID_QUANTITIES)), feeders)
     g_feeder = np.tile(np.arange(feeders), len(GRID_QUANTITIES)).astype(np.int64)
@@ -480,19 +525,23 @@ def _final_energy(
     Hot water rides on the heating carrier; electrically heated buildings have an electric
     water heater (see ``building_truth``).
     """
-    dhw = hot_water_heat_w(use=stock.use, dhw_kwh_per_yr=stock.dhw_kwh_per_yr,
-                           local_hour=hour, weekday=weekday)
+    dhw = hot_water_heat_w(
+        use=stock.use, dhw_kwh_per_yr=stock.dhw_kwh_per_yr, local_hour=hour, weekday=weekday
+    )
     electric = np.isin(stock.carrier, _ELECTRIC)
     el_idx = np.flatnonzero(electric)
     if el_idx.size:
         heat_el_kwh = heating_final_energy_kwh(
-            heating_w[el_idx], carrier=stock.carrier[el_idx],
-            efficiency=stock.efficiency[el_idx], outdoor_temp_c=outdoor_temp_c,
+            heating_w[el_idx],
+            carrier=stock.carrier[el_idx],
+            efficiency=stock.efficiency[el_idx],
+            outdoor_temp_c=outdoor_temp_c,
         )
         electricity_w[el_idx] += heat_el_kwh * np.float32(1000.0) + dhw[el_idx]
     fuel_idx = np.flatnonzero(~electric)
-    fuel_quantity = np.asarray([HEATING_METER_QUANTITY[c] for c in stock.carrier[fuel_idx]],
-                               dtype="<U20")
+    fuel_quantity = np.asarray(
+        [HEATING_METER_QUANTITY[c] for c in stock.carrier[fuel_idx]], dtype="<U20"
+    )
     fuel_kwh = heating_w[fuel_idx] + dhw[fuel_idx]
     fuel_kwh *= np.float32(1e-3)
     gas_rows = np.flatnonzero(fuel_quantity == "gas")
@@ -501,7 +550,11 @@ def _final_energy(
 
 
 def _hourly_table(
-    n: int, *, el_idx: IntArray, fuel_idx: IntArray, fuel_quantity: npt.NDArray[np.str_],
+    n: int,
+    *,
+    el_idx: IntArray,
+    fuel_idx: IntArray,
+    fuel_quantity: npt.NDArray[np.str_],
     sensor_idx: IntArray,
 ) -> tuple[IntArray, npt.NDArray[np.str_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Building, quantity, temperature flag and heating flag of each hourly meter row.
@@ -509,10 +562,14 @@ def _hourly_table(
     Row order: electricity of every building, fuel/heat meters, indoor sensors, station.
     """
     building = np.concatenate([np.arange(n), fuel_idx, sensor_idx, [-1]]).astype(np.int64)
-    quantity = np.concatenate([
-        np.full(n, "electricity"), fuel_quantity, np.full(sensor_idx.size, "indoor_temperature"),
-        ["outdoor_temperature"],
-    ]).astype("<U20")
+    quantity = np.concatenate(
+        [
+            np.full(n, "electricity"),
+            fuel_quantity,
+            np.full(sensor_idx.size, "indoor_temperature"),
+            ["outdoor_temperature"],
+        ]
+    ).astype("<U20")
     m_energy = n + fuel_idx.size
     is_temp = np.arange(building.size) >= m_energy
     heating_meter = np.zeros(building.size, dtype=bool)
@@ -522,7 +579,11 @@ def _hourly_table(
 
 
 def _appliances_and_gains(
-    stock: BuildingStock, weather: Weather, *, hour: IntArray, weekday: IntArray,
+    stock: BuildingStock,
+    weather: Weather,
+    *,
+    hour: IntArray,
+    weekday: IntArray,
     rng: np.random.Generator,
 ) -> tuple[Float32Array, Float32Array]:
     """Non-heating electricity and free gains (occupants + 80 % of it + solar) [W].
@@ -531,8 +592,13 @@ def _appliances_and_gains(
     """
     doy = (weather.ts - weather.ts.astype("datetime64[Y]")).astype(np.int64) / 86400.0
     appliances = simulate_electricity(
-        use=stock.use, base_load_w=stock.base_load_w, peak_load_w=stock.peak_load_w,
-        local_hour=hour, weekday=weekday, day_of_year=doy, rng=rng,
+        use=stock.use,
+        base_load_w=stock.base_load_w,
+        peak_load_w=stock.peak_load_w,
+        local_hour=hour,
+        weekday=weekday,
+        day_of_year=doy,
+        rng=rng,
     )
     gains = presence(stock.use, hour, weekday)
     gains *= (stock.occupant_gain_w_per_m2 * stock.floor_area_m2).astype(np.float32)[:, None]
@@ -545,7 +611,10 @@ def _appliances_and_gains(
 
 
 def _check_arguments(
-    *, buildings: int, grid_feeders: int, indoor_sensor_share: float,
+    *,
+    buildings: int,
+    grid_feeders: int,
+    indoor_sensor_share: float,
     anomaly_mix: Mapping[str, float] | None,
 ) -> None:
     if buildings < 1:
@@ -559,7 +628,11 @@ def _check_arguments(
 
 
 def _run_truth(
-    stock: BuildingStock, weather: Weather, *, gains: Float32Array, setpoint: Float32Array,
+    stock: BuildingStock,
+    weather: Weather,
+    *,
+    gains: Float32Array,
+    setpoint: Float32Array,
     heating_w: Float32Array,
 ) -> BuildingTruth:
     """Ground truth with gains averaged over the heating-season hours of the run."""

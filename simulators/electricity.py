@@ -25,36 +25,114 @@ def _occupied(
 
 
 _HOUSEHOLD_WEEKDAY: Final = np.array(
-    [.08, .06, .05, .05, .05, .08, .30, .60, .45, .25, .20, .22,
-     .30, .25, .20, .22, .30, .55, .85, 1.0, .95, .80, .50, .20]
+    [
+        0.08,
+        0.06,
+        0.05,
+        0.05,
+        0.05,
+        0.08,
+        0.30,
+        0.60,
+        0.45,
+        0.25,
+        0.20,
+        0.22,
+        0.30,
+        0.25,
+        0.20,
+        0.22,
+        0.30,
+        0.55,
+        0.85,
+        1.0,
+        0.95,
+        0.80,
+        0.50,
+        0.20,
+    ]
 )
 _HOUSEHOLD_WEEKEND: Final = np.array(
-    [.12, .08, .06, .05, .05, .05, .10, .25, .45, .55, .50, .55,
-     .65, .55, .45, .45, .50, .65, .90, 1.0, .95, .80, .55, .25]
+    [
+        0.12,
+        0.08,
+        0.06,
+        0.05,
+        0.05,
+        0.05,
+        0.10,
+        0.25,
+        0.45,
+        0.55,
+        0.50,
+        0.55,
+        0.65,
+        0.55,
+        0.45,
+        0.45,
+        0.50,
+        0.65,
+        0.90,
+        1.0,
+        0.95,
+        0.80,
+        0.55,
+        0.25,
+    ]
 )
-_APPLIANCE: Final = np.stack([
-    np.stack([_HOUSEHOLD_WEEKDAY, _HOUSEHOLD_WEEKEND]),
-    np.stack([_occupied(7, 17, 1.0, 0.02), np.full(24, 0.02)]),  # school
-    np.stack([_occupied(7, 19, 1.0, 0.05), np.full(24, 0.05)]),  # office
-    np.stack([_occupied(7, 22, 0.9, 0.05), _occupied(8, 20, 0.8, 0.05)]),  # gym
-    np.stack([_occupied(8, 18, 1.0, 0.05), np.full(24, 0.05)]),  # town hall
-    np.stack([_occupied(9, 19, 1.0, 0.05), _occupied(9, 18, 0.8, 0.05)]),  # library
-])
-_PRESENCE: Final = np.stack([
-    np.stack([
-        np.where((_H >= 8) & (_H < 17), 0.4, 1.0),
-        np.where((_H >= 10) & (_H < 17), 0.7, 1.0),
-    ]),
-    np.stack([_occupied(8, 16), np.zeros(24)]),
-    np.stack([_occupied(8, 18, 0.8), np.zeros(24)]),
-    np.stack([_occupied(7, 22, 0.6), _occupied(8, 20, 0.6)]),
-    np.stack([_occupied(8, 18, 0.7), np.zeros(24)]),
-    np.stack([_occupied(9, 19, 0.6), _occupied(9, 18, 0.6)]),
-])
+_APPLIANCE: Final = np.stack(
+    [
+        np.stack([_HOUSEHOLD_WEEKDAY, _HOUSEHOLD_WEEKEND]),
+        np.stack([_occupied(7, 17, 1.0, 0.02), np.full(24, 0.02)]),  # school
+        np.stack([_occupied(7, 19, 1.0, 0.05), np.full(24, 0.05)]),  # office
+        np.stack([_occupied(7, 22, 0.9, 0.05), _occupied(8, 20, 0.8, 0.05)]),  # gym
+        np.stack([_occupied(8, 18, 1.0, 0.05), np.full(24, 0.05)]),  # town hall
+        np.stack([_occupied(9, 19, 1.0, 0.05), _occupied(9, 18, 0.8, 0.05)]),  # library
+    ]
+)
+_PRESENCE: Final = np.stack(
+    [
+        np.stack(
+            [
+                np.where((_H >= 8) & (_H < 17), 0.4, 1.0),
+                np.where((_H >= 10) & (_H < 17), 0.7, 1.0),
+            ]
+        ),
+        np.stack([_occupied(8, 16), np.zeros(24)]),
+        np.stack([_occupied(8, 18, 0.8), np.zeros(24)]),
+        np.stack([_occupied(7, 22, 0.6), _occupied(8, 20, 0.6)]),
+        np.stack([_occupied(8, 18, 0.7), np.zeros(24)]),
+        np.stack([_occupied(9, 19, 0.6), _occupied(9, 18, 0.6)]),
+    ]
+)
 # Domestic hot water draw shape (weekday/weekend alike), normalised to a mean of 1.
 _DHW_HOUSEHOLD: Final = np.array(
-    [.1, .05, .05, .05, .1, .3, 1.8, 3.0, 2.0, 1.0, .6, .6,
-     .9, .7, .5, .5, .6, .9, 1.6, 2.2, 1.9, 1.4, .8, .3]
+    [
+        0.1,
+        0.05,
+        0.05,
+        0.05,
+        0.1,
+        0.3,
+        1.8,
+        3.0,
+        2.0,
+        1.0,
+        0.6,
+        0.6,
+        0.9,
+        0.7,
+        0.5,
+        0.5,
+        0.6,
+        0.9,
+        1.6,
+        2.2,
+        1.9,
+        1.4,
+        0.8,
+        0.3,
+    ]
 )
 
 
@@ -87,16 +165,16 @@ def use_index(use: npt.ArrayLike) -> npt.NDArray[np.int64]:
     return codes[inverse.reshape(-1)]
 
 
-def _table(profiles: npt.NDArray[np.float64], local_hour: npt.ArrayLike, weekday: npt.ArrayLike
-           ) -> Float32Array:
+def _table(
+    profiles: npt.NDArray[np.float64], local_hour: npt.ArrayLike, weekday: npt.ArrayLike
+) -> Float32Array:
     """(uses, T) series from (uses, 2, 24) profiles and local hour/weekday arrays of length T."""
     h = np.asarray(local_hour, dtype=np.int64)
     weekend = (np.asarray(weekday, dtype=np.int64) >= 5).astype(np.int64)
     return profiles[:, weekend, h].astype(np.float32)
 
 
-def presence(use: npt.ArrayLike, local_hour: npt.ArrayLike, weekday: npt.ArrayLike
-             ) -> Float32Array:
+def presence(use: npt.ArrayLike, local_hour: npt.ArrayLike, weekday: npt.ArrayLike) -> Float32Array:
     """Share of peak occupancy present, shape (n, T), time-major memory [0–1]."""
     return _table(_PRESENCE, local_hour, weekday).T[:, use_index(use)].T
 
@@ -159,7 +237,10 @@ def simulate_electricity(
 
 
 def hot_water_heat_w(
-    *, use: npt.ArrayLike, dhw_kwh_per_yr: npt.ArrayLike, local_hour: npt.ArrayLike,
+    *,
+    use: npt.ArrayLike,
+    dhw_kwh_per_yr: npt.ArrayLike,
+    local_hour: npt.ArrayLike,
     weekday: npt.ArrayLike,
 ) -> Float32Array:
     """Hourly domestic hot-water heat demand, shape (n, T), float32 [W].

@@ -135,9 +135,7 @@ def simulate_grid(
 
     over = kind[ev] == 3
     load_pu[row[ev][over], steps_i[over]] = level[ev][over]
-    voltage = NOMINAL_VOLTAGE_V * (1.025 - 0.06 * load_pu) + 0.6 * rng.standard_normal(
-        (n_f, steps)
-    )
+    voltage = NOMINAL_VOLTAGE_V * (1.025 - 0.06 * load_pu) + 0.6 * rng.standard_normal((n_f, steps))
     vsel = kind[ev] <= 1
     voltage[row[ev][vsel], steps_i[vsel]] = NOMINAL_VOLTAGE_V * level[ev][vsel]
     fsel = kind[ev] == 2
@@ -178,8 +176,7 @@ def _draw_events(
     slot = 86400 // STEP_S
     local_kinds = np.asarray([0, 1, 3])
     prob = min(1.0, local_kinds.size * events_per_year / 365.0)
-    row, slot_start, slot_len = place_events(rng, feeders, steps, slot_steps=slot,
-                                             probability=prob)
+    row, slot_start, slot_len = place_events(rng, feeders, steps, slot_steps=slot, probability=prob)
     kind = local_kinds[rng.integers(0, local_kinds.size, row.size)]
     # System-wide frequency excursions: at most one per day, seen on every feeder.
     _, f_start, f_len = place_events(
@@ -202,5 +199,10 @@ def _draw_events(
         ],
         default=rng.uniform(1.05, 1.4, row.size),
     )
-    return (row.astype(np.int64), kind.astype(np.int64), start.astype(np.int64),
-            length.astype(np.int64), np.asarray(level, dtype=np.float64))
+    return (
+        row.astype(np.int64),
+        kind.astype(np.int64),
+        start.astype(np.int64),
+        length.astype(np.int64),
+        np.asarray(level, dtype=np.float64),
+    )

@@ -244,7 +244,9 @@ def _apply_resets(idx: FloatArray, start: FloatArray, rows_: IntArray, steps_: I
 
 
 def _add_jitter(
-    idx: FloatArray, energy: npt.NDArray[np.floating], jitter: npt.NDArray[np.integer],
+    idx: FloatArray,
+    energy: npt.NDArray[np.floating],
+    jitter: npt.NDArray[np.integer],
     dt_s: float,
 ) -> None:
     """Shift each reading by its jitter: + part of the next step, or − part of the current."""

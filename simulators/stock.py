@@ -21,8 +21,14 @@ IntArray = npt.NDArray[np.int64]
 USES: Final = ("household", "school", "office", "gym", "town_hall", "library")
 _USE_SHARE: Final = (0.90, 0.04, 0.025, 0.012, 0.012, 0.011)
 # Median floor area [m²] and lognormal sigma per use.
-_AREA: Final = ((85.0, 0.35), (2500.0, 0.5), (1200.0, 0.6), (1500.0, 0.4), (1500.0, 0.5),
-                (800.0, 0.5))
+_AREA: Final = (
+    (85.0, 0.35),
+    (2500.0, 0.5),
+    (1200.0, 0.6),
+    (1500.0, 0.4),
+    (1500.0, 0.5),
+    (800.0, 0.5),
+)
 # Construction eras: first year, last year, share, median HLC per floor area [W/(m²·K)].
 _ERAS: Final = (
     (1850, 1947, 0.28, 3.0),
@@ -97,8 +103,10 @@ class BuildingStock:
     def rc(self) -> RCParameters:
         """The 2R2C parameters of every building."""
         return RCParameters(
-            ri_k_per_w=self.ri_k_per_w, re_k_per_w=self.re_k_per_w,
-            h_vent_w_per_k=self.h_vent_w_per_k, ci_j_per_k=self.ci_j_per_k,
+            ri_k_per_w=self.ri_k_per_w,
+            re_k_per_w=self.re_k_per_w,
+            h_vent_w_per_k=self.h_vent_w_per_k,
+            ci_j_per_k=self.ci_j_per_k,
             ce_j_per_k=self.ce_j_per_k,
         )
 
@@ -190,7 +198,8 @@ def draw_stock(n: int, *, rng: np.random.Generator, municipalities: int = 95) ->
     tau_med = 30.0 * (1.5 / hlc_m2) ** 0.6 * np.where(household, 1.0, 1.5)
     tau = np.clip(tau_med * np.exp(0.3 * rng.standard_normal(n)), 10.0, 150.0)
     rc = rc_parameters(
-        hlc, tau,
+        hlc,
+        tau,
         vent_fraction=rng.uniform(0.15, 0.40, n),
         ri_fraction=rng.uniform(0.05, 0.15, n),
         ci_fraction=rng.uniform(0.03, 0.08, n),

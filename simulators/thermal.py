@@ -103,8 +103,11 @@ def rc_parameters(
     if np.any(denom <= 0) or np.any(ce <= 0):
         raise ValueError("ci_fraction: too large for the requested tau_h (no positive Ce)")
     rc = RCParameters(
-        ri_k_per_w=np.asarray(ri), re_k_per_w=np.asarray(re), h_vent_w_per_k=np.asarray(hv),
-        ci_j_per_k=np.asarray(ci), ce_j_per_k=np.asarray(ce),
+        ri_k_per_w=np.asarray(ri),
+        re_k_per_w=np.asarray(re),
+        h_vent_w_per_k=np.asarray(hv),
+        ci_j_per_k=np.asarray(ci),
+        ce_j_per_k=np.asarray(ce),
     )
     lam_slow, lam_fast = eigenvalues(rc)
     if np.any(lam_fast >= lam_slow):
@@ -189,8 +192,11 @@ def discretise(rc: RCParameters, dt_s: float = 3600.0) -> DiscreteModel:
     phi1 = np.linalg.solve(a, ad - eye)
     phi2 = np.linalg.solve(a, phi1 - dt_s * eye)
     return DiscreteModel(
-        ad=ad, bd=phi1 @ b, ad_mean=np.asarray(phi1 / dt_s, dtype=np.float64),
-        bd_mean=np.asarray((phi2 @ b) / dt_s, dtype=np.float64), dt_s=float(dt_s)
+        ad=ad,
+        bd=phi1 @ b,
+        ad_mean=np.asarray(phi1 / dt_s, dtype=np.float64),
+        bd_mean=np.asarray((phi2 @ b) / dt_s, dtype=np.float64),
+        dt_s=float(dt_s),
     )
 
 
@@ -236,7 +242,7 @@ def transpose_copy(a: npt.NDArray[Any], tile: int = 512) -> npt.NDArray[Any]:
     out = np.empty((cols, rows), dtype=src.dtype)
     for j in range(0, cols, tile):  # O(size / tile²) iterations, each a vectorised block copy
         for i in range(0, rows, tile):
-            out[j:j + tile, i:i + tile] = src[i:i + tile, j:j + tile].T
+            out[j : j + tile, i : i + tile] = src[i : i + tile, j : j + tile].T
     return out
 
 
@@ -357,8 +363,10 @@ def simulate_thermal(
         setpoint[0] if indoor_start_c is None else np.asarray(indoor_start_c, np.float64),
         dtype=np.float64,
     ) * np.ones(n)
-    tm = np.array(ti if envelope_start_c is None else np.asarray(envelope_start_c, np.float64),
-                  dtype=np.float64) * np.ones(n)
+    tm = np.array(
+        ti if envelope_start_c is None else np.asarray(envelope_start_c, np.float64),
+        dtype=np.float64,
+    ) * np.ones(n)
     ti0, tm0 = ti.copy(), tm.copy()
 
     heat = np.empty((steps, n), dtype=np.float32)

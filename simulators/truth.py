@@ -18,8 +18,16 @@ from simulators.anomalies import AnomalyLabels
 from simulators.city import City, MeterSeries
 
 FILES: Final = ("buildings.csv", "meters.csv", "anomalies.csv", "grid_events.csv", "run.json")
-_LABEL_COLUMNS: Final = ("meter", "meter_id", "start", "end", "kind", "magnitude", "start_step",
-                         "stop_step")
+_LABEL_COLUMNS: Final = (
+    "meter",
+    "meter_id",
+    "start",
+    "end",
+    "kind",
+    "magnitude",
+    "start_step",
+    "stop_step",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +122,13 @@ def write_truth(city: City, folder: str | Path) -> list[Path]:
     _write_columns(out / "buildings.csv", buildings)
     m = city.meters
     meter_cols = {
-        "meter": np.arange(len(m)), "meter_id": m.meter_id, "building": m.building,
-        "feeder": m.feeder, "quantity": m.quantity, "unit": m.unit, "cumulative": m.cumulative,
+        "meter": np.arange(len(m)),
+        "meter_id": m.meter_id,
+        "building": m.building,
+        "feeder": m.feeder,
+        "quantity": m.quantity,
+        "unit": m.unit,
+        "cumulative": m.cumulative,
     }
     _write_columns(out / "meters.csv", meter_cols)
     _write_columns(out / "anomalies.csv", _label_columns(city.anomalies, city.meters))

@@ -26,8 +26,20 @@ LILLE_LON_DEG: Final = 3.06
 
 # Monthly normal air temperature [°C], Lille-Lesquin-like (Jan 3.6 … Jul 18.6).
 MONTHLY_NORMAL_C: Final = (3.6, 4.4, 7.6, 10.3, 13.8, 16.7, 18.6, 18.5, 16.0, 12.2, 7.7, 4.6)
-_MONTH_MID_DOY: Final = (15.5, 45.0, 74.5, 105.0, 135.5, 166.0, 196.5, 227.5, 258.0, 288.5, 319.0,
-                         349.5)
+_MONTH_MID_DOY: Final = (
+    15.5,
+    45.0,
+    74.5,
+    105.0,
+    135.5,
+    166.0,
+    196.5,
+    227.5,
+    258.0,
+    288.5,
+    319.0,
+    349.5,
+)
 
 DAILY_ANOMALY_SD_K: Final = 3.0  # stationary std of the day-to-day anomaly [K]
 DAILY_ANOMALY_AR1: Final = 0.75  # lag-1 autocorrelation of daily anomalies [-]
@@ -186,8 +198,9 @@ def solar_cos_zenith(ts: npt.ArrayLike, lat_deg: float, lon_deg: float) -> Float
     Cooper's declination and the hour angle from UTC plus longitude; the equation of time
     (±16 min) is ignored.
     """
-    t = np.asarray(np.asarray(ts, dtype="datetime64[s]") + np.timedelta64(1800, "s"),
-                   dtype="datetime64[s]")
+    t = np.asarray(
+        np.asarray(ts, dtype="datetime64[s]") + np.timedelta64(1800, "s"), dtype="datetime64[s]"
+    )
     doy = _day_of_year(t)
     decl = np.deg2rad(23.44) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
     solar_hour = (doy % 1.0) * 24.0 + lon_deg / 15.0

@@ -70,7 +70,10 @@ class Settings(BaseSettings):
         "wattwatch", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="MQTT shared-subscription group."
     )
     ingest_batch_size: int = Field(
-        2000, ge=1, le=60000, description="Messages per commit (also the MQTT Receive Maximum)."
+        2000,
+        ge=1,
+        le=60000,
+        description="Messages per commit; the MQTT Receive Maximum is twice this.",
     )
     ingest_flush_interval_s: float = Field(
         1.0, gt=0, le=60, description="Longest a message waits before its batch is committed [s]."
@@ -93,7 +96,7 @@ class Settings(BaseSettings):
 
     # --- processing ---------------------------------------------------------------------------
     processing_interval_min: float = Field(
-        5.0, gt=0, description="Minutes between two anomaly scans of the trailing window."
+        5.0, gt=0, description="Minutes between two runs of the processing job."
     )
     retention_days: int = Field(
         365, ge=1, description="Raw readings older than this are dropped (rollups are kept)."

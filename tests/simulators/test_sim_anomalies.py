@@ -29,9 +29,15 @@ def _clean(meters=300, temp_meters=60, seed=0):
 @pytest.fixture(scope="module")
 def injected():
     values, is_temp, eligible = _clean()
-    out, labels = inject_anomalies(values, TS, rng=np.random.default_rng(1), rate_per_year=3.0,
-                                   eligible=eligible, temperature=is_temp,
-                                   outdoor_temp_c=np.full(STEPS, 5.0))
+    out, labels = inject_anomalies(
+        values,
+        TS,
+        rng=np.random.default_rng(1),
+        rate_per_year=3.0,
+        eligible=eligible,
+        temperature=is_temp,
+        outdoor_temp_c=np.full(STEPS, 5.0),
+    )
     return values, out, labels, is_temp
 
 
@@ -76,8 +82,10 @@ def test_rate_mix_and_eligibility(injected):
 def test_schedule_kinds_hit_the_right_hours(injected):
     clean, out, labels, _ = injected
     hour, weekday = paris_local_time(TS)
-    for kind, allowed in (("heating_at_night", hour < 6), ("heating_on_holiday",
-                                                          (hour >= 7) & (hour < 19))):
+    for kind, allowed in (
+        ("heating_at_night", hour < 6),
+        ("heating_on_holiday", (hour >= 7) & (hour < 19)),
+    ):
         for i in np.flatnonzero(labels.kind == kind):
             r, s, e = labels.meter[i], labels.start_step[i], labels.stop_step[i]
             diff = out[r, s:e] != clean[r, s:e]
@@ -102,5 +110,6 @@ def test_mix_restricts_kinds_and_seed_reproduces():
 def test_unknown_kind_is_refused():
     values, _, _ = _clean(meters=2, temp_meters=0)
     with pytest.raises(ValueError, match="mix"):
-        inject_anomalies(values, TS, rng=np.random.default_rng(0), rate_per_year=1.0,
-                         mix={"meteor": 1.0})
+        inject_anomalies(
+            values, TS, rng=np.random.default_rng(0), rate_per_year=1.0, mix={"meteor": 1.0}
+        )

@@ -6,8 +6,13 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from simulators.city import QUANTITIES, UNITS, simulate_city
 
-ARGS = {"buildings": 120, "start": "2023-01-01", "days": 365, "anomaly_rate": 2.0,
-        "grid_feeders": 3}
+ARGS = {
+    "buildings": 120,
+    "start": "2023-01-01",
+    "days": 365,
+    "anomaly_rate": 2.0,
+    "grid_feeders": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +73,12 @@ def test_indexes_monotonic_except_at_labelled_resets(city):
 def test_missing_readings_between_one_and_five_percent(city):
     lab = city.anomalies
     dropped = np.zeros(city.meters.values.shape, dtype=bool)
-    for r, s, e in zip(lab.meter[lab.kind == "dropout"], lab.start_step[lab.kind == "dropout"],
-                       lab.stop_step[lab.kind == "dropout"], strict=True):
+    for r, s, e in zip(
+        lab.meter[lab.kind == "dropout"],
+        lab.start_step[lab.kind == "dropout"],
+        lab.stop_step[lab.kind == "dropout"],
+        strict=True,
+    ):
         dropped[r, s:e] = True
     missing = np.isnan(city.meters.values) & ~dropped
     assert 0.01 <= missing.mean() <= 0.05
@@ -97,6 +106,6 @@ def test_gas_register_counts_heat_over_efficiency(city):
     first, last = np.flatnonzero(~np.isnan(vals))[[0, -1]]
     metered = vals[last] - vals[first]
     st = city.stock
-    heat_kwh = city.heating_w[b, first + 1:last + 1].sum() / 1000
+    heat_kwh = city.heating_w[b, first + 1 : last + 1].sum() / 1000
     dhw_share = st.dhw_kwh_per_yr[b] * (last - first) / 8760
     assert_allclose(metered, (heat_kwh + dhw_share) / st.efficiency[b], rtol=0.02)

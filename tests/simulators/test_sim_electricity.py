@@ -22,9 +22,16 @@ def test_profiles_by_use_and_weekday():
     use = np.array(["household", "office", "school", "gym"])
     base = np.array([200.0, 3000.0, 4000.0, 2000.0])
     peak = np.array([900.0, 12000.0, 20000.0, 9000.0])
-    p = simulate_electricity(use=use, base_load_w=base, peak_load_w=peak, local_hour=HOUR,
-                             weekday=WEEKDAY, day_of_year=DOY, rng=np.random.default_rng(0),
-                             noise_sd=0.0)
+    p = simulate_electricity(
+        use=use,
+        base_load_w=base,
+        peak_load_w=peak,
+        local_hour=HOUR,
+        weekday=WEEKDAY,
+        day_of_year=DOY,
+        rng=np.random.default_rng(0),
+        noise_sd=0.0,
+    )
     assert p.shape == (4, TS.size)
     assert p.dtype == np.float32
     assert np.all(p >= base[:, None] * (1 - 1e-6))

@@ -12,10 +12,19 @@ def grid():
     w = simulate_weather(start="2024-01-01", days=120, rng=np.random.default_rng(0))
     rng = np.random.default_rng(1)
     hour = np.arange(w.ts.size) % 24
-    load = 2e5 * (1 + 0.5 * np.sin(2 * np.pi * (hour - 6) / 24))[None, :] * rng.uniform(
-        0.5, 1.5, (6, 1))
-    return simulate_grid(ts=w.ts, feeder_load_w=load, pv_kwp=rng.uniform(50, 200, 6),
-                         ghi_w_m2=w.ghi_w_m2, rng=np.random.default_rng(2), events_per_year=20)
+    load = (
+        2e5
+        * (1 + 0.5 * np.sin(2 * np.pi * (hour - 6) / 24))[None, :]
+        * rng.uniform(0.5, 1.5, (6, 1))
+    )
+    return simulate_grid(
+        ts=w.ts,
+        feeder_load_w=load,
+        pv_kwp=rng.uniform(50, 200, 6),
+        ghi_w_m2=w.ghi_w_m2,
+        rng=np.random.default_rng(2),
+        events_per_year=20,
+    )
 
 
 def _inside(series, events, rows):
@@ -30,8 +39,12 @@ def test_shapes_and_timestamps(grid):
     f = grid.voltage_v.shape[0]
     assert grid.stacked().shape == (len(GRID_QUANTITIES) * f, grid.ts.size)
     assert np.all(np.diff(grid.ts) == np.timedelta64(600, "s"))
-    assert set(grid.events.kind) == {"voltage_sag", "voltage_swell", "frequency_excursion",
-                                     "overload"}
+    assert set(grid.events.kind) == {
+        "voltage_sag",
+        "voltage_swell",
+        "frequency_excursion",
+        "overload",
+    }
 
 
 def test_limits_hold_outside_events(grid):

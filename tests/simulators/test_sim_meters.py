@@ -18,8 +18,12 @@ from simulators.stock import heat_pump_cop
 def test_final_energy_by_carrier():
     heat = np.full((3, 4), 2000.0)
     te = np.array([-5.0, 0.0, 5.0, 10.0])
-    out = heating_final_energy_kwh(heat, carrier=np.array(["gas", "heat_pump", "electricity"]),
-                                   efficiency=np.array([0.9, 3.2, 1.0]), outdoor_temp_c=te)
+    out = heating_final_energy_kwh(
+        heat,
+        carrier=np.array(["gas", "heat_pump", "electricity"]),
+        efficiency=np.array([0.9, 3.2, 1.0]),
+        outdoor_temp_c=te,
+    )
     assert_allclose(out[0], 2.0 / 0.9, rtol=1e-6)
     assert_allclose(out[1], 2.0 / heat_pump_cop(te, 3.2), rtol=1e-6)
     assert_allclose(out[2], 2.0, rtol=1e-6)
@@ -35,8 +39,9 @@ def test_index_is_quantised_monotonic_and_tracks_the_sum():
     rng = np.random.default_rng(0)
     e = _energy(rng)
     res = np.full(e.shape[0], RESOLUTION_KWH["gas"])
-    idx = cumulative_index(e, resolution_kwh=res, start_kwh=1000.0,
-                           jitter_s=reading_jitter(e.shape, rng=rng))
+    idx = cumulative_index(
+        e, resolution_kwh=res, start_kwh=1000.0, jitter_s=reading_jitter(e.shape, rng=rng)
+    )
     assert np.all(np.diff(idx, axis=1) >= 0)
     units = idx / res[:, None]
     assert_allclose(units, np.round(units), atol=1e-6)
@@ -47,8 +52,9 @@ def test_index_is_quantised_monotonic_and_tracks_the_sum():
 def test_counter_reset_restarts_at_zero():
     rng = np.random.default_rng(1)
     e = _energy(rng, meters=3, steps=500)
-    idx = cumulative_index(e, resolution_kwh=0.001, start_kwh=5000.0,
-                           reset_rows=[0, 0, 2], reset_steps=[100, 300, 0])
+    idx = cumulative_index(
+        e, resolution_kwh=0.001, start_kwh=5000.0, reset_rows=[0, 0, 2], reset_steps=[100, 300, 0]
+    )
     assert_allclose(idx[0, 100], np.floor(e[0, 100] / 0.001 + 1e-6) * 0.001, atol=1e-6)
     assert_allclose(idx[0, 299], e[0, 100:300].astype(float).sum(), atol=2e-3)
     drops = np.argwhere(np.diff(idx, axis=1) < 0)

@@ -39,7 +39,11 @@ def test_steady_state_power_is_hlc_times_delta_t(rc):
     hours = 24 * 30
     te = np.full(hours, -2.0)
     res = simulate_thermal(
-        rc, outdoor_temp_c=te, gains_w=0.0, setpoint_c=20.0, heating_max_w=rc.hlc_w_per_k * 100,
+        rc,
+        outdoor_temp_c=te,
+        gains_w=0.0,
+        setpoint_c=20.0,
+        heating_max_w=rc.hlc_w_per_k * 100,
         envelope_start_c=_steady_envelope(rc, 20.0, -2.0),
     )
     assert_allclose(res.heating_w[:, -1], rc.hlc_w_per_k * 22.0, rtol=0.01)
@@ -49,8 +53,13 @@ def test_steady_state_power_is_hlc_times_delta_t(rc):
 def test_free_float_decays_with_tau(rc):
     hours = 400
     res = simulate_thermal(
-        rc, outdoor_temp_c=np.zeros(hours), gains_w=0.0, setpoint_c=20.0, heating_max_w=0.0,
-        indoor_start_c=20.0, envelope_start_c=_steady_envelope(rc, 20.0, 0.0),
+        rc,
+        outdoor_temp_c=np.zeros(hours),
+        gains_w=0.0,
+        setpoint_c=20.0,
+        heating_max_w=0.0,
+        indoor_start_c=20.0,
+        envelope_start_c=_steady_envelope(rc, 20.0, 0.0),
     )
     assert_array_equal(res.heating_w, 0.0)
     tau = dominant_time_constant_h(rc)
@@ -73,7 +82,8 @@ def test_closed_form_equals_expm(rc):
 
 def test_discretisation_matches_fine_ode_solution(rc):
     sub = rc_parameters(
-        rc.hlc_w_per_k[:1], dominant_time_constant_h(rc)[:1],
+        rc.hlc_w_per_k[:1],
+        dominant_time_constant_h(rc)[:1],
         vent_fraction=rc.h_vent_w_per_k[:1] / rc.hlc_w_per_k[:1],
         ri_fraction=(rc.ri_k_per_w / (rc.ri_k_per_w + rc.re_k_per_w))[:1],
         ci_fraction=0.05,
@@ -83,15 +93,26 @@ def test_discretisation_matches_fine_ode_solution(rc):
     te = rng.uniform(-5, 10, hours)
     gains = rng.uniform(0, 2000, hours)
     setpoint = np.where(np.arange(hours) % 24 < 7, 16.0, 20.0)
-    res = simulate_thermal(sub, outdoor_temp_c=te, gains_w=gains[None, :], setpoint_c=setpoint,
-                           heating_max_w=sub.hlc_w_per_k * 30)
+    res = simulate_thermal(
+        sub,
+        outdoor_temp_c=te,
+        gains_w=gains[None, :],
+        setpoint_c=setpoint,
+        heating_max_w=sub.hlc_w_per_k * 30,
+    )
     a, bm = continuous_matrices(sub)
     u_air = gains + res.heating_w[0].astype(float)
     x = np.array([res.indoor_start_c[0], res.envelope_start_c[0]])
     for k in range(hours):  # the reference: an adaptive ODE solve, hour by hour
         u = np.array([te[k], u_air[k]])
-        sol = solve_ivp(lambda _t, y, u=u: a[0] @ y + bm[0] @ u, (0, 3600), x,
-                        rtol=1e-10, atol=1e-10, dense_output=True)
+        sol = solve_ivp(
+            lambda _t, y, u=u: a[0] @ y + bm[0] @ u,
+            (0, 3600),
+            x,
+            rtol=1e-10,
+            atol=1e-10,
+            dense_output=True,
+        )
         mean_ti = sol.sol(np.linspace(0, 3600, 721))[0].mean()
         assert_allclose(res.indoor_temp_c[0, k], mean_ti, atol=2e-3)
         x = sol.y[:, -1]
@@ -105,8 +126,9 @@ def test_energy_balance_closes_over_a_year(rc):
     gains = rng.uniform(0, 800, (rc.hlc_w_per_k.size, hours)).astype(np.float32)
     hour = np.arange(hours) % 24
     setpoint = np.where((hour >= 7) & (hour < 22), 20.0, 17.0)
-    res = simulate_thermal(rc, outdoor_temp_c=te, gains_w=gains, setpoint_c=setpoint,
-                           heating_max_w=rc.hlc_w_per_k * 30)
+    res = simulate_thermal(
+        rc, outdoor_temp_c=te, gains_w=gains, setpoint_c=setpoint, heating_max_w=rc.hlc_w_per_k * 30
+    )
     bal = heat_balance(rc, res, outdoor_temp_c=te, gains_w=gains)
     heat_in = bal["heating_j"] + bal["gains_j"]
     assert_allclose(heat_in, bal["losses_j"] + bal["storage_j"], rtol=0.005)

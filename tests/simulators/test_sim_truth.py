@@ -10,8 +10,9 @@ from simulators.truth import FILES, building_columns, read_truth, write_truth
 
 
 def test_round_trip(tmp_path: Path):
-    city = simulate_city(buildings=30, start="2024-01-01", days=60, seed=5, anomaly_rate=4.0,
-                         grid_feeders=2)
+    city = simulate_city(
+        buildings=30, start="2024-01-01", days=60, seed=5, anomaly_rate=4.0, grid_feeders=2
+    )
     written = write_truth(city, tmp_path / "run")
     assert [p.name for p in written] == list(FILES)
     truth = read_truth(tmp_path / "run")
@@ -25,7 +26,6 @@ def test_round_trip(tmp_path: Path):
     assert_array_equal(truth.meters["meter_id"], city.meters.meter_id)
     assert_array_equal(truth.anomalies.start, city.anomalies.start)
     assert_array_equal(truth.anomalies.kind, city.anomalies.kind)
-    np.testing.assert_allclose(truth.anomalies.magnitude, city.anomalies.magnitude,
-                               equal_nan=True)
+    np.testing.assert_allclose(truth.anomalies.magnitude, city.anomalies.magnitude, equal_nan=True)
     assert_array_equal(truth.anomaly_meter_id, city.meters.meter_id[city.anomalies.meter])
     assert_array_equal(truth.grid_events.stop_step, city.grid_events.stop_step)

@@ -57,8 +57,14 @@ def test_same_seed_same_weather_and_different_seed_differs():
 
 def test_paris_local_time_follows_dst():
     ts = np.array(
-        ["2024-03-31T00:59", "2024-03-31T01:00", "2024-10-27T00:59", "2024-10-27T01:00",
-         "2024-01-01T00:00"], dtype="datetime64[s]",
+        [
+            "2024-03-31T00:59",
+            "2024-03-31T01:00",
+            "2024-10-27T00:59",
+            "2024-10-27T01:00",
+            "2024-01-01T00:00",
+        ],
+        dtype="datetime64[s]",
     )
     hour, weekday = paris_local_time(ts)
     assert_array_equal(hour, [1, 3, 2, 2, 1])

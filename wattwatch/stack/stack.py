@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,14 +109,25 @@ class Stack:
         parts = [self._database_status(), self._broker_status()]
         for name in self.settings.services:
             pid = self.services.pid(name)
-            parts.append(
-                PartStatus(
-                    f"service {name}",
-                    pid is not None,
-                    f"running, pid {pid}" if pid else "not running",
-                )
-            )
+            detail = f"running, pid {pid}" if pid else "not running"
+            if pid and name == "ingest":
+                detail += self._ingest_totals()
+            parts.append(PartStatus(f"service {name}", pid is not None, detail))
         return parts
+
+    def _ingest_totals(self) -> str:
+        """The ingestor's running totals, from the status file it rewrites every few seconds."""
+        try:
+            totals = json.loads((self.services.run_dir / "ingest.status.json").read_text())
+        except (OSError, ValueError):
+            return ""
+        last = totals.get("last_commit_unix")
+        ago = f", last commit {time.time() - last:.0f} s ago" if last else ", no commit yet"
+        return (
+            f"; {totals.get('messages', 0)} messages, {totals.get('readings_written', 0)} "
+            f"readings written, {totals.get('duplicates', 0)} duplicates absorbed, "
+            f"{totals.get('dead_letters', 0)} dead letters{ago}"
+        )
 
     def _database_status(self) -> PartStatus:
         if self.settings.embedded_database and not self.postgres.running():
