@@ -101,7 +101,7 @@ class Ingestor:
             try:
                 self._open_database()
                 return
-            except TransientStorageError as exc:
+            except (TransientStorageError, psycopg.OperationalError) as exc:
                 log.warning("database unavailable, retrying in %.1f s: %s", delay, exc)
                 self.stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
@@ -151,7 +151,8 @@ class Ingestor:
         """Consume until ``stop`` is set. Survives database and broker outages."""
         self._wait_for_database()
         self._connect_broker()
-        last_status = 0.0
+        self._write_status()
+        last_status = time.monotonic()
         while not self.stop.is_set():
             messages = self.consumer.take(
                 self.settings.ingest_batch_size, self.settings.ingest_flush_interval_s, self.stop
