@@ -61,7 +61,8 @@ class MeterRegistry:
         if reading.quantity is None or reading.unit is None:
             raise PayloadError(
                 f"unknown {fmt} device {reading.device_id!r} channel {reading.channel!r}: "
-                "its payload carries no unit, so it must be registered with one"
+                "its payload does not say what it measures (quantity and unit), so it must be "
+                "registered first"
             )
         with conn.transaction():
             meter = register_meter(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,3 +146,50 @@ def test_grid_voltage_outside_en50160_is_an_anomaly_at_ingest(
     assert start == t0 + timedelta(minutes=1)
     assert end == t0 + timedelta(minutes=2)
     assert observed == 185.0
+
+
+def test_mixed_stream_gives_exactly_the_valid_rows_and_one_dead_letter_per_bad_message(
+    ingestor: Ingestor,
+    broker,  # type: ignore[no-untyped-def]
+    conn: psycopg.Connection,
+) -> None:
+    rng = random.Random(7)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+
+    def reading(value: object, unit: str = "kWh", ts: datetime = start) -> bytes:
+        return json.dumps(
+            {"device": "mix-1", "ts": ts.isoformat(),
+             "readings": [{"channel": "energy", "value": value, "unit": unit,
+                           "quantity": "electricity", "cumulative": True}]}
+        ).encode()  # fmt: skip
+
+    corruptions = [
+        lambda p: p[: len(p) // 2],  # truncated JSON
+        lambda p: b"\xff" + p,  # invalid UTF-8
+        lambda p: reading(float("nan")),  # NaN
+        lambda p: reading(float("inf")),  # Infinity
+        lambda p: reading(5.0, unit="furlongs"),  # unknown unit
+        lambda p: reading("five"),  # wrong type
+        lambda p: reading(1e300),  # absurd magnitude
+        lambda p: reading(5.0, ts=datetime(2099, 1, 1, tzinfo=UTC)),  # far in the future
+        lambda p: b"[]",  # not an object
+    ]
+    good = bad = 0
+    pub = Publisher(broker.url, client_id=f"pub-{next(_ids)}")
+    for i in range(2000):
+        payload = own_json("mix-1", start + timedelta(minutes=i), 1000.0 + i)
+        if rng.random() < 0.2:
+            pub.publish("wattwatch/mix-1", rng.choice(corruptions)(payload))
+            bad += 1
+        else:
+            pub.publish("wattwatch/mix-1", payload)
+            good += 1
+    pub.close()
+    wait_until(lambda: ingestor.totals.messages == 2000)
+    conn.commit()
+    assert count(conn, "readings") == good
+    assert count(conn, "dead_letters") == bad
+    assert ingestor.totals.dead_letters == bad
+    reasons = conn.execute("SELECT count(DISTINCT reason) FROM dead_letters").fetchone()
+    assert reasons is not None
+    assert reasons[0] >= 5  # each kind of damage is named, not lumped together
