@@ -14,6 +14,9 @@ class IngestMetrics:
         self.messages = Counter(
             "wattwatch_ingest_messages", "MQTT messages received", ["format"], registry=r
         )
+        self.redelivered = Counter(
+            "wattwatch_ingest_redelivered", "Messages the broker sent again (DUP)", registry=r
+        )
         self.readings_written = Counter(
             "wattwatch_ingest_readings_written", "Readings inserted (new rows)", registry=r
         )

@@ -43,6 +43,7 @@ class Message:
     received_at: datetime
     received_monotonic: float
     generation: int  # which connection delivered it: only that connection may acknowledge it
+    redelivered: bool  # the broker's DUP flag: sent before and not acknowledged
 
 
 class MqttConsumer:
@@ -153,6 +154,7 @@ class MqttConsumer:
             received_at=datetime.now(UTC),
             received_monotonic=time.monotonic(),
             generation=self._generation,
+            redelivered=bool(msg.dup),
         )
         with self._cond:
             self._buffer.append(message)

@@ -44,6 +44,7 @@ class Totals:
     """Running totals, written to the status file for `wattwatch status`."""
 
     messages: int = 0
+    redelivered: int = 0  # messages the broker sent again (DUP flag) after a crash or outage
     readings_written: int = 0
     duplicates: int = 0
     dead_letters: int = 0
@@ -125,6 +126,7 @@ class Ingestor:
             self.metrics.lag_seconds.observe(committed - message.received_monotonic)
         self.metrics.readings_written.inc(inserted)
         self.metrics.duplicates.inc(staged - inserted)
+        self.metrics.redelivered.inc(sum(m.redelivered for m in messages))
         self.metrics.grid_events.inc(len(batch.anomalies))
         for fmt, n in batch.formats.items():
             self.metrics.messages.labels(fmt).inc(n)
@@ -132,6 +134,7 @@ class Ingestor:
             self.metrics.dead_letters.labels(reason).inc(n)
         t = self.totals
         t.messages += len(messages)
+        t.redelivered += sum(m.redelivered for m in messages)
         t.readings_written += inserted
         t.duplicates += staged - inserted
         t.dead_letters += len(batch.dead_letters)
@@ -140,6 +143,7 @@ class Ingestor:
         return batch
 
     def _write_status(self) -> None:
+        """Rewrite the status file (after each commit: a few small writes a second at most)."""
         if self.status_file is None:
             return
         tmp = self.status_file.with_suffix(".tmp")
@@ -152,7 +156,6 @@ class Ingestor:
         self._wait_for_database()
         self._connect_broker()
         self._write_status()
-        last_status = time.monotonic()
         while not self.stop.is_set():
             messages = self.consumer.take(
                 self.settings.ingest_batch_size, self.settings.ingest_flush_interval_s, self.stop
@@ -160,9 +163,6 @@ class Ingestor:
             self.metrics.buffered.set(self.consumer.buffered)
             if messages:
                 self._handle(messages)
-            if time.monotonic() - last_status > 2.0:
-                self._write_status()
-                last_status = time.monotonic()
         self._write_status()
         self.consumer.close()
         self._close_database()
@@ -185,6 +185,7 @@ class Ingestor:
             self._connect_broker()
             return
         self.consumer.ack(messages)
+        self._write_status()
 
     def _connect_broker(self) -> None:
         delay = 0.2
