@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from prometheus_client import generate_latest
 
 from ingest.service import Ingestor
+from storage.meters import register_meter
 from tests.ingest.publisher import Publisher
 from wattwatch.settings import Settings
 
@@ -193,3 +195,40 @@ def test_mixed_stream_gives_exactly_the_valid_rows_and_one_dead_letter_per_bad_m
     reasons = conn.execute("SELECT count(DISTINCT reason) FROM dead_letters").fetchone()
     assert reasons is not None
     assert reasons[0] >= 5  # each kind of damage is named, not lumped together
+
+
+def test_unknown_devices_are_refused_when_auto_registration_is_off(
+    settings: Settings,
+    db_url: str,
+    broker,  # type: ignore[no-untyped-def]
+    conn: psycopg.Connection,
+) -> None:
+    enrolled = register_meter(conn, device_format="own_json", device_id="enrolled",
+                              channel="energy", quantity="electricity", unit="kWh",
+                              cumulative=True)  # fmt: skip
+    conn.commit()
+    custom = settings.model_copy(
+        update={"ingest_client_id": f"strict-{next(_ids)}", "ingest_share_group": f"g{next(_ids)}",
+                "ingest_metrics_port": 0, "ingest_auto_register": False}
+    )  # fmt: skip
+    ing = Ingestor(custom, database_url=db_url, mqtt_url=broker.url, status_file=None)
+    thread = threading.Thread(target=ing.run, daemon=True)
+    thread.start()
+    wait_until(ing.consumer._subscribed.is_set)
+    ts = datetime(2025, 5, 1, tzinfo=UTC)
+    pub = Publisher(broker.url, client_id=f"pub-{next(_ids)}")
+    pub.publish("wattwatch/enrolled", own_json("enrolled", ts, 5.0))
+    pub.publish("wattwatch/stranger", own_json("stranger", ts, 7.0))
+    pub.close()
+    wait_until(lambda: ing.totals.messages == 2)
+    ing.stop.set()
+    thread.join(10)
+    conn.commit()
+    assert conn.execute("SELECT meter_id, value FROM readings").fetchall() == [(enrolled.id, 5.0)]
+    (reason,) = conn.execute("SELECT reason FROM dead_letters").fetchone() or ("",)
+    assert "enrol it first" in reason
+    assert count(conn, "meters") == 1
+    # The same counts are exported to Prometheus.
+    metrics = generate_latest(ing.metrics.registry).decode()
+    assert 'wattwatch_ingest_dead_letters_total{reason="unknown_device"} 1.0' in metrics
+    assert "wattwatch_ingest_readings_written_total 1.0" in metrics
