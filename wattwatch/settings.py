@@ -101,6 +101,34 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         365, ge=1, description="Raw readings older than this are dropped (rollups are kept)."
     )
+    processing_context_weeks: int = Field(
+        5,
+        ge=3,
+        le=52,
+        description="Weeks of history each anomaly run loads before its new results "
+        "(hour-of-week baseline and CUSUM reference).",
+    )
+    processing_report_hours: float = Field(
+        24.0,
+        gt=0,
+        description="Each anomaly run stores events ending within this many trailing hours [h].",
+    )
+    processing_chunk_meters: int = Field(
+        500, ge=1, le=100000, description="Meters loaded and scanned together (bounds memory)."
+    )
+    processing_insulation_days: int = Field(
+        365,
+        ge=30,
+        le=3650,
+        description="Days of daily heating energy behind each insulation assessment "
+        "(CalTRACK asks for 365).",
+    )
+    processing_outdoor_meter_id: int | None = Field(
+        None,
+        ge=1,
+        description="Outdoor-temperature meter used for every building; unset = each "
+        "municipality's sensors, else the mean of every outdoor-temperature meter.",
+    )
 
     # --- api ----------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
@@ -110,7 +138,14 @@ class Settings(BaseSettings):
     grafana_url: str | None = Field(None, description="URL of an existing Grafana to publish to.")
     grafana_token: str | None = Field(None, description="Grafana service-account token.")
 
-    @field_validator("database_url", "mqtt_url", "grafana_url", "grafana_token", mode="before")
+    @field_validator(
+        "database_url",
+        "mqtt_url",
+        "grafana_url",
+        "grafana_token",
+        "processing_outdoor_meter_id",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -1,0 +1,657 @@
+"""One processing run over a window: anomalies per chunk of meters, insulation per building.
+
+Pure array steps (``scan_meters``, ``assess_buildings``) are separate from the database
+wrappers (``run_anomalies``, ``run_insulation``), so the accuracy bench runs the same code
+on simulated arrays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from processing import arx, changepoint, normalise
+from processing.detectors import DETECTOR_CONFIGS, DetectorConfig, anomaly_scan, config_for
+from processing.events import Anomaly
+from processing.quality import QualityConfig
+from storage.matrices import (
+    HOUR,
+    BuildingDaily,
+    MeterInfo,
+    iter_matrices,
+    load_building_daily,
+    load_counter_resets,
+    load_matrix,
+    load_meter_info,
+)
+from storage.results import AnomalyRow, Assessment, write_anomalies, write_assessments
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+LOCAL_TZ: Final = ZoneInfo("Europe/Paris")
+# Meters the consumption detectors read; temperature sensors use the quality rules and
+# spikes only (a schedule means nothing for them).
+ENERGY_QUANTITIES: Final = ("electricity", "gas", "heat", "water")
+TEMPERATURE_QUANTITIES: Final = ("indoor_temperature", "outdoor_temperature")
+TEMPERATURE_CONFIG: Final = DetectorConfig(check_nights=False, unit="°C")
+# Public buildings without their own thresholds close at weekends like offices.
+_OFFICE_LIKE: Final = frozenset({"town_hall", "library", "gym"})
+DAY_KINDS: Final = frozenset({"level_shift", "drift"})  # detectors that report day indexes
+# Conventional hot water of electrically heated buildings [kWh/m²/yr]: their electricity
+# baseload mixes it with appliances, so it cannot be read off the change-point fit.
+DHW_KWH_PER_M2_YR: Final = {"household": 20.0, "gym": 15.0}
+DHW_DEFAULT_KWH_PER_M2_YR: Final = 2.0
+DEFAULT_EFFICIENCY: Final = {"gas": 0.9, "heat": 1.0, "electricity": 1.0}
+CARRIER_OF_METER: Final = {"gas": "gas", "heat": "district_heat", "electricity": "electricity"}
+ERA_BOUNDS: Final = (1948, 1975, 1990, 2005, 2013)  # French thermal-regulation eras
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Knobs of one processing run.
+
+    Attributes
+    ----------
+    context_weeks : int
+        History loaded before the reported period, so the hour-of-week baseline and the
+        CUSUM have their reference [weeks].
+    baseline_weeks : int
+        Trailing weeks of the hour-of-week baseline [weeks].
+    chunk_meters : int
+        Meters loaded and scanned together (bounds memory).
+    quality : QualityConfig
+    insulation_min_days : int
+        Days a change-point baseline needs (CalTRACK: 365; a heating-season study lowers it).
+    max_missing_days, min_heating_days : int
+        Other sufficiency rules [days].
+    n_boot : int
+        Bootstrap replicates of the HLC interval.
+    arx_min_steps : int
+        Hourly transitions an ARX fit needs [steps].
+    disagree_tolerance : float
+        ARX and change-point HLC differing by more than this are flagged [-].
+    outdoor_meter_id : int, optional
+        Outdoor-temperature meter for every building (else per municipality, see storage).
+    """
+
+    context_weeks: int = 5
+    baseline_weeks: int = 4
+    chunk_meters: int = 500
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    insulation_min_days: int = 365
+    max_missing_days: int = 37
+    min_heating_days: int = 10
+    n_boot: int = 200
+    arx_min_steps: int = 7 * 24
+    disagree_tolerance: float = 0.25
+    outdoor_meter_id: int | None = None
+
+
+# --- anomalies ------------------------------------------------------------------------------
+
+
+def detector_kind(quantity: str, use: str) -> str:
+    """Key of ``DETECTOR_CONFIGS`` for a meter ("temperature" for temperature sensors)."""
+    if quantity in TEMPERATURE_QUANTITIES:
+        return "temperature"
+    if quantity in ("gas", "heat"):
+        return quantity
+    if use in DETECTOR_CONFIGS:
+        return use
+    return "office" if use in _OFFICE_LIKE else "household"
+
+
+def _config(kind: str) -> DetectorConfig:
+    return TEMPERATURE_CONFIG if kind == "temperature" else config_for(kind)
+
+
+def scan_meters(
+    values: npt.ArrayLike,
+    kinds: Sequence[str],
+    *,
+    local_start: datetime,
+    weeks: int = 4,
+    quality: QualityConfig | None = None,
+) -> list[Anomaly]:
+    """Run the anomaly scan on a chunk, one vectorised call per detector kind.
+
+    Parameters
+    ----------
+    values : array_like, shape (meters, steps)
+        Hourly consumption (or mean) per meter; step 0 is local midnight ``local_start``.
+    kinds : sequence of str, one per meter
+        From :func:`detector_kind`.
+
+    Returns
+    -------
+    list of Anomaly
+        ``meter_index`` is the row in ``values``; level shifts and drifts count days.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    k = np.asarray(kinds)
+    if k.shape != (x.shape[0],):
+        raise ValueError(f"kinds: expected {x.shape[0]} entries, got {k.shape}")
+    out: list[Anomaly] = []
+    for kind in np.unique(k).tolist():
+        rows = np.flatnonzero(k == kind)
+        found = anomaly_scan(
+            x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=quality
+        )
+        out.extend(
+            Anomaly(int(rows[a.meter_index]), a.start, a.end, a.kind, a.severity, a.expected,
+                    a.observed, a.reason)
+            for a in found
+        )  # fmt: skip
+    return out
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def to_rows(
+    found: Sequence[Anomaly],
+    meter_ids: npt.ArrayLike,
+    *,
+    start: datetime,
+    step: timedelta = HOUR,
+    report_from: datetime | None = None,
+) -> list[AnomalyRow]:
+    """Events with timestamps; only those ending at or after ``report_from`` are kept.
+
+    ``end_ts`` is the start of the event's last step (last day for level shifts).
+    """
+    ids = np.asarray(meter_ids, dtype=np.int64)
+    out: list[AnomalyRow] = []
+    for a in found:
+        unit = 24 * step if a.kind in DAY_KINDS else step
+        start_ts = start + a.start * unit
+        end_ts = start + a.end * unit - step
+        if report_from is not None and end_ts < report_from:
+            continue
+        out.append(
+            AnomalyRow(int(ids[a.meter_index]), a.kind, start_ts, max(end_ts, start_ts),
+                       float(a.severity) if np.isfinite(a.severity) else 0.0,
+                       _finite(a.expected), _finite(a.observed), a.reason)
+        )  # fmt: skip
+    return out
+
+
+@dataclass(slots=True)
+class AnomalyRunSummary:
+    """What an anomaly run did."""
+
+    meters: int = 0
+    chunks: int = 0
+    events: int = 0
+    inserted: int = 0
+    extended: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def window_start(report_from: datetime, context_weeks: int) -> datetime:
+    """Local (Europe/Paris) midnight at least ``context_weeks`` before ``report_from``, in UTC."""
+    local = (report_from - timedelta(weeks=context_weeks)).astimezone(LOCAL_TZ)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=LOCAL_TZ)
+    return midnight.astimezone(UTC)
+
+
+def run_anomalies(
+    conn: psycopg.Connection,
+    *,
+    end: datetime,
+    report_from: datetime,
+    config: PipelineConfig | None = None,
+    meter_ids: Sequence[int] | None = None,
+    progress: Progress = _no_progress,
+) -> AnomalyRunSummary:
+    """Scan ``[report_from − context, end)`` and store events ending after ``report_from``.
+
+    Steps are UTC hours from a local midnight; the detectors label them with local wall-clock
+    time from that midnight, so after a DST change inside the window the labels are one hour
+    off (the hour-of-week baseline compares like with like except around the change).
+    Counter resets come from the rollups' ``meter_events``.
+    """
+    cfg = config if config is not None else PipelineConfig()
+    t0 = time.perf_counter()
+    end = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    start = window_start(report_from, cfg.context_weeks)
+    local_start = start.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    meters = load_meter_info(
+        conn, meter_ids=meter_ids, quantities=ENERGY_QUANTITIES + TEMPERATURE_QUANTITIES
+    )
+    summary = AnomalyRunSummary(meters=len(meters))
+    done = 0
+    progress("anomalies", 0, len(meters))
+    for chunk, matrix in iter_matrices(
+        conn, meters, start=start, end=end, chunk_meters=cfg.chunk_meters
+    ):
+        kinds = [detector_kind(q, u) for q, u in zip(chunk.quantity, chunk.use, strict=True)]
+        found = scan_meters(
+            matrix.values, kinds, local_start=local_start, weeks=cfg.baseline_weeks,
+            quality=cfg.quality,
+        )  # fmt: skip
+        rows = to_rows(found, chunk.meter_id, start=start, report_from=report_from)
+        rows += _reset_rows(conn, chunk, start=max(start, report_from), end=end)
+        written = write_anomalies(conn, rows, step=HOUR)
+        conn.commit()
+        summary.chunks += 1
+        summary.events += len(rows)
+        summary.inserted += written.inserted
+        summary.extended += written.extended
+        for r in rows:
+            summary.by_kind[r.kind] = summary.by_kind.get(r.kind, 0) + 1
+        done += len(chunk)
+        progress("anomalies", done, len(meters))
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _reset_rows(
+    conn: psycopg.Connection, chunk: MeterInfo, *, start: datetime, end: datetime
+) -> list[AnomalyRow]:
+    cum = chunk.meter_id[chunk.cumulative]
+    if cum.size == 0:
+        return []
+    resets = load_counter_resets(conn, cum.tolist(), start=start, end=end)
+    return [
+        AnomalyRow(int(m), "counter_reset", ts, ts, 1.0, _finite(before), _finite(after),
+                   f"Counter reset at {ts.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}: index went from "
+                   f"{before:.6g} to {after:.6g} (meter replaced or restarted)")
+        for m, ts, before, after in zip(
+            resets.meter_id.tolist(), resets.ts, resets.value_before.tolist(),
+            resets.value_after.tolist(), strict=True,
+        )
+    ]  # fmt: skip
+
+
+# --- insulation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InsulationResult:
+    """Per-building results of :func:`assess_buildings`; arrays of shape (buildings,).
+
+    Attributes
+    ----------
+    fit : ChangePointFit
+    interval : HlcInterval
+    efficiency : ndarray — η used for HLC (heat meter 1, boiler efficiency, COP) [-].
+    heating_kwh_per_year : ndarray — weather-normalised heating, final energy [kWh/yr].
+    final_kwh_per_m2 : ndarray — heating + hot water, final energy [kWh/m²/yr].
+    dpe : DpeEstimate
+    worst_decile : ndarray of bool
+    slope_change : SlopeChange — second half of the period against the first.
+    arx_hlc_w_per_k, arx_tau_h : ndarray — NaN without an indoor sensor or a usable fit.
+    arx_status : ndarray of str — "" (no sensor), "ok" or a reason.
+    methods_disagree : ndarray of bool
+    """
+
+    fit: changepoint.ChangePointFit
+    interval: changepoint.HlcInterval
+    efficiency: FloatArray
+    heating_kwh_per_year: FloatArray
+    final_kwh_per_m2: FloatArray
+    dpe: normalise.DpeEstimate
+    worst_decile: BoolArray
+    slope_change: changepoint.SlopeChange
+    arx_hlc_w_per_k: FloatArray
+    arx_tau_h: FloatArray
+    arx_status: npt.NDArray[np.str_]
+    methods_disagree: BoolArray
+
+
+def _era(year_built: IntArray) -> IntArray:
+    return np.where(year_built < 0, -1, np.searchsorted(ERA_BOUNDS, year_built)).astype(np.int64)
+
+
+def _shared_te(te: FloatArray) -> FloatArray:
+    """One row when every building sees the same temperature (the fast fit path)."""
+    if te.shape[0] > 1 and np.array_equal(te, np.broadcast_to(te[:1], te.shape), equal_nan=True):
+        return te[:1]
+    return te
+
+
+def assess_buildings(
+    daily: BuildingDaily,
+    *,
+    on: date,
+    config: PipelineConfig | None = None,
+    arx_inputs: tuple[IntArray, FloatArray, FloatArray, FloatArray] | None = None,
+) -> InsulationResult:
+    """Change-point fit, interval, normalisation, DPE estimate and ranking of every building.
+
+    Parameters
+    ----------
+    daily : BuildingDaily
+        Daily heating energy [kWh/d] and outdoor temperature [°C].
+    on : date
+        Assessment date (electricity's primary-energy factor).
+    arx_inputs : (rows, ti, te, heating_w), optional
+        Buildings (row indexes into ``daily``) with an indoor sensor and their hourly indoor
+        temperature [°C], outdoor temperature [°C] and heat delivered [W], shape
+        (len(rows), hours).
+
+    Notes
+    -----
+    Normal-year heating is ``s·HDD(Tb)`` scaled by ``normal_hdd / HDD₁₈`` of the period's
+    weather (the municipality's normal degree-days are at base 18 °C). Hot water is the
+    change-point baseload for heat and gas registers, a conventional figure per m² for
+    electric heating. Heat meters read delivered heat, so final energy divides by η.
+    """
+    cfg = config if config is not None else PipelineConfig()
+    q, te = daily.heating_kwh, _shared_te(daily.outdoor_temp_c)
+    quantity = daily.heating_quantity
+    default_eta = np.asarray([DEFAULT_EFFICIENCY.get(str(k), 1.0) for k in quantity])
+    eta = np.where(np.isfinite(daily.heating_efficiency), daily.heating_efficiency, default_eta)
+    is_heat = quantity == "heat"
+    eta_hlc = np.where(is_heat, 1.0, eta)
+    rules = changepoint.SufficiencyRules(
+        min_days=cfg.insulation_min_days,
+        max_missing_days=cfg.max_missing_days,
+        min_heating_days=cfg.min_heating_days,
+    )
+    fit = changepoint.fit_change_point(q, te, efficiency=eta_hlc, rules=rules)
+    interval = changepoint.bootstrap_hlc(
+        q, te, fit, n_boot=cfg.n_boot, block_days=min(7, max(1, daily.days)), efficiency=eta_hlc
+    )
+
+    te_full = np.broadcast_to(te, q.shape)
+    valid = ~np.isnan(q) & ~np.isnan(te_full)
+    tb = np.nan_to_num(fit.balance_point)[:, np.newaxis]
+    hdd_tb = np.where(valid, np.maximum(tb - te_full, 0.0), 0.0).sum(axis=1)
+    hdd_18 = np.where(valid, normalise.degree_days(te_full), 0.0).sum(axis=1)
+    metered_heating = fit.slope * hdd_tb  # register energy for heating over the valid days
+    normal = np.where(np.isfinite(daily.normal_hdd), daily.normal_hdd, normalise.LILLE_NORMAL_DJU)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        heating_normal = np.where(
+            hdd_18 > 0, metered_heating * normal / np.where(hdd_18 > 0, hdd_18, 1.0), np.nan
+        )
+        heating_final = np.where(is_heat, heating_normal / eta, heating_normal)
+        dhw_metered = 365.0 * fit.baseload
+        conventional = (
+            np.asarray(
+                [DHW_KWH_PER_M2_YR.get(str(u), DHW_DEFAULT_KWH_PER_M2_YR) for u in daily.use]
+            )
+            * daily.floor_area_m2
+        )
+        dhw_final = np.where(
+            quantity == "electricity",
+            conventional,
+            np.where(is_heat, dhw_metered / eta, dhw_metered),
+        )
+    final_per_m2 = normalise.per_m2(heating_final + dhw_final, daily.floor_area_m2)
+    carrier = np.where(
+        daily.heating_carrier != "",
+        daily.heating_carrier,
+        [CARRIER_OF_METER.get(str(k), "electricity") for k in quantity],
+    )
+    dpe = normalise.dpe_estimate(final_per_m2, carrier, on=on)
+    groups = normalise.group_ids(daily.municipality_id, _era(daily.year_built), daily.use)
+    decile = normalise.worst_decile(
+        np.where(fit.qualified, final_per_m2, np.nan), groups
+    ).worst_decile
+
+    half = daily.days // 2
+    slope = changepoint.slope_change(
+        q[:, :half], te[:, :half], q[:, half:], te[:, half:],
+        balance_point=np.where(fit.qualified, fit.balance_point, 15.0),
+    )  # fmt: skip
+
+    m = len(daily)
+    arx_hlc = np.full(m, np.nan)
+    arx_tau = np.full(m, np.nan)
+    arx_status = np.full(m, "", dtype="<U64")
+    if arx_inputs is not None and arx_inputs[0].size:
+        rows, ti, te_h, heat_w = arx_inputs
+        a = arx.fit_arx(ti, te_h, heat_w, step_h=1.0, min_steps=cfg.arx_min_steps)
+        ok = np.isfinite(a.hlc_w_per_k) & (a.hlc_w_per_k > 0) & np.isfinite(a.tau_h)
+        arx_hlc[rows] = np.where(ok, a.hlc_w_per_k, np.nan)
+        arx_tau[rows] = np.where(ok, a.tau_h, np.nan)
+        arx_status[rows] = np.where(
+            ok,
+            "ok",
+            np.where(
+                a.n_steps < cfg.arx_min_steps,
+                f"fewer than {cfg.arx_min_steps} hourly steps with indoor, outdoor and heating",
+                "ARX fit not physical (no heating variation or a < 0)",
+            ),
+        )
+    disagree = arx.hlc_disagreement(arx_hlc, fit.hlc_w_per_k, tolerance=cfg.disagree_tolerance)
+    return InsulationResult(
+        fit=fit,
+        interval=interval,
+        efficiency=eta_hlc,
+        heating_kwh_per_year=heating_final,
+        final_kwh_per_m2=final_per_m2,
+        dpe=dpe,
+        worst_decile=decile,
+        slope_change=slope,
+        arx_hlc_w_per_k=arx_hlc,
+        arx_tau_h=arx_tau,
+        arx_status=arx_status,
+        methods_disagree=disagree,
+    )
+
+
+_REASONS: Final = {
+    changepoint.TOO_SHORT: "period of {n} days is shorter than the {min} days required",
+    changepoint.TOO_MANY_MISSING: "{missing} days missing; at most {max_missing} allowed",
+    changepoint.TOO_FEW_HEATING: "only {heating} heating days; at least {min_heating} needed",
+}
+
+
+def assessment_rows(
+    daily: BuildingDaily,
+    result: InsulationResult,
+    *,
+    period_start: date,
+    period_end: date,
+    config: PipelineConfig | None = None,
+) -> list[Assessment]:
+    """Rows for ``insulation_assessments``: one change-point row per building, one ARX row
+    per building with an indoor sensor."""
+    cfg = config if config is not None else PipelineConfig()
+    fit, dpe = result.fit, result.dpe
+    out: list[Assessment] = []
+    f = _finite
+
+    def text(v: npt.NDArray[np.str_], i: int) -> str | None:
+        return str(v[i]) or None
+
+    for i, bid in enumerate(daily.building_id.tolist()):
+        status = str(fit.status[i])
+        base = Assessment(bid, period_start, period_end, "changepoint", "ok")
+        if daily.heating_meter_id[i] < 0:
+            out.append(
+                Assessment(bid, period_start, period_end, "changepoint", "insufficient_data",
+                           "no heating register (heat, gas or electricity meter) found")
+            )  # fmt: skip
+        elif status != changepoint.OK:
+            reason = _REASONS[status].format(
+                n=daily.days, min=cfg.insulation_min_days, missing=int(fit.n_missing_days[i]),
+                max_missing=cfg.max_missing_days, heating=int(fit.n_heating_days[i]),
+                min_heating=cfg.min_heating_days,
+            )  # fmt: skip
+            out.append(
+                Assessment(bid, period_start, period_end, "changepoint", "insufficient_data",
+                           reason, n_days=int(fit.n_days[i]))
+            )  # fmt: skip
+        else:
+            hlc = f(fit.hlc_w_per_k[i])
+            area = daily.floor_area_m2[i]
+            out.append(
+                Assessment(
+                    base.building_id,
+                    period_start,
+                    period_end,
+                    "changepoint",
+                    "ok",
+                    None,
+                    hlc_w_per_k=hlc,
+                    hlc_low_w_per_k=f(result.interval.low[i]),
+                    hlc_high_w_per_k=f(result.interval.high[i]),
+                    hlc_w_per_m2k=f(fit.hlc_w_per_k[i] / area) if area > 0 else None,
+                    balance_temp_c=f(fit.balance_point[i]),
+                    base_kwh_per_day=f(fit.baseload[i]),
+                    slope_kwh_per_day_k=f(fit.slope[i]),
+                    r2=f(fit.r2[i]),
+                    cv_rmse=f(fit.cv_rmse[i]),
+                    nmbe=f(fit.nmbe[i]),
+                    n_days=int(fit.n_days[i]),
+                    heating_kwh_per_year=f(result.heating_kwh_per_year[i]),
+                    primary_kwh_per_m2=f(dpe.primary_kwh_per_m2[i]),
+                    co2_kg_per_m2=f(dpe.co2_kg_per_m2[i]),
+                    energy_class=text(dpe.energy_class, i),
+                    climate_class=text(dpe.climate_class, i),
+                    label=text(dpe.label, i),
+                    is_passoire=bool(dpe.passoire[i]) if dpe.label[i] else None,
+                    worst_decile=bool(result.worst_decile[i]),
+                    methods_disagree=bool(result.methods_disagree[i]),
+                )
+            )
+        arx_status = str(result.arx_status[i])
+        if arx_status == "ok":
+            out.append(
+                Assessment(
+                    bid,
+                    period_start,
+                    period_end,
+                    "arx",
+                    "ok",
+                    hlc_w_per_k=f(result.arx_hlc_w_per_k[i]),
+                    tau_h=f(result.arx_tau_h[i]),
+                    methods_disagree=bool(result.methods_disagree[i]),
+                )
+            )
+        elif arx_status:
+            out.append(
+                Assessment(bid, period_start, period_end, "arx", "insufficient_data", arx_status)
+            )
+    return out
+
+
+@dataclass(slots=True)
+class InsulationRunSummary:
+    """What an insulation run did."""
+
+    buildings: int = 0
+    qualified: int = 0
+    arx: int = 0
+    passoires: int = 0
+    worst_decile: int = 0
+    slope_changes: int = 0
+    rows: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _arx_inputs(
+    conn: psycopg.Connection, daily: BuildingDaily, *, first_day: date, stop_day: date,
+    efficiency: FloatArray, outdoor_meter_id: int | None,
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray] | None:  # fmt: skip
+    """Hourly indoor temperature, outdoor temperature and heat delivered of sensor buildings."""
+    indoor = load_meter_info(conn, quantities=["indoor_temperature"])
+    pos = {b: i for i, b in enumerate(daily.building_id.tolist())}
+    keep = np.asarray(
+        [b in pos and daily.heating_meter_id[pos[b]] >= 0 for b in indoor.building_id.tolist()],
+        dtype=bool,
+    )
+    indoor = indoor.select(keep)
+    if len(indoor) == 0:
+        return None
+    # One sensor per building (the lowest id).
+    _, first = np.unique(indoor.building_id, return_index=True)
+    indoor = indoor.select(np.sort(first))
+    rows = np.asarray([pos[b] for b in indoor.building_id.tolist()], dtype=np.int64)
+    start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=LOCAL_TZ)
+    end = datetime(stop_day.year, stop_day.month, stop_day.day, tzinfo=LOCAL_TZ)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    ti = load_matrix(conn, indoor, start=start, end=end).values
+    heat_meters = load_meter_info(conn, meter_ids=daily.heating_meter_id[rows].tolist())
+    order = {m: i for i, m in enumerate(heat_meters.meter_id.tolist())}
+    heat = load_matrix(conn, heat_meters, start=start, end=end).values
+    heat = heat[[order[m] for m in daily.heating_meter_id[rows].tolist()]]
+    heat_w = heat * 1000.0 * efficiency[rows, np.newaxis]  # kWh in an hour → mean W of heat
+    outdoor = load_meter_info(
+        conn,
+        meter_ids=None if outdoor_meter_id is None else [outdoor_meter_id],
+        quantities=["outdoor_temperature"],
+    )
+    te = load_matrix(conn, outdoor, start=start, end=end).values
+    ok = ~np.isnan(te)
+    te_mean = np.divide(
+        np.where(ok, te, 0.0).sum(axis=0), ok.sum(axis=0),
+        out=np.full(te.shape[1], np.nan), where=ok.sum(axis=0) > 0,
+    )  # fmt: skip
+    return rows, ti, te_mean, heat_w
+
+
+def run_insulation(
+    conn: psycopg.Connection,
+    *,
+    first_day: date,
+    stop_day: date,
+    config: PipelineConfig | None = None,
+    building_ids: Sequence[int] | None = None,
+    progress: Progress = _no_progress,
+) -> InsulationRunSummary:
+    """Assess every building over ``[first_day, stop_day)`` and upsert the assessments.
+
+    The stored period is ``[first_day, stop_day − 1 day]`` (inclusive dates).
+    """
+    cfg = config if config is not None else PipelineConfig()
+    t0 = time.perf_counter()
+    progress("insulation", 0, 3)
+    daily = load_building_daily(
+        conn, first_day=first_day, stop_day=stop_day, building_ids=building_ids,
+        outdoor_meter_id=cfg.outdoor_meter_id,
+    )  # fmt: skip
+    progress("insulation", 1, 3)
+    quantity = daily.heating_quantity
+    default_eta = np.asarray([DEFAULT_EFFICIENCY.get(str(k), 1.0) for k in quantity])
+    eta = np.where(np.isfinite(daily.heating_efficiency), daily.heating_efficiency, default_eta)
+    eta_hlc = np.where(quantity == "heat", 1.0, eta)
+    arx_in = _arx_inputs(
+        conn, daily, first_day=first_day, stop_day=stop_day, efficiency=eta_hlc,
+        outdoor_meter_id=cfg.outdoor_meter_id,
+    )  # fmt: skip
+    result = assess_buildings(daily, on=stop_day - timedelta(days=1), config=cfg, arx_inputs=arx_in)
+    progress("insulation", 2, 3)
+    rows = assessment_rows(
+        daily, result, period_start=first_day, period_end=stop_day - timedelta(days=1), config=cfg
+    )
+    written = write_assessments(conn, rows)
+    conn.commit()
+    progress("insulation", 3, 3)
+    ok = result.fit.qualified
+    labels = result.dpe.label[ok]
+    letters, counts = np.unique(labels[labels != ""], return_counts=True)
+    return InsulationRunSummary(
+        buildings=len(daily),
+        qualified=int(ok.sum()),
+        arx=int((result.arx_status == "ok").sum()),
+        passoires=int((result.dpe.passoire & ok).sum()),
+        worst_decile=int(result.worst_decile.sum()),
+        slope_changes=int((ok & (result.slope_change.p_value < 0.01)).sum()),
+        rows=written,
+        labels={str(k): int(c) for k, c in zip(letters, counts, strict=True)},
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,223 @@
+"""Idempotent writes of the processing results: anomaly events and insulation assessments.
+
+Re-running a window never duplicates: an anomaly that overlaps (or ends within one step of)
+a stored one of the same meter and kind extends it, and an assessment replaces the one with
+the same building, period and method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+from datetime import date, datetime, timedelta
+from typing import Final
+
+import psycopg
+
+SOURCE: Final = "processing"
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRow:
+    """One anomaly event with timestamps; ``end_ts`` is the start of its last step.
+
+    ``severity`` is positive, in the unit of the kind (robust z, CUSUM σ, hours…);
+    ``expected``/``observed`` are in the meter's unit (None when meaningless).
+    """
+
+    meter_id: int
+    kind: str
+    start_ts: datetime
+    end_ts: datetime
+    severity: float
+    expected: float | None
+    observed: float | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyWrite:
+    """What one write did: events staged, rows opened, rows extended (or refreshed)."""
+
+    staged: int
+    inserted: int
+    extended: int
+
+
+_STAGING: Final = """
+CREATE TEMP TABLE staging_anomalies (
+    idx int, meter_id int, kind text, start_ts timestamptz, end_ts timestamptz,
+    severity float8, expected float8, observed float8, reason text
+) ON COMMIT DROP
+"""
+_COPY: Final = (
+    "COPY staging_anomalies (idx, meter_id, kind, start_ts, end_ts, severity, expected,"
+    " observed, reason) FROM STDIN (FORMAT BINARY)"
+)
+# Each staged event matches at most one stored event (the earliest that touches it): overlap,
+# or a gap of at most one step on either side.
+_MATCH: Final = """
+CREATE TEMP TABLE anomaly_match ON COMMIT DROP AS
+SELECT DISTINCT ON (s.idx) s.idx, a.id
+FROM staging_anomalies s
+JOIN anomalies a ON a.meter_id = s.meter_id AND a.kind = s.kind AND a.source = %(source)s
+ AND a.end_ts >= s.start_ts - %(step)s AND a.start_ts <= s.end_ts + %(step)s
+ORDER BY s.idx, a.start_ts
+"""
+# The latest-ending event's numbers and sentence describe the event best (it saw more of it).
+_EXTEND: Final = """
+UPDATE anomalies a
+SET start_ts = least(a.start_ts, g.start_ts),
+    end_ts = greatest(a.end_ts, g.end_ts),
+    severity = greatest(a.severity, g.severity),
+    expected = CASE WHEN g.end_ts >= a.end_ts THEN g.expected ELSE a.expected END,
+    observed = CASE WHEN g.end_ts >= a.end_ts THEN g.observed ELSE a.observed END,
+    reason = CASE WHEN g.end_ts >= a.end_ts THEN g.reason ELSE a.reason END,
+    updated_at = now()
+FROM (
+    SELECT m.id, min(s.start_ts) AS start_ts, max(s.end_ts) AS end_ts,
+           max(s.severity) AS severity,
+           (array_agg(s.expected ORDER BY s.end_ts DESC))[1] AS expected,
+           (array_agg(s.observed ORDER BY s.end_ts DESC))[1] AS observed,
+           (array_agg(s.reason ORDER BY s.end_ts DESC))[1] AS reason
+    FROM anomaly_match m JOIN staging_anomalies s USING (idx)
+    GROUP BY m.id
+) g
+WHERE a.id = g.id
+  AND (g.start_ts < a.start_ts OR g.end_ts > a.end_ts OR g.severity > a.severity)
+"""
+_INSERT: Final = """
+INSERT INTO anomalies (meter_id, kind, source, start_ts, end_ts, severity, expected, observed,
+                       reason)
+SELECT s.meter_id, s.kind, %(source)s, s.start_ts, s.end_ts, s.severity, s.expected,
+       s.observed, s.reason
+FROM staging_anomalies s
+WHERE NOT EXISTS (SELECT 1 FROM anomaly_match m WHERE m.idx = s.idx)
+ON CONFLICT (meter_id, kind, start_ts) DO UPDATE
+SET end_ts = greatest(anomalies.end_ts, EXCLUDED.end_ts),
+    severity = greatest(anomalies.severity, EXCLUDED.severity),
+    updated_at = now()
+"""
+
+
+def write_anomalies(
+    conn: psycopg.Connection, events: Iterable[AnomalyRow], *, step: timedelta
+) -> AnomalyWrite:
+    """Store events of the processing job; the caller commits.
+
+    Parameters
+    ----------
+    events : iterable of AnomalyRow
+        Events of one run (non-overlapping per meter and kind).
+    step : timedelta
+        Step of the analysed series: a stored event ending at most one step before a new
+        one starts (an event still open at the previous run's end) is extended by it.
+
+    Returns
+    -------
+    AnomalyWrite
+        ``inserted + extended <= staged``; the rest were already stored as they are.
+    """
+    staged = 0
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_STAGING)
+        with cur.copy(_COPY) as copy:
+            copy.set_types(
+                ["int4", "int4", "text", "timestamptz", "timestamptz", "float8", "float8",
+                 "float8", "text"]
+            )  # fmt: skip
+            for e in events:
+                copy.write_row(
+                    (staged, e.meter_id, e.kind, e.start_ts, e.end_ts, e.severity, e.expected,
+                     e.observed, e.reason)
+                )  # fmt: skip
+                staged += 1
+        if staged == 0:
+            cur.execute("DROP TABLE staging_anomalies")
+            return AnomalyWrite(0, 0, 0)
+        params = {"source": SOURCE, "step": step}
+        cur.execute(_MATCH, params)
+        extended = max(cur.execute(_EXTEND, params).rowcount, 0)
+        inserted = max(cur.execute(_INSERT, params).rowcount, 0)
+        cur.execute("DROP TABLE anomaly_match")
+        cur.execute("DROP TABLE staging_anomalies")
+    return AnomalyWrite(staged, inserted, extended)
+
+
+def fetch_anomalies(
+    conn: psycopg.Connection, *, meter_ids: Sequence[int] | None = None
+) -> list[AnomalyRow]:
+    """Stored processing anomalies, ordered by meter, kind and start (tests, reports)."""
+    cur = conn.execute(
+        "SELECT meter_id, kind, start_ts, end_ts, severity, expected, observed, reason"
+        " FROM anomalies WHERE source = %s AND (%s::int4[] IS NULL OR meter_id = ANY(%s::int4[]))"
+        " ORDER BY meter_id, kind, start_ts",
+        (SOURCE, meter_ids, meter_ids),
+    )
+    return [AnomalyRow(*row) for row in cur]
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """One row of ``insulation_assessments``; None where not computed.
+
+    Units are in the names; HLC interval is 90 % (bootstrap); fractions are [-].
+    """
+
+    building_id: int
+    period_start: date
+    period_end: date
+    method: str  # "changepoint" or "arx"
+    status: str  # "ok" or "insufficient_data"
+    status_reason: str | None = None
+    hlc_w_per_k: float | None = None
+    hlc_low_w_per_k: float | None = None
+    hlc_high_w_per_k: float | None = None
+    hlc_w_per_m2k: float | None = None
+    tau_h: float | None = None
+    balance_temp_c: float | None = None
+    base_kwh_per_day: float | None = None
+    slope_kwh_per_day_k: float | None = None
+    r2: float | None = None
+    cv_rmse: float | None = None
+    nmbe: float | None = None
+    n_days: int | None = None
+    heating_kwh_per_year: float | None = None
+    primary_kwh_per_m2: float | None = None
+    co2_kg_per_m2: float | None = None
+    energy_class: str | None = None
+    climate_class: str | None = None
+    label: str | None = None
+    is_passoire: bool | None = None
+    worst_decile: bool | None = None
+    methods_disagree: bool | None = None
+
+
+_COLUMNS: Final = tuple(f.name for f in fields(Assessment))
+_KEY: Final = ("building_id", "period_start", "period_end", "method")
+_UPSERT: Final = (
+    f"INSERT INTO insulation_assessments ({', '.join(_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+    f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c not in _KEY)
+    + ", computed_at = now()"
+)
+
+
+def write_assessments(conn: psycopg.Connection, rows: Iterable[Assessment]) -> int:
+    """Upsert assessments on (building, period, method); returns rows written. Caller commits."""
+    batch = [astuple(r) for r in rows]
+    if not batch:
+        return 0
+    with conn.cursor() as cur:
+        cur.executemany(_UPSERT, batch)
+    return len(batch)
+
+
+def fetch_assessments(conn: psycopg.Connection) -> list[Assessment]:
+    """Every stored assessment, ordered by building, period and method."""
+    cur = conn.execute(
+        f"SELECT {', '.join(_COLUMNS)} FROM insulation_assessments"
+        " ORDER BY building_id, period_start, period_end, method"
+    )
+    return [Assessment(*row) for row in cur]

@@ -1,0 +1,181 @@
+"""The processing run from the database to the result tables, on known synthetic readings."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import psycopg
+import pytest
+from numpy.testing import assert_allclose
+
+from processing.pipeline import PipelineConfig, run_anomalies, run_insulation
+from storage.meters import create_building, create_municipality, register_meter
+from storage.readings import write_readings
+from storage.results import fetch_anomalies, fetch_assessments
+from storage.rollups import refresh_rollups
+
+H = timedelta(hours=1)
+
+
+def _register(conn: psycopg.Connection, name: str, quantity: str, building: int | None) -> int:
+    temperature = quantity.endswith("temperature")
+    return register_meter(
+        conn, device_format="own_json", device_id=name, channel="", quantity=quantity,
+        unit="degC" if temperature else "kWh", cumulative=not temperature, building_id=building,
+    ).id  # fmt: skip
+
+
+def _index_rows(meter: int, t0: datetime, use: np.ndarray, start: float = 100.0) -> list:
+    """Index readings closing each hour of ``use`` (NaN hours: no reading)."""
+    index = start + np.cumsum(np.nan_to_num(use))
+    rows = [(meter, t0, start)]
+    rows += [
+        (meter, t0 + (k + 1) * H, float(index[k])) for k in range(use.size) if np.isfinite(use[k])
+    ]
+    return rows
+
+
+# --- anomalies ------------------------------------------------------------------------------
+
+A0 = datetime(2025, 1, 5, 23, tzinfo=UTC)  # local midnight, Monday 2025-01-06
+WEEKS = 6
+END1 = A0 + timedelta(weeks=WEEKS)
+
+
+@pytest.fixture
+def household(conn: psycopg.Connection) -> dict[str, object]:
+    """Six weeks of a household's hourly electricity, a spike and an outage open at the end."""
+    bid = create_building(conn, name="home", floor_area_m2=80)
+    meter = _register(conn, "home-el", "electricity", bid)
+    rng = np.random.default_rng(1)
+    n = WEEKS * 168 + 6
+    hour = np.arange(n) % 24
+    use = (0.4 + 0.3 * np.sin(2 * np.pi * (hour - 8) / 24)) * rng.lognormal(0.0, 0.05, n)
+    spike = WEEKS * 168 - 10  # 14:00 on the last day
+    use[spike] += 5.0
+    use[WEEKS * 168 - 3 : WEEKS * 168 + 2] = np.nan  # from 21:00, back at 02:00 next day
+    return {"meter": meter, "use": use, "spike": spike}
+
+
+def _load(conn: psycopg.Connection, meter: int, use: np.ndarray, upto: int) -> None:
+    write_readings(conn, _index_rows(meter, A0, use[:upto]))
+    refresh_rollups(conn)
+    conn.commit()
+
+
+def test_anomalies_are_written_once_and_an_open_outage_is_extended(
+    conn: psycopg.Connection, household: dict[str, object]
+) -> None:
+    meter, use, spike = household["meter"], household["use"], household["spike"]
+    assert isinstance(meter, int) and isinstance(use, np.ndarray) and isinstance(spike, int)
+    _load(conn, meter, use, WEEKS * 168)
+    run = run_anomalies(conn, end=END1, report_from=END1 - timedelta(days=1))
+    first = fetch_anomalies(conn)
+    by_kind = {(a.kind, a.start_ts): a for a in first}
+    assert ("spike", A0 + spike * H) in by_kind
+    outage = by_kind[("outage", A0 + (WEEKS * 168 - 3) * H)]
+    assert outage.end_ts == END1 - H  # still open at the end of the window
+    assert run.inserted == len(first) and run.extended == 0
+
+    again = run_anomalies(conn, end=END1, report_from=END1 - timedelta(days=1))
+    assert (again.inserted, again.extended) == (0, 0)
+    assert fetch_anomalies(conn) == first
+
+    _load(conn, meter, use, use.size)  # three hours later the meter is back
+    end2 = END1 + 6 * H
+    later = run_anomalies(conn, end=end2, report_from=end2 - timedelta(days=1))
+    assert later.extended >= 1
+    outages = [a for a in fetch_anomalies(conn) if a.kind == "outage"]
+    assert len(outages) == 1
+    assert (outages[0].start_ts, outages[0].end_ts) == (outage.start_ts, END1 + H)
+    spikes = [a for a in fetch_anomalies(conn) if a.kind == "spike"]
+    assert len(spikes) == 1
+
+
+def test_counter_reset_from_the_rollups_becomes_an_anomaly(conn: psycopg.Connection) -> None:
+    meter = _register(conn, "gas-reset", "gas", None)
+    use = np.full(WEEKS * 168, 1.0)
+    rows = _index_rows(meter, A0, use, start=5000.0)
+    reset_at = WEEKS * 168 - 5
+    rows = [
+        (m, t, v - 5000.0 - reset_at if i > reset_at else v) for i, (m, t, v) in enumerate(rows)
+    ]
+    write_readings(conn, rows)
+    refresh_rollups(conn)
+    conn.commit()
+    run_anomalies(conn, end=END1, report_from=END1 - timedelta(days=1))
+    resets = [a for a in fetch_anomalies(conn) if a.kind == "counter_reset"]
+    assert [a.start_ts for a in resets] == [A0 + (reset_at + 1) * H]
+
+
+# --- insulation -----------------------------------------------------------------------------
+
+D0 = date(2024, 11, 4)  # after the October DST change: local days are UTC+1
+DAYS = 70
+TRUTH = {  # slope [kWh/(K·d)], baseload [kWh/d], balance point [°C], efficiency, area [m²]
+    "old": (12.0, 6.0, 16.0, 0.85, 90.0),
+    "new": (3.0, 4.0, 14.0, 0.95, 120.0),
+    "mid": (6.0, 5.0, 15.0, 0.90, 100.0),
+}
+
+
+@pytest.fixture
+def town(conn: psycopg.Connection) -> dict[str, int]:
+    """Gas-heated buildings following Q = b + s·(Tb − Te)⁺ day by day, one weather station."""
+    muni = create_municipality(conn, "Roubaix", normal_hdd=2500)
+    rng = np.random.default_rng(7)
+    te_day = 10.0 + 8.0 * np.sin(np.arange(DAYS) / 9.0) + rng.normal(0, 2.0, DAYS)
+    t0 = datetime(D0.year, D0.month, D0.day, tzinfo=UTC) - H  # local midnight
+    station = _register(conn, "station", "outdoor_temperature", None)
+    hours = DAYS * 24
+    rows = [(station, t0 + k * H + 30 * timedelta(minutes=1), float(te_day[k // 24]))
+            for k in range(hours)]  # fmt: skip
+    ids = {}
+    for name, (s, b, tb, eta, area) in TRUTH.items():
+        bid = create_building(
+            conn, name=name, municipality_id=muni, floor_area_m2=area, heating_carrier="gas",
+            heating_efficiency=eta, year_built=1970,
+        )  # fmt: skip
+        meter = _register(conn, f"{name}-gas", "gas", bid)
+        q_day = b + s * np.maximum(tb - te_day, 0.0) + rng.normal(0, 0.2, DAYS)
+        rows += _index_rows(meter, t0, np.repeat(q_day / 24.0, 24))
+        ids[name] = bid
+    nothing = create_building(conn, name="empty", municipality_id=muni)
+    ids["empty"] = nothing
+    write_readings(conn, rows)
+    refresh_rollups(conn)
+    conn.commit()
+    return ids
+
+
+def test_insulation_recovers_hlc_and_writes_assessments_idempotently(
+    conn: psycopg.Connection, town: dict[str, int]
+) -> None:
+    config = PipelineConfig(insulation_min_days=DAYS, n_boot=50)
+    stop = D0 + timedelta(days=DAYS)
+    summary = run_insulation(conn, first_day=D0, stop_day=stop, config=config)
+    assert (summary.buildings, summary.qualified) == (4, 3)
+    rows = {a.building_id: a for a in fetch_assessments(conn)}
+    for name, (s, b, tb, eta, area) in TRUTH.items():
+        a = rows[town[name]]
+        assert a.status == "ok" and a.method == "changepoint"
+        hlc = eta * s * 1000.0 / 24.0
+        assert a.hlc_w_per_k is not None and a.hlc_low_w_per_k is not None
+        assert_allclose(a.hlc_w_per_k, hlc, rtol=0.03)
+        assert_allclose(a.balance_temp_c, tb, atol=0.5)
+        assert_allclose(a.base_kwh_per_day, b, rtol=0.1)
+        assert a.hlc_low_w_per_k <= a.hlc_w_per_k <= (a.hlc_high_w_per_k or 0.0)
+        assert a.label in tuple("ABCDEFG") and a.period_end == stop - timedelta(days=1)
+    assert rows[town["empty"]].status == "insufficient_data"
+    assert "no heating register" in (rows[town["empty"]].status_reason or "")
+    assert rows[town["old"]].label >= rows[town["new"]].label  # type: ignore[operator]
+
+    before = fetch_assessments(conn)
+    run_insulation(conn, first_day=D0, stop_day=stop, config=config)
+    assert fetch_assessments(conn) == before
+
+    short = run_insulation(conn, first_day=D0, stop_day=stop, config=PipelineConfig())
+    assert short.qualified == 0
+    reasons = {a.status_reason for a in fetch_assessments(conn) if a.status != "ok"}
+    assert any("shorter than the 365 days" in (r or "") for r in reasons)

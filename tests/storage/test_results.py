@@ -1,0 +1,87 @@
+"""Idempotent result writes: anomalies extended not repeated, assessments upserted."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+import pytest
+
+from storage.meters import create_building, register_meter
+from storage.results import (
+    AnomalyRow,
+    Assessment,
+    fetch_anomalies,
+    fetch_assessments,
+    write_anomalies,
+    write_assessments,
+)
+
+T0 = datetime(2025, 1, 6, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+@pytest.fixture
+def meter_id(conn: psycopg.Connection) -> int:
+    return register_meter(
+        conn, device_format="own_json", device_id="m1", channel="", quantity="electricity",
+        unit="kWh", cumulative=True,
+    ).id  # fmt: skip
+
+
+def _event(meter_id: int, start: int, end: int, kind: str = "outage", sev: float = 3.0):
+    return AnomalyRow(
+        meter_id, kind, T0 + start * H, T0 + end * H, sev, None, None, f"{kind} {start}-{end}"
+    )
+
+
+def test_same_window_twice_gives_the_same_rows(conn: psycopg.Connection, meter_id: int) -> None:
+    events = [_event(meter_id, 0, 2), _event(meter_id, 10, 10, "spike", 7.0)]
+    first = write_anomalies(conn, events, step=H)
+    conn.commit()
+    before = fetch_anomalies(conn)
+    second = write_anomalies(conn, events, step=H)
+    conn.commit()
+    assert (first.inserted, first.extended) == (2, 0)
+    assert (second.inserted, second.extended) == (0, 0)
+    assert fetch_anomalies(conn) == before
+
+
+def test_ongoing_event_is_extended_by_the_next_run(conn: psycopg.Connection, meter_id: int) -> None:
+    write_anomalies(conn, [_event(meter_id, 20, 23)], step=H)  # still open at the run's end
+    # Next run: the window moved; the event continues (adjacent, or re-seen overlapping).
+    result = write_anomalies(conn, [_event(meter_id, 24, 30)], step=H)
+    assert (result.inserted, result.extended) == (0, 1)
+    result = write_anomalies(conn, [_event(meter_id, 22, 35, sev=9.0)], step=H)
+    assert (result.inserted, result.extended) == (0, 1)
+    rows = fetch_anomalies(conn)
+    assert len(rows) == 1
+    assert (rows[0].start_ts, rows[0].end_ts, rows[0].severity) == (T0 + 20 * H, T0 + 35 * H, 9.0)
+    assert rows[0].reason == "outage 22-35"
+    # Two steps apart is a new event; another kind never extends this one.
+    result = write_anomalies(
+        conn, [_event(meter_id, 37, 38), _event(meter_id, 30, 31, "flatline")], step=H
+    )
+    assert (result.inserted, result.extended) == (2, 0)
+    assert len(fetch_anomalies(conn)) == 3
+
+
+def test_assessments_upsert_on_building_period_and_method(conn: psycopg.Connection) -> None:
+    bid = create_building(conn, name="b")
+    row = Assessment(
+        bid, date(2024, 10, 1), date(2025, 4, 30), "changepoint", "ok", hlc_w_per_k=150.0,
+        label="E", is_passoire=False,
+    )  # fmt: skip
+    assert write_assessments(conn, [row]) == 1
+    write_assessments(conn, [dataclasses.replace(row, hlc_w_per_k=160.0, label="F")])
+    insufficient = Assessment(
+        bid, date(2024, 10, 1), date(2025, 4, 30), "arx", "insufficient_data",
+        status_reason="no indoor temperature",
+    )  # fmt: skip
+    write_assessments(conn, [insufficient])
+    stored = fetch_assessments(conn)
+    assert [(a.method, a.hlc_w_per_k, a.label) for a in stored] == [
+        ("arx", None, None),
+        ("changepoint", 160.0, "F"),
+    ]
