@@ -45,7 +45,8 @@ apt_has() {
 
 # --- PostgreSQL, Mosquitto, build tools -------------------------------------------------------
 apt_install ca-certificates postgresql postgresql-contrib mosquitto mosquitto-clients \
-  build-essential cmake dpkg-dev libssl-dev pkg-config python3 python3-venv python3-dev
+  build-essential cmake dpkg-dev libssl-dev pkg-config python3 python3-venv python3-dev \
+  chromium fonts-dejavu-core
 
 pg_major=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
 [ -n "$pg_major" ] || die "no PostgreSQL server found under /usr/lib/postgresql"
