@@ -6,6 +6,13 @@ subset of buildings, extrapolated linearly to each size, against the vectorised 
 Usage (from the repository root; `-m` keeps bench/ off sys.path, where bench/processing.py
 would shadow the processing package): python -m bench.simulate [--sizes 100 1000 10000]
 Writes bench/results/simulate.json.
+
+``--io`` (``--io-only`` skips the generation sweep) also measures, against a PostgreSQL+
+TimescaleDB and a Mosquitto started by the bench itself on free ports: the direct backfill
+(numpy binary COPY, ``storage.bulk``) in rows/s against the row-by-row baseline
+(``storage.readings.write_readings``, ``write_row`` per tuple, tuples built from the same
+arrays) on the same rows, and the live publish rate (QoS 1, PUBACK-bounded window, no
+subscriber) in messages/s and readings/s. Writes bench/results/simulate_io.json.
 """
 
 from __future__ import annotations
@@ -15,16 +22,25 @@ import json
 import platform
 import resource
 import time
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
+import psycopg
 
+from simulators.backfill import backfill, expected_rows
 from simulators.city import simulate_city
+from simulators.devices import plan_devices
+from simulators.publish import MqttPublisher, publish_city
+from simulators.register import register_city
 from simulators.stock import draw_stock, setpoint_schedule
 from simulators.thermal import discretise, simulate_thermal
 from simulators.weather import paris_local_time, simulate_weather
+from storage.readings import write_readings
+from tests.fixtures.servers import fresh_database, running_mosquitto, running_postgres
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
+IO_RESULTS = RESULTS.with_name("simulate_io.json")
 
 
 def naive_thermal_seconds_per_building(subset: int, days: int, seed: int) -> float:
@@ -68,7 +84,16 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--naive-subset", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--io", action="store_true", help="also backfill and publish rates")
+    parser.add_argument("--io-only", action="store_true", help="only backfill/publish rates")
+    parser.add_argument("--io-sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--io-days", type=int, default=14)
+    parser.add_argument("--baseline-rows", type=int, default=200_000)
     args = parser.parse_args()
+    if args.io or args.io_only:
+        io_benchmark(args.io_sizes, args.io_days, args.seed, args.baseline_rows)
+    if args.io_only:
+        return
 
     per_building = naive_thermal_seconds_per_building(args.naive_subset, args.days, args.seed)
     rows = []
@@ -134,6 +159,97 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, sort_keys=True, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS}")
+
+
+def io_benchmark(sizes: list[int], days: int, seed: int, baseline_rows: int) -> None:
+    """Backfill rows/s (bulk vs row-by-row) and publish messages/s on servers of its own."""
+    rows = []
+    with running_postgres() as pg, running_mosquitto() as broker:
+        for n in sizes:
+            city = simulate_city(
+                buildings=n, start="2024-12-02", days=days, seed=seed,
+                grid_feeders=min(10, max(1, n // 50)),
+            )  # fmt: skip
+            plan = plan_devices(city, None, seed=seed)
+            with psycopg.connect(fresh_database(pg)) as conn:
+                reg = register_city(conn, city, plan)
+                conn.commit()
+                t0 = time.perf_counter()
+                stats = backfill(conn, city, plan, reg.meter_id)
+                bulk_s = time.perf_counter() - t0
+            # Baseline: the same rows, as Python tuples through write_row, into a fresh database.
+            with psycopg.connect(fresh_database(pg)) as conn:
+                reg = register_city(conn, city, plan)
+                conn.commit()
+                done = 0
+                t0 = time.perf_counter()
+                for m, ts, v in expected_rows(city, plan, reg.meter_id):
+                    take = min(m.size, baseline_rows - done)
+                    tuples = [
+                        (mi, t.replace(tzinfo=UTC), x)
+                        for mi, t, x in zip(
+                            m[:take].tolist(),
+                            ts[:take].astype("datetime64[us]").tolist(),
+                            v[:take].tolist(),
+                            strict=True,
+                        )
+                    ]
+                    write_readings(conn, tuples)
+                    conn.commit()
+                    done += take
+                    if done >= baseline_rows:
+                        break
+                naive_s = time.perf_counter() - t0
+            publisher = MqttPublisher(broker.url, client_id=f"bench-pub-{n}")
+            pub = publish_city(city, plan, publisher, seed=seed)
+            publisher.close()
+            bulk_rate = stats.rows / bulk_s
+            naive_rate = done / naive_s
+            rows.append(
+                {
+                    "buildings": n,
+                    "days": days,
+                    "devices": len(plan.devices),
+                    "channels": len(plan.channels),
+                    "backfill_rows": stats.rows,
+                    "backfill_seconds": round(bulk_s, 3),
+                    "backfill_rows_per_s": round(bulk_rate),
+                    "row_by_row_rows": done,
+                    "row_by_row_seconds": round(naive_s, 3),
+                    "row_by_row_rows_per_s": round(naive_rate),
+                    "backfill_speedup": round(bulk_rate / naive_rate, 1),
+                    "publish_messages": pub.sent,
+                    "publish_readings": pub.readings,
+                    "publish_seconds": round(pub.elapsed_s, 3),
+                    "publish_messages_per_s": round(pub.sent / pub.elapsed_s),
+                    "publish_readings_per_s": round(pub.readings / pub.elapsed_s),
+                    "publish_acknowledged": pub.acknowledged,
+                }
+            )
+            del city
+    print(
+        f"{'buildings':>9} {'rows':>10} {'COPY rows/s':>12} {'write_row rows/s':>16} "
+        f"{'speedup':>8} {'msgs':>9} {'msgs/s':>8} {'readings/s':>10}"
+    )
+    for r in rows:
+        print(
+            f"{r['buildings']:>9} {r['backfill_rows']:>10,} {r['backfill_rows_per_s']:>12,} "
+            f"{r['row_by_row_rows_per_s']:>16,} {r['backfill_speedup']:>7.1f}× "
+            f"{r['publish_messages']:>9,} {r['publish_messages_per_s']:>8,} "
+            f"{r['publish_readings_per_s']:>10,}"
+        )
+    result = {
+        "benchmark": "simulate_io",
+        "command": "python -m bench.simulate --io-only --io-sizes "
+        + " ".join(map(str, sizes))
+        + f" --io-days {days} --seed {seed} --baseline-rows {baseline_rows}",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "rows": rows,
+    }
+    IO_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    IO_RESULTS.write_text(json.dumps(result, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {IO_RESULTS}")
 
 
 if __name__ == "__main__":

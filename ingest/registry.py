@@ -20,16 +20,26 @@ class MeterRegistry:
 
     # A flood of messages from an unknown device must not turn into a flood of table reads.
     RELOAD_EVERY_S = 2.0
+    MAX_REMEMBERED_MISSES = 10_000
 
     def __init__(self, *, auto_register: bool) -> None:
         self.auto_register = auto_register
         self._meters: dict[tuple[str, str, str], Meter] = {}
         self._loaded_at = float("-inf")
+        self._missed: set[tuple[str, str, str]] = set()
 
     def reload(self, conn: psycopg.Connection) -> None:
         """Read every meter again (``conn`` in autocommit mode)."""
         self._meters = load_meters(conn)
         self._loaded_at = time.monotonic()
+
+    def _may_reload(self, key: tuple[str, str, str]) -> bool:
+        """Reload at once for a key not missed before (a device enrolled a moment ago), else at
+        most every RELOAD_EVERY_S (a stranger sending again and again)."""
+        if key not in self._missed and len(self._missed) < self.MAX_REMEMBERED_MISSES:
+            self._missed.add(key)
+            return True
+        return time.monotonic() - self._loaded_at > self.RELOAD_EVERY_S
 
     def resolve(self, conn: psycopg.Connection, fmt: str, reading: Reading) -> Meter:
         """The meter of a reading; raises PayloadError when it cannot have one.
@@ -39,7 +49,7 @@ class MeterRegistry:
         """
         key = (fmt, reading.device_id, reading.channel)
         meter = self._meters.get(key)
-        if meter is None and time.monotonic() - self._loaded_at > self.RELOAD_EVERY_S:
+        if meter is None and self._may_reload(key):
             # Another process (the API enrolling a household) may have added it since.
             self.reload(conn)
             meter = self._meters.get(key)

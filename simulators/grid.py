@@ -123,7 +123,8 @@ def simulate_grid(
     flicker = np.clip(1.0 + 0.15 * rng.standard_normal((n_f, steps)), 0.3, 1.3)
     pv = kwp[:, None] * _upsample(ghi, factor)[None, :] * 0.8 * flicker
     net = load - pv
-    rating = np.abs(net).max(axis=1) / rng.uniform(0.7, 0.9, n_f)
+    # A feeder without buildings would have no rating at all; 1 W keeps its per-unit load finite.
+    rating = np.maximum(np.abs(net).max(axis=1), 1.0) / rng.uniform(0.7, 0.9, n_f)
     load_pu = net / rating[:, None]
 
     # System frequency: AR(1) on 10-min means, identical on every feeder.
