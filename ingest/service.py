@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -28,6 +29,7 @@ from ingest.routing import Router
 from storage.anomalies import record_point_anomalies
 from storage.database import connect, is_transient
 from storage.dead_letters import write_dead_letters
+from storage.operations import record_ingest_batch
 from storage.readings import write_readings
 from wattwatch.errors import StackError, TransientStorageError
 from wattwatch.logs import setup_logging
@@ -120,6 +122,17 @@ class Ingestor:
             if batch.anomalies:
                 record_point_anomalies(self._write, batch.anomalies, source="ingest")
         committed = time.monotonic()
+        lag_s = committed - min(m.received_monotonic for m in messages)
+        record_ingest_batch(
+            self._lookup,
+            at=datetime.now(UTC),
+            ingestor=self.settings.ingest_client_id,
+            messages=len(messages),
+            readings_written=inserted,
+            dead_letters=len(batch.dead_letters),
+            commit_ms=(committed - started) * 1000,
+            lag_s=lag_s,
+        )
         self.metrics.commit_seconds.observe(committed - started)
         self.metrics.batch_size.observe(len(messages))
         for message in messages:

@@ -89,10 +89,13 @@ WHERE a.id = g.id
 _INSERT: Final = """
 INSERT INTO anomalies (meter_id, kind, source, start_ts, end_ts, severity, expected, observed,
                        reason)
-SELECT s.meter_id, s.kind, %(source)s, s.start_ts, s.end_ts, s.severity, s.expected,
+SELECT DISTINCT ON (s.meter_id, s.kind, s.start_ts)
+       s.meter_id, s.kind, %(source)s, s.start_ts, s.end_ts, s.severity, s.expected,
        s.observed, s.reason
 FROM staging_anomalies s
 WHERE NOT EXISTS (SELECT 1 FROM anomaly_match m WHERE m.idx = s.idx)
+-- Two detectors may report the same meter, kind and start in one run: keep the longest.
+ORDER BY s.meter_id, s.kind, s.start_ts, s.end_ts DESC, s.severity DESC
 ON CONFLICT (meter_id, kind, start_ts) DO UPDATE
 SET end_ts = greatest(anomalies.end_ts, EXCLUDED.end_ts),
     severity = greatest(anomalies.severity, EXCLUDED.severity),

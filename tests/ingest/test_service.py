@@ -92,6 +92,9 @@ def test_published_readings_arrive_once(
     assert count(conn, "meters") == 5
     assert ingestor.totals.duplicates == 100
     assert count(conn, "dead_letters") == 0
+    # The Operations dashboard's per-minute log saw every message.
+    logged = conn.execute("SELECT sum(messages), sum(readings_written) FROM ingest_stats")
+    assert logged.fetchone() == (600, 500)
 
 
 def test_bad_payloads_are_dead_lettered_with_their_bytes(

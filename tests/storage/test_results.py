@@ -85,3 +85,18 @@ def test_assessments_upsert_on_building_period_and_method(conn: psycopg.Connecti
         ("arx", None, None),
         ("changepoint", 160.0, "F"),
     ]
+
+
+def test_two_events_with_the_same_start_in_one_run_are_one_row(conn: psycopg.Connection) -> None:
+    meter = register_meter(conn, device_format="own_json", device_id="dup-start",
+                           channel="e", quantity="electricity", unit="kWh",
+                           cumulative=True)  # fmt: skip
+    t0 = datetime(2025, 1, 6, tzinfo=UTC)
+    rows = [
+        AnomalyRow(meter.id, "spike", t0, t0 + timedelta(hours=1), 6.0, 1.0, 9.0, "short"),
+        AnomalyRow(meter.id, "spike", t0, t0 + timedelta(hours=3), 8.0, 1.0, 12.0, "long"),
+    ]
+    write_anomalies(conn, rows, step=timedelta(hours=1))
+    conn.commit()
+    got = conn.execute("SELECT start_ts, end_ts, reason FROM anomalies").fetchall()
+    assert got == [(t0, t0 + timedelta(hours=3), "long")]
