@@ -130,9 +130,11 @@ def detector_kinds(city: City) -> list[str]:
     return [detector_kind(str(q), str(u)) for q, u in zip(m.quantity, use, strict=True)]
 
 
-def run_core(x: FloatArray, resets: npt.NDArray[np.bool_], kinds: list[str]) -> Detections:
+def run_core(
+    x: FloatArray, resets: npt.NDArray[np.bool_], kinds: list[str], outdoor_temp_c: FloatArray
+) -> Detections:
     """The processing core as the pipeline runs it, plus counter resets from the index."""
-    found = scan_meters(x, kinds, local_start=datetime(2024, 7, 1))
+    found = scan_meters(x, kinds, local_start=datetime(2024, 7, 1), outdoor_temp_c=outdoor_temp_c)
     rows, cols = np.nonzero(resets)
     found += [
         Anomaly(int(r), int(c), int(c) + 1, "counter_reset", 1.0, 0, 0, "")
@@ -652,11 +654,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     clean = simulate_city(**kw, anomaly_rate=0.0)  # type: ignore[arg-type]
     x, resets = consumption_matrix(city)
     kinds = detector_kinds(city)
-    det = run_core(x, resets, kinds)
+    station = int(city.meters.rows("outdoor_temperature")[0])
+    det = run_core(x, resets, kinds, x[station])
     base = zscore_baseline(x)
     sig = spike_sigma(city, x)
     xc, rc = consumption_matrix(clean)
-    det_clean = run_core(xc, rc, kinds)
+    det_clean = run_core(xc, rc, kinds, xc[station])
     report: dict[str, Any] = {
         "settings": {
             **kw,

@@ -358,6 +358,9 @@ def baseline_scan(
     meter_floor: float = 1.0,
     degree_hours: npt.ArrayLike | None = None,
     heating_slope: npt.ArrayLike | None = None,
+    quantum: npt.ArrayLike | None = None,
+    tail_quantile: float = 0.0,
+    tail_divisor: float = 2.0,
     block_meters: int = DEFAULT_BLOCK_METERS,
     out: FloatArray | None = None,
 ) -> BaselineScan:
@@ -375,6 +378,14 @@ def baseline_scan(
         Heating degree-hours per step [K·h]; with ``heating_slope``, adds the temperature term.
     heating_slope : array_like, optional, shape (meters,)
         From :func:`fit_heating_slope` [unit per K·h]; 0 or NaN for meters without heating.
+    quantum : array_like, optional, shape (meters,)
+        Resolution of each meter [unit]: the scale is never below it, so a register that
+        reads 0 or 0.112 kWh all summer does not make one quantum look extreme.
+    tail_quantile, tail_divisor : float
+        With ``tail_quantile`` > 0, the scale is also at least the ``tail_quantile`` of
+        |x − expected| over each four-week block of the meter, divided by
+        ``tail_divisor``: a household's appliance peaks or a school's term starts are
+        ordinary for that meter, and a spike must stand out against them.
     out : ndarray, optional, shape (meters, steps)
         Buffer for ``z`` (float64, C-contiguous), e.g. reused across chunks.
 
@@ -409,6 +420,11 @@ def baseline_scan(
         if out.shape != (m, n) or out.dtype != np.float64:
             raise ValueError(f"out: expected float64 of shape ({m}, {n})")
         z = out
+    q_arr = None if quantum is None else np.asarray(quantum, dtype=np.float64).reshape(-1)
+    if q_arr is not None and q_arr.shape != (m,):
+        raise ValueError(f"quantum: expected shape ({m},), got {q_arr.shape}")
+    if not 0.0 <= tail_quantile < 1.0 or tail_divisor <= 0:
+        raise ValueError("tail_quantile: must lie in [0, 1); tail_divisor: must be > 0")
     day_starts = np.arange(0, n, steps_per_day)
     n_days = day_starts.size
     steps_in_day = np.diff(np.append(day_starts, n)).astype(np.float64)
@@ -440,6 +456,9 @@ def baseline_scan(
             meter_floor=meter_floor,
             day_starts=day_starts,
             steps_in_day=steps_in_day,
+            quantum=None if q_arr is None else q_arr[i:j, np.newaxis],
+            tail_quantile=tail_quantile,
+            tail_divisor=tail_divisor,
         )
     return BaselineScan(z=z, daily_residual=daily_residual, daily_expected=daily_expected)
 
@@ -457,16 +476,24 @@ def _z_block(
     meter_floor: float,
     day_starts: IntArray,
     steps_in_day: FloatArray,
+    quantum: FloatArray | None = None,
+    tail_quantile: float = 0.0,
+    tail_divisor: float = 2.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out."""
-    # scale = 1.4826·max(MAD, meter_floor·mean MAD) + floor + rel_floor·|expected|
+    # scale = max(1.4826·max(MAD, meter_floor·mean MAD), quantum, tail/divisor)
+    #         + floor + rel_floor·|expected|
     np.maximum(scale, meter_floor * _row_mean(scale), out=scale)
+    scale *= MAD_TO_SIGMA
+    np.subtract(xb, expected, out=z)
+    if quantum is not None:
+        np.maximum(scale, quantum, out=scale)
+    if tail_quantile > 0:
+        np.maximum(scale, _block_tail(z, tail_quantile) / tail_divisor, out=scale)
     np.abs(expected, out=tmp)
     tmp *= rel_floor
     tmp += floor
-    scale *= MAD_TO_SIGMA
     scale += tmp
-    np.subtract(xb, expected, out=z)
     # Daily sums over the steps where both x and the expectation exist.
     np.isnan(z, out=ok)
     np.logical_not(ok, out=ok)
@@ -485,6 +512,25 @@ def _z_block(
         np.where(enough, res_sum * factor, np.nan),
         np.where(enough, exp_sum * factor, np.nan),
     )
+
+
+TAIL_BLOCK_STEPS = 4 * HOURS_PER_WEEK
+
+
+def _block_tail(resid: FloatArray, q: float, block: int = TAIL_BLOCK_STEPS) -> FloatArray:
+    """``q``-quantile of |resid| over consecutive blocks of steps, broadcast back per step.
+
+    NaN counts as 0 (gaps are sparse), which only lowers the quantile.
+    """
+    m, n = resid.shape
+    blocks = -(-n // block)
+    padded = np.zeros((m, blocks * block))
+    np.abs(resid, out=padded[:, :n])
+    np.nan_to_num(padded, copy=False)
+    # The last block may be short: its padding zeros lower its quantile a little.
+    k = min(block - 1, int(q * block))
+    tail = np.partition(padded.reshape(m, blocks, block), k, axis=2)[:, :, k]
+    return np.repeat(tail, block, axis=1)[:, :n]
 
 
 def median_at(

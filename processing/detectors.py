@@ -13,8 +13,15 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
-from processing.baseline import baseline_scan, median_at, nan_median_mad
+from processing.baseline import (
+    MAD_TO_SIGMA,
+    baseline_scan,
+    fit_heating_slope,
+    median_at,
+    nan_median_mad,
+)
 from processing.events import (
     Anomaly,
     AnomalyEvents,
@@ -25,7 +32,7 @@ from processing.events import (
     mask_runs,
     step_time,
 )
-from processing.quality import QualityConfig, quality_scan
+from processing.quality import QualityConfig, quality_scan, register_quantum
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -63,6 +70,30 @@ class DetectorConfig:
         last-third mean is called a drift rather than a level shift [-].
     unit : str
         Unit of the analysed series, written in reasons.
+    z_single : float
+        A spike or drop of a single step needs |z| above this; events of two or more
+        steps need ``z_threshold`` [-]. Appliance peaks last one step, stuck or runaway
+        loads several.
+    tail_quantile, tail_divisor : float
+        Noise floor of the spike scale from the meter's own residual tail (see
+        :func:`~processing.baseline.baseline_scan`); ``tail_quantile`` 0 turns it off.
+    rel_floor : float
+        Floor of the spike scale proportional to the expected value [-] (0 for
+        temperatures, which have no natural zero).
+    local_median_steps : int
+        When > 0, spikes and drops are measured against a centred running median of this
+        many steps instead of the hour-of-week baseline (temperature sensors: a room does
+        not change by 5 K within an hour and back) [steps].
+    day_hours : tuple of int
+        Local daytime window ``(start, end)`` of weekends and holidays [h].
+    schedule_z : float
+        A night (or closed day) is flagged when its mean exceeds the meter's typical level
+        for that period, corrected for degree-hours, by this many robust σ [-].
+    min_nights : int
+        Consecutive flagged nights needed for a night-use event (closed days: one) [-].
+    temperature_term : bool
+        Correct the hour-of-week baseline with a per-meter degree-hour slope when an
+        outdoor temperature is given (heating meters).
     """
 
     z_threshold: float = 5.0
@@ -71,23 +102,44 @@ class DetectorConfig:
     schedule_ratio: float = 1.5
     schedule_margin: float = 0.0
     check_nights: bool = True
-    check_weekends: bool = False
-    check_holidays: bool = False
+    check_weekends: bool = True
+    check_holidays: bool = True
     reference_weeks: int = 4
     cusum_k: float = 0.5
-    cusum_h: float = 5.0
+    cusum_h: float = 8.0
     drift_ratio: float = 0.5
     unit: str = "kWh"
+    z_single: float = 8.0
+    tail_quantile: float = 0.98
+    tail_divisor: float = 2.0
+    rel_floor: float = 0.05
+    local_median_steps: int = 0
+    day_hours: tuple[int, int] = (7, 19)
+    schedule_z: float = 5.0
+    min_nights: int = 2
+    temperature_term: bool = True
 
 
 DETECTOR_CONFIGS: Final = {
     "household": DetectorConfig(),
-    "office": DetectorConfig(check_weekends=True, check_holidays=True, schedule_ratio=1.3),
-    "school": DetectorConfig(check_weekends=True, check_holidays=True, schedule_ratio=1.3),
+    "office": DetectorConfig(),
+    "school": DetectorConfig(),
     # Heat and gas meters respond to the weather: allow larger swings before a spike.
-    "heat": DetectorConfig(z_threshold=6.0, schedule_ratio=2.0),
-    "gas": DetectorConfig(z_threshold=6.0, schedule_ratio=2.0),
+    "heat": DetectorConfig(z_threshold=6.0),
+    "gas": DetectorConfig(z_threshold=6.0),
 }
+# Temperature sensors: quality rules, spikes against a running median, level shifts.
+TEMPERATURE_DETECTOR: Final = DetectorConfig(
+    check_nights=False,
+    check_weekends=False,
+    check_holidays=False,
+    unit="°C",
+    rel_floor=0.0,
+    tail_quantile=0.0,
+    local_median_steps=9,
+    z_single=5.0,
+    temperature_term=False,
+)
 
 
 def config_for(kind: str) -> DetectorConfig:
@@ -147,6 +199,9 @@ def spikes_and_drops(
     out: list[Anomaly] = []
     for kind, mask in (("spike", zz > cfg.z_threshold), ("drop", zz < -cfg.z_threshold)):
         ev = events_from_mask(mask, kind=kind, score=zz, observed=a, max_gap=cfg.max_gap)
+        # One step over the persistent threshold is an ordinary peak; it must clear the
+        # single-step threshold, several steps in a row need only the lower one.
+        ev = ev.select((ev.end - ev.start >= 2) | (ev.severity > cfg.z_single))
         if not len(ev):
             continue
         expected = median_at(a, ev.meter_index, ev.peak, weeks=weeks, steps_per_hour=steps_per_hour)
@@ -219,15 +274,57 @@ def _typical_night_level(
     return np.where(np.isnan(typical), overall[:, np.newaxis], typical)
 
 
+def _hour_mask(hour: FloatArray, window: tuple[int, int]) -> BoolArray:
+    lo, hi = window
+    if lo > hi:
+        return np.asarray((hour >= lo) | (hour < hi))
+    return np.asarray((hour >= lo) & (hour < hi))
+
+
+def _period_typical(values: FloatArray, period: IntArray, n_periods: int) -> FloatArray:
+    """Per-window median of ``values`` over the windows of the same period, (meters, windows)."""
+    if values.shape[1] == 0:
+        return values.copy()
+    typical = _typical_night_level(values, period, n_periods)
+    return np.asarray(typical[:, period], dtype=np.float64)
+
+
+def _weather_corrected_excess(
+    mean: FloatArray, dh: FloatArray | None, period: IntArray, n_periods: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Excess of each window over the meter's typical window of its period, corrected for
+    degree-hours; returns (excess, expected, robust σ per meter) [unit per step].
+
+    ``mean − typical = β·(dh − typical dh) + e``, β fitted per meter through the origin:
+    a cold night explains part of a high one. σ is 1.4826·MAD of ``e`` per meter.
+    """
+    typical = _period_typical(mean, period, n_periods)
+    resid = mean - typical
+    expected = typical
+    if dh is not None:
+        d = dh - _period_typical(dh, period, n_periods)
+        ok = ~(np.isnan(resid) | np.isnan(d))
+        sxy = np.where(ok, resid * d, 0.0).sum(axis=1, keepdims=True)
+        sxx = np.where(ok, d * d, 0.0).sum(axis=1, keepdims=True)
+        beta = np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0)
+        beta = np.maximum(beta, 0.0)  # heating only ever adds use in the cold
+        expected = typical + beta * np.nan_to_num(d)
+        resid = mean - expected
+    sigma = MAD_TO_SIGMA * nan_median_mad(resid)[1]
+    return resid, expected, sigma
+
+
 def schedule_anomalies(
     x: npt.ArrayLike,
     *,
     start: datetime,
     steps_per_hour: int = 1,
     holidays: Sequence[date] = (),
+    degree_hours: npt.ArrayLike | None = None,
+    quantum: npt.ArrayLike | None = None,
     config: DetectorConfig | None = None,
 ) -> list[Anomaly]:
-    """Nights, weekends and holidays whose mean use exceeds the meter's own typical night level.
+    """Nights, weekends and holidays whose use exceeds the meter's own typical level.
 
     Parameters
     ----------
@@ -238,84 +335,139 @@ def schedule_anomalies(
     steps_per_hour : int
         Samples per hour.
     holidays : sequence of date
-        Public or site holidays (whole local days).
+        Public or site holidays (whole local days), e.g. :func:`french_holidays`.
+    degree_hours : array_like, optional, shape (steps,) or (meters, steps)
+        Heating degree-hours per step [K·h]; corrects the typical level for the weather.
+    quantum : array_like, optional, shape (meters,)
+        Register resolution [unit]; the σ of window means is never below quantum/√steps.
     config : DetectorConfig, optional
-        Which windows apply, and the ratio and margin.
+        Which windows apply, ``schedule_z``, ``min_nights``, ``day_hours``.
 
     Returns
     -------
     list of Anomaly
-        Kinds ``"night_use"``, ``"weekend_use"``, ``"holiday_use"``; severity is the window
-        mean over the typical night level [-]; expected/observed are mean rates [unit/h].
+        Kinds ``"night_use"``, ``"weekend_use"``, ``"holiday_use"``; severity is the excess
+        in robust σ [-]; expected/observed are mean rates [unit/h].
 
     Notes
     -----
-    The typical night level is the median of the meter's night means over the surrounding
-    ``config.reference_weeks`` weeks (fixed calendar periods from ``start``), so heating or
-    baseload left on for a minority of nights stands out against the meter itself, and the
-    seasonal rise of night use in winter is not flagged every night.
+    The typical level of a window is the median of the meter's windows of the same kind
+    (nights; weekend and holiday daytimes) over fixed ``reference_weeks`` periods, plus a
+    per-meter degree-hour term, so the seasonal rise of night heating is not flagged every
+    cold night. Heating left on overnight lasts several nights: night events need
+    ``min_nights`` in a row; a weekend or holiday needs one day.
     """
     cfg = config if config is not None else DetectorConfig()
     a = _as_matrix(x, "x")
-    n = a.shape[1]
+    m, n = a.shape
     hour, day = _step_calendar(n, start, steps_per_hour)
-    night_from, night_to = cfg.night_hours
-    if night_from > night_to:
-        is_night = (hour >= night_from) | (hour < night_to)
-    else:
-        is_night = (hour >= night_from) & (hour < night_to)
-    n_starts, n_ends = mask_runs(is_night[np.newaxis, :])[1:]
-    if n_starts.size == 0:
-        return []
-    night_mean = _window_means(a, n_starts, n_ends)
     period_days = 7 * cfg.reference_weeks
-    n_periods = int(day[-1]) // period_days + 1
-    typical = _typical_night_level(night_mean, day[n_starts] // period_days, n_periods)
-    threshold = cfg.schedule_ratio * typical + cfg.schedule_margin
-
-    windows: list[tuple[str, IntArray, IntArray, FloatArray]] = []
-    if cfg.check_nights:
-        windows.append(("night_use", n_starts, n_ends, night_mean))
+    n_periods = int(day[-1]) // period_days + 1 if n else 1
+    dh = None if degree_hours is None else _as_matrix(degree_hours, "degree_hours")
+    q = (
+        np.zeros((m, 1))
+        if quantum is None
+        else np.asarray(quantum, dtype=np.float64).reshape(-1, 1)
+    )
     weekday = (start.weekday() + day) % 7
+    ordinal = start.date().toordinal() + day
+    is_holiday = np.isin(ordinal, np.asarray([d.toordinal() for d in holidays], dtype=np.int64))
+
+    windows: list[tuple[str, BoolArray, int]] = []
+    if cfg.check_nights:
+        windows.append(("night_use", _hour_mask(hour, cfg.night_hours), cfg.min_nights))
+    closed = np.zeros(n, dtype=bool)
     if cfg.check_weekends:
-        s, e = mask_runs((weekday >= 5)[np.newaxis, :])[1:]
-        windows.append(("weekend_use", s, e, _window_means(a, s, e)))
-    if cfg.check_holidays and holidays:
-        ordinal = start.date().toordinal() + day
-        hol = np.isin(ordinal, np.array([d.toordinal() for d in holidays]))
-        s, e = mask_runs(hol[np.newaxis, :])[1:]
-        windows.append(("holiday_use", s, e, _window_means(a, s, e)))
+        closed |= weekday >= 5
+    if cfg.check_holidays:
+        closed |= is_holiday
+    if closed.any():
+        windows.append(("closed", _hour_mask(hour, cfg.day_hours) & closed, 1))
 
     out: list[Anomaly] = []
     rate = float(steps_per_hour)
-    for kind, w_start, w_end, mean in windows:
-        period = np.minimum(day[w_start] // period_days, n_periods - 1)
-        ref = typical[:, period]
+    for kind, in_window, min_windows in windows:
+        w_start, w_end = mask_runs(in_window[np.newaxis, :])[1:]
+        if w_start.size == 0:
+            continue
+        mean = _window_means(a, w_start, w_end)
+        dh_mean = None if dh is None else _window_means(dh, w_start, w_end)
+        period = day[w_start] // period_days
+        excess, expected, sigma = _weather_corrected_excess(mean, dh_mean, period, n_periods)
+        steps_in = (w_end - w_start).astype(np.float64)
+        scale = np.maximum(sigma[:, np.newaxis], q / np.sqrt(steps_in))
         with np.errstate(invalid="ignore", divide="ignore"):
-            flagged = (mean > threshold[:, period]) & (ref >= 0)
-            ratio = mean / ref
-        rows, cols = np.nonzero(flagged)
-        label = kind.split("_")[0].capitalize()
-        for m_i, w, r, obs, exp in zip(
-            rows.tolist(),
-            cols.tolist(),
-            ratio[rows, cols].tolist(),
-            mean[rows, cols].tolist(),
-            ref[rows, cols].tolist(),
-            strict=True,
-        ):
-            s_step, e_step = int(w_start[w]), int(w_end[w])
-            t0 = step_time(s_step, start, steps_per_hour)
-            size = (
-                f"{r:.1f}× the usual night level" if np.isfinite(r) else "above a zero night level"
+            z = excess / scale
+            flagged = (z > cfg.schedule_z) & (excess > cfg.schedule_margin)
+        # Runs of flagged windows in window-index space (consecutive nights or days).
+        rows, first, stop = mask_runs(flagged, min_steps=min_windows)
+        for m_i, f, e in zip(rows.tolist(), first.tolist(), stop.tolist(), strict=True):
+            s_step, e_step = int(w_start[f]), int(w_end[e - 1])
+            obs = float(np.nanmean(mean[m_i, f:e]))
+            exp = float(np.nanmean(expected[m_i, f:e]))
+            sev = float(np.nanmax(z[m_i, f:e]))
+            name = kind
+            if kind == "closed":
+                name = "holiday_use" if is_holiday[s_step] else "weekend_use"
+            text = _schedule_reason(
+                name,
+                start,
+                step=s_step,
+                length=e_step - s_step,
+                steps_per_hour=steps_per_hour,
+                observed=obs * rate,
+                expected=exp * rate,
+                unit=cfg.unit,
             )
-            text = (
-                f"{label} from {t0:%a %Y-%m-%d %H:%M}: "
-                f"{obs * rate:.3g} {cfg.unit}/h on average, {size} "
-                f"({exp * rate:.3g} {cfg.unit}/h) — heating or baseload left on?"
-            )
-            out.append(Anomaly(m_i, s_step, e_step, kind, r, exp * rate, obs * rate, text))
+            out.append(Anomaly(m_i, s_step, e_step, name, sev, exp * rate, obs * rate, text))
     return out
+
+
+def _schedule_reason(
+    kind: str,
+    start: datetime,
+    *,
+    step: int,
+    length: int,
+    steps_per_hour: int,
+    observed: float,
+    expected: float,
+    unit: str,
+) -> str:
+    t0 = step_time(step, start, steps_per_hour)
+    label = {"night_use": "Night use", "weekend_use": "Weekend use"}.get(kind, "Holiday use")
+    ratio = observed / expected if expected > 0 else np.nan
+    size = f"{ratio:.1f}× the usual level" if np.isfinite(ratio) else "above a zero usual level"
+    return (
+        f"{label} from {t0:%a %Y-%m-%d %H:%M} ({length / steps_per_hour:g} h): "
+        f"{observed:.3g} {unit}/h on average, {size} ({expected:.3g} {unit}/h for the "
+        f"season and weather) — heating or baseload left on?"
+    )
+
+
+def french_holidays(years: Sequence[int]) -> list[date]:
+    """French public holidays (metropolitan) of the given years.
+
+    Fixed: 1 Jan, 1 May, 8 May, 14 Jul, 15 Aug, 1 Nov, 11 Nov, 25 Dec; movable from Easter
+    Sunday (anonymous Gregorian algorithm): Easter Monday (+1), Ascension (+39), Whit
+    Monday (+50).
+    """
+    out: list[date] = []
+    for y in years:
+        a, b, c = y % 19, y // 100, y % 100
+        d, e = divmod(b, 4)
+        f = (b + 8) // 25
+        g = (b - f + 1) // 3
+        h = (19 * a + b - d - g + 15) % 30
+        i, k = divmod(c, 4)
+        l_ = (32 + 2 * e + 2 * i - h - k) % 7
+        mm = (a + 11 * h + 22 * l_) // 451
+        month, day = divmod(h + l_ - 7 * mm + 114, 31)
+        easter = date(y, month, day + 1)
+        fixed = [(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25)]
+        out += [date(y, mo, dd) for mo, dd in fixed]
+        out += [easter + timedelta(days=k_) for k_ in (1, 39, 50)]
+    return sorted(out)
 
 
 # --- CUSUM on daily residuals --------------------------------------------------------------
@@ -480,6 +632,35 @@ def level_shifts(
 # --- full scan -----------------------------------------------------------------------------
 
 
+HEATING_BASE_C: Final = 16.0  # base of the degree-hours the detectors use [°C]
+
+
+def degree_hours(outdoor_temp_c: npt.ArrayLike, *, steps_per_hour: int = 1) -> FloatArray:
+    """Heating degree-hours per step ``max(16 − Te, 0)/steps_per_hour`` [K·h]; gaps → 0."""
+    te = np.asarray(outdoor_temp_c, dtype=np.float64)
+    dh = np.maximum(HEATING_BASE_C - te, 0.0) / steps_per_hour
+    return np.asarray(np.nan_to_num(dh), dtype=np.float64)
+
+
+def _local_median_z(a: FloatArray, width: int, quantum: FloatArray) -> FloatArray:
+    """Robust z against a centred running median of ``width`` steps (NaN-aware at gaps)."""
+    m, n = a.shape
+    half = width // 2
+    padded = np.full((m, n + 2 * half), np.nan)
+    padded[:, half : half + n] = a
+    windows = sliding_window_view(padded, width, axis=1)
+    med = nan_median_mad(windows)[0]
+    resid = a - med
+    mad = nan_median_mad(resid)[1]
+    # Heating start-ups move a room by a kelvin or two in an hour: the meter's own 99th
+    # percentile of |resid| floors the scale, so z 5 means 5× its usual large deviation.
+    tail = np.nanquantile(np.abs(resid), 0.99, axis=1) if n else np.zeros(m)
+    scale = np.maximum(np.maximum(MAD_TO_SIGMA * np.nan_to_num(mad), quantum), np.nan_to_num(tail))
+    scale = scale[:, np.newaxis]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(resid / np.where(scale > 0, scale, np.nan), dtype=np.float64)
+
+
 def anomaly_scan(
     x: npt.ArrayLike,
     *,
@@ -487,6 +668,7 @@ def anomaly_scan(
     steps_per_hour: int = 1,
     weeks: int = 4,
     holidays: Sequence[date] = (),
+    outdoor_temp_c: npt.ArrayLike | None = None,
     config: DetectorConfig | None = None,
     quality: QualityConfig | None = None,
     z_out: FloatArray | None = None,
@@ -494,24 +676,55 @@ def anomaly_scan(
     """Every consumption detector over one chunk of meters: quality, spikes, schedule, CUSUM.
 
     ``start`` must be local midnight so days of the baseline scan are calendar days.
-    ``z_out`` is an optional reusable (meters, steps) float64 buffer.
+    ``outdoor_temp_c`` (shape (steps,), [°C]) adds the degree-hour term to the baseline and
+    the schedule checks of meters whose config asks for it. ``z_out`` is an optional
+    reusable (meters, steps) float64 buffer.
     """
     cfg = config if config is not None else DetectorConfig()
     a = _as_matrix(x, "x")
     if (start.hour, start.minute) != (0, 0):
         raise ValueError(f"start: must be local midnight for daily residuals, got {start}")
+    quantum = register_quantum(a)
     found: list[Anomaly] = []
-    for ev in quality_scan(a, quality).values():
+    for ev in quality_scan(a, quality, quantum=quantum).values():
         found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit))
-    scan = baseline_scan(a, weeks=weeks, steps_per_hour=steps_per_hour, out=z_out)
-    found.extend(
-        spikes_and_drops(
-            a, scan.z, start=start, steps_per_hour=steps_per_hour, weeks=weeks, config=cfg
+    dh: FloatArray | None = None
+    slope: FloatArray | None = None
+    if outdoor_temp_c is not None and cfg.temperature_term:
+        dh = degree_hours(outdoor_temp_c, steps_per_hour=steps_per_hour)
+        if dh.shape != (a.shape[1],):
+            raise ValueError(f"outdoor_temp_c: expected shape ({a.shape[1]},), got {dh.shape}")
+        slope = np.maximum(
+            np.nan_to_num(fit_heating_slope(a, dh, weeks=weeks, steps_per_hour=steps_per_hour)),
+            0.0,
         )
+    scan = baseline_scan(
+        a,
+        weeks=weeks,
+        steps_per_hour=steps_per_hour,
+        rel_floor=cfg.rel_floor,
+        degree_hours=dh,
+        heating_slope=slope,
+        quantum=quantum,
+        tail_quantile=cfg.tail_quantile,
+        tail_divisor=cfg.tail_divisor,
+        out=z_out,
+    )
+    z = scan.z
+    if cfg.local_median_steps > 0:
+        z = _local_median_z(a, cfg.local_median_steps, quantum)
+    found.extend(
+        spikes_and_drops(a, z, start=start, steps_per_hour=steps_per_hour, weeks=weeks, config=cfg)
     )
     found.extend(
         schedule_anomalies(
-            a, start=start, steps_per_hour=steps_per_hour, holidays=holidays, config=cfg
+            a,
+            start=start,
+            steps_per_hour=steps_per_hour,
+            holidays=holidays,
+            degree_hours=dh,
+            quantum=quantum,
+            config=cfg,
         )
     )
     found.extend(
@@ -529,7 +742,7 @@ _QUALITY_TEXT: Final = {
     "negative": "Negative consumption",
     "outage": "No data",
     "zero_run": "Zero consumption",
-    "flatline": "Identical readings (stuck sensor?)",
+    "flatline": "Constant readings within rounding (stuck register or sensor?)",
 }
 
 

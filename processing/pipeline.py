@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -19,7 +19,14 @@ import numpy.typing as npt
 import psycopg
 
 from processing import arx, changepoint, normalise
-from processing.detectors import DETECTOR_CONFIGS, DetectorConfig, anomaly_scan, config_for
+from processing.detectors import (
+    DETECTOR_CONFIGS,
+    TEMPERATURE_DETECTOR,
+    DetectorConfig,
+    anomaly_scan,
+    config_for,
+    french_holidays,
+)
 from processing.events import Anomaly
 from processing.quality import QualityConfig
 from storage.matrices import (
@@ -43,7 +50,9 @@ LOCAL_TZ: Final = ZoneInfo("Europe/Paris")
 # spikes only (a schedule means nothing for them).
 ENERGY_QUANTITIES: Final = ("electricity", "gas", "heat", "water")
 TEMPERATURE_QUANTITIES: Final = ("indoor_temperature", "outdoor_temperature")
-TEMPERATURE_CONFIG: Final = DetectorConfig(check_nights=False, unit="°C")
+TEMPERATURE_CONFIG: Final = TEMPERATURE_DETECTOR
+# Sensors read to 0.1 K with noise: a flat room is flat within a few tenths, not 4 %.
+TEMPERATURE_QUALITY: Final = QualityConfig(flatline_rel_tol=0.0, flatline_quanta=3.0)
 # Public buildings without their own thresholds close at weekends like offices.
 _OFFICE_LIKE: Final = frozenset({"town_hall", "library", "gym"})
 DAY_KINDS: Final = frozenset({"level_shift", "drift"})  # detectors that report day indexes
@@ -128,6 +137,7 @@ def scan_meters(
     local_start: datetime,
     weeks: int = 4,
     quality: QualityConfig | None = None,
+    outdoor_temp_c: npt.ArrayLike | None = None,
 ) -> list[Anomaly]:
     """Run the anomaly scan on a chunk, one vectorised call per detector kind.
 
@@ -137,6 +147,10 @@ def scan_meters(
         Hourly consumption (or mean) per meter; step 0 is local midnight ``local_start``.
     kinds : sequence of str, one per meter
         From :func:`detector_kind`.
+    outdoor_temp_c : array_like, optional, shape (steps,)
+        Hourly outdoor temperature [°C]: heating meters get a degree-hour term.
+
+    French public holidays of the window's years are checked on every energy meter.
 
     Returns
     -------
@@ -148,11 +162,18 @@ def scan_meters(
     if k.shape != (x.shape[0],):
         raise ValueError(f"kinds: expected {x.shape[0]} entries, got {k.shape}")
     out: list[Anomaly] = []
+    last = local_start + timedelta(hours=x.shape[1])
+    holidays = french_holidays(range(local_start.year, last.year + 1))
     for kind in np.unique(k).tolist():
         rows = np.flatnonzero(k == kind)
+        q = quality if quality is not None else QualityConfig()
+        if kind == "temperature":
+            q = replace(q, flatline_rel_tol=TEMPERATURE_QUALITY.flatline_rel_tol,
+                        flatline_quanta=TEMPERATURE_QUALITY.flatline_quanta)  # fmt: skip
         found = anomaly_scan(
-            x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=quality
-        )
+            x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=q,
+            holidays=holidays, outdoor_temp_c=outdoor_temp_c,
+        )  # fmt: skip
         out.extend(
             Anomaly(int(rows[a.meter_index]), a.start, a.end, a.kind, a.severity, a.expected,
                     a.observed, a.reason)
@@ -238,6 +259,7 @@ def run_anomalies(
         conn, meter_ids=meter_ids, quantities=ENERGY_QUANTITIES + TEMPERATURE_QUANTITIES
     )
     summary = AnomalyRunSummary(meters=len(meters))
+    outdoor_c = _outdoor_mean(conn, start=start, end=end, meter_id=cfg.outdoor_meter_id)
     done = 0
     progress("anomalies", 0, len(meters))
     for chunk, matrix in iter_matrices(
@@ -246,7 +268,7 @@ def run_anomalies(
         kinds = [detector_kind(q, u) for q, u in zip(chunk.quantity, chunk.use, strict=True)]
         found = scan_meters(
             matrix.values, kinds, local_start=local_start, weeks=cfg.baseline_weeks,
-            quality=cfg.quality,
+            quality=cfg.quality, outdoor_temp_c=outdoor_c,
         )  # fmt: skip
         rows = to_rows(found, chunk.meter_id, start=start, report_from=report_from)
         rows += _reset_rows(conn, chunk, start=max(start, report_from), end=end)
@@ -262,6 +284,24 @@ def run_anomalies(
         progress("anomalies", done, len(meters))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _outdoor_mean(
+    conn: psycopg.Connection, *, start: datetime, end: datetime, meter_id: int | None
+) -> FloatArray | None:
+    """Hourly outdoor temperature over the window, mean of the stations [°C]; None if none."""
+    outdoor = load_meter_info(
+        conn, meter_ids=None if meter_id is None else [meter_id], quantities=["outdoor_temperature"]
+    )
+    if len(outdoor) == 0:
+        return None
+    te = load_matrix(conn, outdoor, start=start, end=end).values
+    ok = ~np.isnan(te)
+    mean: FloatArray = np.divide(
+        np.where(ok, te, 0.0).sum(axis=0), ok.sum(axis=0),
+        out=np.full(te.shape[1], np.nan), where=ok.sum(axis=0) > 0,
+    )  # fmt: skip
+    return mean
 
 
 def _reset_rows(

@@ -7,10 +7,12 @@ import pytest
 
 from processing.baseline import baseline_scan
 from processing.detectors import (
+    TEMPERATURE_DETECTOR,
     DetectorConfig,
     anomaly_scan,
     config_for,
     cusum,
+    french_holidays,
     level_shifts,
     schedule_anomalies,
     spikes_and_drops,
@@ -103,8 +105,9 @@ def test_schedule_night_weekend_holiday():
     dow = (hours // 24) % 7
     office = np.where((hod >= 8) & (hod < 18) & (dow < 5), 10.0, 1.0)
     x = np.tile(office, (3, 1))
-    bad_night = 10  # night starting 23:00 on day 10
+    bad_night = 10  # nights starting 23:00 on days 10 and 11 (one night alone is noise)
     x[1, bad_night * 24 + 23 : bad_night * 24 + 29] = 4.0
+    x[1, bad_night * 24 + 47 : bad_night * 24 + 53] = 4.0
     x[2, 5 * 24 + 8 : 5 * 24 + 18] = 10.0  # Saturday 6 January used like a weekday
     holiday = date(2024, 1, 17)  # a Wednesday
     cfg = config_for("office")
@@ -117,7 +120,8 @@ def test_schedule_night_weekend_holiday():
     assert (0, "weekend_use") not in kinds
     night = next(a for a in found if a.meter_index == 1 and a.kind == "night_use")
     assert night.start == bad_night * 24 + 23
-    assert "4.0× the usual night level" in night.reason
+    assert "4.0× the usual level" in night.reason
+    assert night.end == bad_night * 24 + 53
     assert (START + timedelta(hours=night.start)).hour == 23
 
 
@@ -134,3 +138,54 @@ def test_full_scan_runs():
     found = anomaly_scan(x, start=START)
     assert any(a.kind == "outage" and a.meter_index == 0 for a in found)
     assert all(a.reason for a in found)
+
+
+def test_single_night_is_not_an_event():
+    hours = np.arange(24 * 28)
+    x = np.tile(np.where((hours % 24 >= 8) & (hours % 24 < 18), 10.0, 1.0), (1, 1))
+    x[0, 10 * 24 + 23 : 10 * 24 + 29] = 4.0
+    found = schedule_anomalies(x, start=START, config=config_for("household"))
+    assert not [a for a in found if a.kind == "night_use"]
+
+
+def test_cold_nights_are_explained_by_degree_hours():
+    rng = np.random.default_rng(7)
+    n_days = 56
+    hours = np.arange(24 * n_days)
+    te = 8.0 + 6.0 * np.sin(2 * np.pi * hours / (24 * 9)) + rng.normal(0, 0.5, hours.size)
+    dh = np.maximum(16.0 - te, 0.0)
+    x = (0.3 + 0.1 * dh + rng.normal(0, 0.02, hours.size))[np.newaxis, :]
+    with_dh = schedule_anomalies(x, start=START, degree_hours=dh, config=config_for("gas"))
+    assert not [a for a in with_dh if a.kind == "night_use"]
+
+
+def test_french_holidays():
+    h = set(french_holidays([2024, 2025]))
+    assert date(2024, 4, 1) in h  # Easter Monday 2024
+    assert date(2025, 5, 29) in h  # Ascension 2025
+    assert date(2025, 6, 9) in h  # Whit Monday 2025
+    assert date(2024, 7, 14) in h
+    assert len(h) == 22
+
+
+def test_one_step_peak_needs_single_step_threshold():
+    rng = np.random.default_rng(8)
+    x = _profile(20, 1, rng)
+    z = np.zeros_like(x)
+    z[0, 1000] = 6.0  # above z_threshold, below z_single: an ordinary peak
+    z[0, 2000] = 9.0  # above z_single
+    z[0, 3000:3002] = 6.0  # two steps in a row
+    found = spikes_and_drops(x, z, start=START)
+    assert sorted(a.start for a in found) == [2000, 3000]
+
+
+def test_temperature_spike_against_running_median():
+    rng = np.random.default_rng(9)
+    hours = np.arange(W * 6)
+    ti = 20 + 1.5 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.1, hours.size)
+    ti = np.round(ti, 1)[np.newaxis, :]
+    ti[0, 800:802] -= 8.0
+    found = anomaly_scan(ti, start=START, config=TEMPERATURE_DETECTOR)
+    drops = [a for a in found if a.kind == "drop"]
+    assert [(a.start, a.end) for a in drops] == [(800, 802)]
+    assert not [a for a in found if a.kind == "spike"]

@@ -2,16 +2,18 @@
 
 import numpy as np
 import pytest
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 from processing.quality import (
     counter_resets,
     flatline_mask,
     flatlines,
     impossible_jumps,
+    near_flat_mask,
     negative,
     outages,
     quality_scan,
+    register_quantum,
     zero_runs,
 )
 
@@ -48,3 +50,27 @@ def test_negative_outage_jump_reset():
 
 def test_scan_returns_every_rule():
     assert set(quality_scan(np.ones((2, 48)))) == {"negative", "outage", "zero_run", "flatline"}
+
+
+def test_register_quantum():
+    x = np.array([[0.0, 0.112, 0.224, 0.112, np.nan, 0.336], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    assert_allclose(register_quantum(x), [0.112, 0.0])
+
+
+def test_near_flat_register_is_found_despite_rounding_and_jitter():
+    rng = np.random.default_rng(0)
+    hours = np.arange(24 * 7 * 6)
+    flow = 0.5 + 0.4 * np.sin(2 * np.pi * hours / 24) + rng.gamma(2.0, 0.1, hours.size)
+    x = np.round(flow, 3)[np.newaxis, :]
+    stuck = slice(24 * 7 * 5 + 3, 24 * 7 * 5 + 15)
+    x[0, stuck] = np.round(0.8 * (1 + rng.uniform(-0.008, 0.008, 12)), 3)
+    mask = near_flat_mask(x, min_steps=6, quantum=0.001)
+    assert mask[0, stuck].all()
+    assert mask[0].sum() <= 14
+    assert not flatline_mask(x).any()  # exact equality misses it
+
+
+def test_idle_summer_gas_is_not_a_zero_run():
+    x = np.zeros((1, 24 * 7 * 5))
+    x[0, ::50] = 0.112
+    assert len(quality_scan(x)["zero_run"]) == 0
