@@ -83,9 +83,13 @@ class BatchPreparer:
         anomalies = []
         for reading in readings:
             try:
-                meter = self.registry.resolve(conn, route.format, reading)
+                meter = self.registry.resolve(conn, route.format, reading, message.topic)
             except PayloadError as exc:
-                kind = "unit_mismatch" if str(exc).startswith("unit ") else "unknown_device"
+                kind = (
+                    "unit_mismatch" if str(exc).startswith("unit ")
+                    else "foreign_topic" if "not its own" in str(exc)
+                    else "unknown_device"
+                )  # fmt: skip
                 raise _RefusedError(kind, str(exc), route.format) from None
             try:
                 check_reading(reading, now=now, not_before=meter.installed_at)

@@ -41,7 +41,9 @@ class MeterRegistry:
             return True
         return time.monotonic() - self._loaded_at > self.RELOAD_EVERY_S
 
-    def resolve(self, conn: psycopg.Connection, fmt: str, reading: Reading) -> Meter:
+    def resolve(
+        self, conn: psycopg.Connection, fmt: str, reading: Reading, topic: str = ""
+    ) -> Meter:
         """The meter of a reading; raises PayloadError when it cannot have one.
 
         ``conn`` must be in autocommit mode: a registration commits at once, apart from the
@@ -55,6 +57,14 @@ class MeterRegistry:
             meter = self._meters.get(key)
         if meter is None:
             meter = self._register(conn, fmt, reading)
+        if meter.household and not _names_device(topic, reading.device_id):
+            # A household's broker account may publish only on its own topics, but formats
+            # that name the device in the payload (TIC's ADCO, SenML's bn) could still claim
+            # another household's meter from there.
+            raise PayloadError(
+                f"{fmt} device {reading.device_id!r} is a household's and topic {topic!r} is "
+                "not its own"
+            )
         if reading.unit is not None and reading.unit != meter.unit:
             raise PayloadError(
                 f"unit {reading.unit} for {fmt} device {reading.device_id!r} channel "
@@ -86,3 +96,8 @@ class MeterRegistry:
             )
         self._meters[meter.key] = meter
         return meter
+
+
+def _names_device(topic: str, device_id: str) -> bool:
+    """True when the topic is the device id or has it as one of its levels."""
+    return topic == device_id or device_id in topic.split("/")

@@ -22,6 +22,7 @@ class Meter:
     device_id: str
     channel: str
     installed_at: datetime | None
+    household: bool = False  # its building is a volunteer household's
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -31,26 +32,32 @@ class Meter:
 _METER_COLUMNS = (
     "id, building_id, quantity, unit, cumulative, device_format, device_id, channel, installed_at"
 )
+# The same columns plus whether the meter is a household's (a subquery keeps FROM simple).
+_SELECT_METERS = (
+    "SELECT " + _METER_COLUMNS + ", coalesce((SELECT b.is_household FROM buildings b"
+    " WHERE b.id = meters.building_id), false) AS household FROM meters"
+)
 
 
 _INSERT_METER = (
     "INSERT INTO meters (device_format, device_id, channel, quantity, unit, cumulative,"
     " building_id, name, installed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (device_format, device_id, channel) DO NOTHING"
-    " RETURNING " + _METER_COLUMNS
+    " RETURNING " + _METER_COLUMNS + ", coalesce((SELECT b.is_household FROM buildings b"
+    " WHERE b.id = building_id), false) AS household"
 )
 
 
 def load_meters(conn: psycopg.Connection) -> dict[tuple[str, str, str], Meter]:
     """Every meter, keyed by ``(device_format, device_id, channel)``."""
     with conn.cursor(row_factory=class_row(Meter)) as cur:
-        cur.execute(f"SELECT {_METER_COLUMNS} FROM meters")
+        cur.execute(_SELECT_METERS)
         return {meter.key: meter for meter in cur}
 
 
 def get_meter(conn: psycopg.Connection, meter_id: int) -> Meter | None:
     with conn.cursor(row_factory=class_row(Meter)) as cur:
-        cur.execute(f"SELECT {_METER_COLUMNS} FROM meters WHERE id = %s", (meter_id,))
+        cur.execute(_SELECT_METERS + " WHERE id = %s", (meter_id,))
         return cur.fetchone()
 
 
@@ -78,8 +85,7 @@ def register_meter(
         if meter is not None:
             return meter
         cur.execute(
-            f"SELECT {_METER_COLUMNS} FROM meters"
-            " WHERE device_format = %s AND device_id = %s AND channel = %s",
+            _SELECT_METERS + " WHERE device_format = %s AND device_id = %s AND channel = %s",
             (device_format, device_id, channel),
         )
         existing = cur.fetchone()

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from ingest.service import Ingestor
-from storage.meters import register_meter
+from storage.meters import create_building, register_meter
 from tests.ingest.publisher import Publisher
 from wattwatch.settings import Settings
 
@@ -235,3 +235,35 @@ def test_unknown_devices_are_refused_when_auto_registration_is_off(
     metrics = generate_latest(ing.metrics.registry).decode()
     assert 'wattwatch_ingest_dead_letters_total{reason="unknown_device"} 1.0' in metrics
     assert "wattwatch_ingest_readings_written_total 1.0" in metrics
+
+
+def test_a_household_device_cannot_claim_another_households_meter(
+    ingestor: Ingestor,
+    broker,  # type: ignore[no-untyped-def]
+    conn: psycopg.Connection,
+) -> None:
+    # Two households with Linky meters; the TIC payload names its meter (ADCO) itself.
+    ids = []
+    for adco in ("111111111111", "222222222222"):
+        building = create_building(conn, name=f"home {adco}", is_household=True)
+        ids.append(
+            register_meter(conn, device_format="linky_tic", device_id=adco, channel="BASE",
+                           quantity="electricity", unit="kWh", cumulative=True,
+                           building_id=building).id
+        )  # fmt: skip
+    conn.commit()
+    ingestor.registry.reload(ingestor._lookup)  # type: ignore[arg-type]
+
+    def tic(adco: str, wh: int) -> bytes:
+        return json.dumps({"ADCO": {"raw": adco, "value": int(adco)},
+                           "BASE": {"raw": f"{wh:09d}", "value": wh}}).encode()  # fmt: skip
+
+    pub = Publisher(broker.url, client_id=f"pub-{next(_ids)}")
+    pub.publish("teleinfo/111111111111", tic("111111111111", 1000))  # its own: stored
+    pub.publish("teleinfo/111111111111", tic("222222222222", 9999))  # claims the other's meter
+    pub.close()
+    wait_until(lambda: ingestor.totals.messages == 2)
+    conn.commit()
+    assert conn.execute("SELECT meter_id, value FROM readings").fetchall() == [(ids[0], 1.0)]
+    (reason,) = conn.execute("SELECT reason FROM dead_letters").fetchone() or ("",)
+    assert "not its own" in reason
