@@ -92,16 +92,88 @@ def ingest(ctx: typer.Context) -> None:
 def process(
     ctx: typer.Context,
     service: Annotated[
-        bool, typer.Option("--service", help="Keep running: refresh every interval.")
+        bool,
+        typer.Option(
+            "--service", help="Keep running: rollups and anomalies each interval, insulation daily."
+        ),
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="ISO date/time: anomalies ending from then, insulation from that day."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="ISO date/time: end of the window (default: now).")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="One stage only: anomalies, insulation or rollups.")
+    ] = None,
 ) -> None:
-    """Refresh rollups and apply retention (once, or as a service with --service)."""
-    from processing.service import run_once, run_service
+    """Refresh rollups, find anomalies and assess insulation (once, or with --service)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
 
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.table import Table
+
+    from processing.service import STAGES, run_once, run_service
+
+    def when(name: str, value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            typer.echo(f"--{name}: not an ISO date or date-time: {value!r}", err=True)
+            raise typer.Exit(2) from None
+        return t if t.tzinfo is not None else t.replace(tzinfo=ZoneInfo("Europe/Paris"))
+
+    if only is not None and only not in STAGES:
+        typer.echo(f"--only: expected one of {', '.join(STAGES)}, got {only!r}", err=True)
+        raise typer.Exit(2)
+    cfg = settings(ctx)
     if service:
-        run_service(settings(ctx))
-    else:
-        run_once(settings(ctx), echo)
+        run_service(cfg)
+        return
+    start, end = when("since", since), when("until", until)
+    if start is not None and start >= (end or datetime.now(UTC)):
+        typer.echo("--since: must be before --until (or now)", err=True)
+        raise typer.Exit(2)
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        summary = run_once(
+            cfg, console.log, only=STAGES if only is None else (only,), since=start, until=end,
+            progress=progress,
+        )  # fmt: skip
+    table = Table(title="wattwatch process")
+    table.add_column("stage")
+    table.add_column("result")
+    for stage, numbers in summary.items():
+        shown = ", ".join(
+            f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in numbers.items()
+            if v not in ({}, 0) or k in ("events", "buildings", "meters")
+        )
+        table.add_row(stage, shown)
+    Console().print(table)
 
 
 def _not_yet(what: str, issue: int) -> None:
@@ -111,23 +183,311 @@ def _not_yet(what: str, issue: int) -> None:
 
 @app.command()
 def api(ctx: typer.Context) -> None:
-    """Serve the HTTP API for engineers, households and the public."""
-    settings(ctx)
-    _not_yet("the API", 6)
+    """Serve the HTTP API for engineers, households and the public (uvicorn).
+
+    Listens on WATTWATCH_API_HOST:WATTWATCH_API_PORT; OpenAPI docs at /docs, the households'
+    page at /household, Prometheus metrics at /metrics.
+    """
+    from api.main import run
+
+    run(settings(ctx))
 
 
 @app.command()
-def simulate(ctx: typer.Context) -> None:
-    """Simulate a city of buildings, meters, weather and grid sensors."""
-    settings(ctx)
-    _not_yet("the simulator", 4)
+def simulate(  # noqa: PLR0917  (typer: one parameter per option)
+    ctx: typer.Context,
+    buildings: Annotated[int, typer.Option(min=1, help="Number of buildings.")] = 100,
+    days: Annotated[int, typer.Option(min=1, help="Length of the run [days].")] = 7,
+    start: Annotated[str, typer.Option(help="First hour, UTC (ISO date or time).")] = "2024-12-02",
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same rows.")] = 0,
+    formats: Annotated[
+        str,
+        typer.Option(
+            help="Device-format mix, e.g. 'shelly=0.3,linky_tic=0.3,own_json=0.4'. Known: "
+            "own_json, senml, shelly, tasmota, linky_tic, zigbee2mqtt, esphome (no clock), "
+            "dsmr (its topics are <device>/json: the ingestor needs a '+/json' filter for dsmr "
+            "in WATTWATCH_INGEST_TOPICS). "
+            "Default: own_json 0.3, linky_tic 0.25, shelly 0.15, tasmota/zigbee2mqtt/senml 0.1.",
+        ),
+    ] = "",
+    speed: Annotated[
+        float,
+        typer.Option(min=0.0, help="Wall seconds per simulated hour; 0 = as fast as acked."),
+    ] = 0.05,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="One simulated hour per real hour.")
+    ] = False,
+    direct: Annotated[
+        bool,
+        typer.Option("--direct", help="Backfill straight into TimescaleDB (COPY), no MQTT."),
+    ] = False,
+    truth_dir: Annotated[
+        str | None, typer.Option(help="Also write the ground truth as CSV/JSON files here.")
+    ] = None,
+    anomaly_rate: Annotated[
+        float, typer.Option(min=0.0, help="Injected anomalies per meter and year.")
+    ] = 1.0,
+    register: Annotated[
+        bool,
+        typer.Option(
+            "--register/--no-register",
+            help="Register buildings and meters (and the sim_* ground truth) first; "
+            "--no-register relies on auto-registration (ESPHome then dead-letters).",
+        ),
+    ] = True,
+    print_registration: Annotated[
+        bool,
+        typer.Option("--print-registration", help="Print what would be registered and stop."),
+    ] = False,
+    offline_devices: Annotated[
+        int, typer.Option(min=0, help="Devices that go silent, then publish their backlog.")
+    ] = 0,
+    offline_hours: Annotated[int, typer.Option(min=1, help="Length of each silence [h].")] = 24,
+    duplicate_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of messages published twice.")
+    ] = 0.0,
+    malformed_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Extra broken message (bad JSON, NaN, wrong types, oversize) per message.",
+        ),
+    ] = 0.0,
+    prefix: Annotated[
+        str, typer.Option(help="Device-id and building-name prefix; default sim<seed>.")
+    ] = "",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Simulate a city (weather, buildings, meters, grid, anomalies) and feed it to wattwatch.
+
+    By default the city is registered, then published over MQTT as real devices would
+    (Linky, Shelly, Tasmota…), one simulated hour every --speed seconds; Ctrl-C stops cleanly
+    and prints what was sent. --direct writes the same rows straight into the database.
+
+    Examples: `wattwatch simulate --buildings 500 --days 120 --start 2024-11-01 --speed 0.05`;
+    `wattwatch simulate --buildings 5000 --days 365 --direct --truth-dir truth/`.
+    """
+    from pathlib import Path
+
+    from simulators.devices import parse_mix
+    from simulators.publish import Faults
+    from simulators.run import REALTIME_S_PER_HOUR, SimulateOptions, run_simulation
+    from wattwatch.stack.stack import Stack
+
+    config = settings(ctx)
+    try:
+        mix = parse_mix(formats)
+        faults = Faults(offline_devices, offline_hours, duplicate_rate, malformed_rate)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    options = SimulateOptions(
+        buildings=buildings,
+        days=days,
+        start=start,
+        seed=seed,
+        formats=mix,
+        seconds_per_hour=REALTIME_S_PER_HOUR if realtime else speed,
+        direct=direct,
+        truth_dir=None if truth_dir is None else Path(truth_dir),
+        anomaly_rate=anomaly_rate,
+        register=register,
+        print_registration=print_registration,
+        faults=faults,
+        prefix=prefix,
+        progress=progress,
+    )
+    stack = Stack(config)
+    needs_db = not print_registration and (direct or register)
+    needs_mqtt = not print_registration and not direct
+    result = run_simulation(
+        options,
+        database_url=stack.database_url() if needs_db else None,
+        mqtt_url=stack.mqtt_url() if needs_mqtt else None,
+    )
+    if result.published is not None and result.published.interrupted:
+        raise typer.Exit(130)
 
 
 @dashboards_app.command("build")
-def dashboards_build(ctx: typer.Context) -> None:
-    """Regenerate the dashboard JSON in deploy/grafana/provisioning."""
-    settings(ctx)
-    _not_yet("dashboards", 7)
+def dashboards_build(
+    ctx: typer.Context,
+    out: Annotated[
+        str, typer.Option(help="Provisioning folder to write.")
+    ] = "deploy/grafana/provisioning",
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if a file is out of date.")
+    ] = False,
+) -> None:
+    """Regenerate the dashboard JSON and provisioning YAML in deploy/grafana/provisioning."""
+    from pathlib import Path
+
+    from dashboards.build import provisioning_files, write_provisioning
+
+    del ctx  # builds from code only: no settings needed
+    folder = Path(out)
+    if check:
+        stale = [
+            rel
+            for rel, text in provisioning_files().items()
+            if not (folder / rel).is_file() or (folder / rel).read_text(encoding="utf-8") != text
+        ]
+        for rel in stale:
+            echo(f"out of date: {folder / rel}")
+        if stale:
+            raise typer.Exit(1)
+        echo(f"{folder}: up to date")
+        return
+    changed = write_provisioning(folder)
+    for path in changed:
+        echo(f"wrote {path}")
+    echo(f"{len(changed)} file(s) changed in {folder}")
+
+
+@dashboards_app.command("publish")
+def dashboards_publish(
+    ctx: typer.Context,
+    set_password: Annotated[
+        bool,
+        typer.Option(
+            "--set-reader-password/--no-set-reader-password",
+            help="Also set wattwatch_reader's password in the database "
+            "(WATTWATCH_GRAFANA_DB_PASSWORD).",
+        ),
+    ] = True,
+) -> None:
+    """Push the dashboards, their folder and the TimescaleDB datasource to an existing
+    Grafana (WATTWATCH_GRAFANA_URL, WATTWATCH_GRAFANA_TOKEN); safe to repeat."""
+    from urllib.parse import urlsplit
+
+    from dashboards.publish import GrafanaTarget, publish
+    from storage.database import connect
+    from storage.grafana import set_reader_password
+    from wattwatch.stack.stack import Stack
+
+    cfg = settings(ctx)
+    if not cfg.grafana_url or not cfg.grafana_token:
+        raise ConfigError(
+            "WATTWATCH_GRAFANA_URL and WATTWATCH_GRAFANA_TOKEN: both are needed to publish"
+        )
+    db_url = Stack(cfg).database_url()
+    parts = urlsplit(db_url)
+    password = cfg.grafana_db_password or None
+    if password is not None and set_password:
+        with connect(db_url) as conn:
+            set_reader_password(conn, password)
+            conn.commit()
+        echo("database: wattwatch_reader password set")
+    target = GrafanaTarget(
+        url=cfg.grafana_url,
+        token=cfg.grafana_token,
+        db_host=cfg.grafana_db_host or f"{parts.hostname}:{parts.port or 5432}",
+        db_name=parts.path.lstrip("/") or "wattwatch",
+        db_password=password,
+    )
+    report = publish(target, echo)
+    echo(f"published {len(report.dashboards)} dashboards to {cfg.grafana_url}")
+
+
+@dashboards_app.command("preview")
+def dashboards_preview(
+    ctx: typer.Context,
+    out: Annotated[str, typer.Option(help="Folder of the PNG files.")] = "docs/dashboards",
+    since: Annotated[
+        str | None,
+        typer.Option(help="ISO start of the time range (default: 7 days before --until)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="ISO end of the time range (default: the newest reading)."),
+    ] = None,
+    building: Annotated[
+        int | None, typer.Option(help="Building of the building dashboard (default: first).")
+    ] = None,
+) -> None:
+    """Render one PNG per dashboard (matplotlib) from the same queries, against the database."""
+    from datetime import datetime, timedelta
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from dashboards.preview import render_previews
+    from storage.database import connect
+    from wattwatch.stack.stack import Stack
+
+    def when(name: str, value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            typer.echo(f"--{name}: not an ISO date or date-time: {value!r}", err=True)
+            raise typer.Exit(2) from None
+        return t if t.tzinfo is not None else t.replace(tzinfo=ZoneInfo("Europe/Paris"))
+
+    cfg = settings(ctx)
+    end, start = when("until", until), when("since", since)
+    with connect(Stack(cfg).database_url(), autocommit=True) as conn:
+        if end is None:
+            row = conn.execute("SELECT max(ts) FROM readings").fetchone()
+            if row is None or row[0] is None:
+                typer.echo("no readings in the database: nothing to preview", err=True)
+                raise typer.Exit(1)
+            end = row[0]
+        assert end is not None
+        start = start or end - timedelta(days=7)
+        choose = {} if building is None else {"building": [str(building)]}
+        for path in render_previews(conn, Path(out), time_from=start, time_to=end, choose=choose):
+            echo(f"wrote {path}")
+
+
+token_app = typer.Typer(help="API tokens of the energy service's engineers.")
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    engineer: Annotated[str, typer.Option(help="Engineer's name (created if new).")],
+) -> None:
+    """Create an API token for an engineer; it is printed once and stored only as a hash."""
+    import asyncio
+
+    from psycopg import AsyncConnection
+
+    from storage.tokens import create_engineer_token
+    from wattwatch.stack.stack import Stack
+
+    name = engineer.strip()
+    if not name or len(name) > 100:
+        raise typer.BadParameter("1 to 100 characters", param_hint="--engineer")
+
+    async def create() -> str:
+        url = Stack(settings(ctx)).database_url()
+        async with await AsyncConnection.connect(url) as conn:
+            return await create_engineer_token(conn, name)
+
+    echo(asyncio.run(create()))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context,
+    engineer: Annotated[str, typer.Option(help="Engineer whose tokens are revoked.")],
+) -> None:
+    """Revoke every token of an engineer."""
+    import asyncio
+
+    from psycopg import AsyncConnection
+
+    from storage.tokens import revoke_engineer_tokens
+    from wattwatch.stack.stack import Stack
+
+    async def revoke() -> int:
+        url = Stack(settings(ctx)).database_url()
+        async with await AsyncConnection.connect(url) as conn:
+            return await revoke_engineer_tokens(conn, engineer)
+
+    echo(f"{asyncio.run(revoke())} token(s) revoked")
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     db_port: int = Field(55432, ge=1, le=65535, description="Port of the embedded PostgreSQL.")
     mqtt_port: int = Field(51883, ge=1, le=65535, description="Port of the embedded Mosquitto.")
     services: list[Literal["ingest", "processing", "api"]] = Field(
-        default_factory=lambda: ["ingest", "processing"],  # type: ignore[arg-type]
+        default_factory=lambda: ["ingest", "processing", "api"],  # type: ignore[arg-type]
         description="Services `wattwatch up` starts.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -133,16 +133,53 @@ class Settings(BaseSettings):
     # --- api ----------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(8080, ge=1, le=65535, description="Port the API listens on.")
+    api_min_group_households: int = Field(
+        10,
+        ge=1,
+        description="Public aggregates cover at least this many households; smaller groups "
+        "are withheld (French rule for residential energy data: 10).",
+    )
+    api_max_body_bytes: int = Field(
+        65536, ge=1024, description="Request bodies larger than this are refused (413) [bytes]."
+    )
+    api_onboarding_per_minute: int = Field(
+        10, ge=1, description="Onboarding requests allowed per client address and minute (429)."
+    )
+    api_pool_size: int = Field(10, ge=1, le=100, description="Database connections of the API.")
+    api_broker_admin_url: str = Field(
+        "",
+        description="mqtt://admin:password@host:port of the broker's dynamic-security admin; "
+        "empty = the embedded broker's generated admin when it runs with dynsec, else no "
+        "broker accounts are created for households.",
+    )
+    api_device_mqtt_host: str = Field(
+        "", description="MQTT host given to households' devices; empty = the broker's host."
+    )
+    api_device_mqtt_port: int = Field(
+        0, ge=0, le=65535, description="MQTT port given to devices; 0 = the broker's port."
+    )
 
     # --- grafana ------------------------------------------------------------------------------
     grafana_url: str | None = Field(None, description="URL of an existing Grafana to publish to.")
     grafana_token: str | None = Field(None, description="Grafana service-account token.")
+    grafana_db_host: str | None = Field(
+        None,
+        description="host:port at which Grafana reaches TimescaleDB; empty = the wattwatch "
+        "database's host and port.",
+    )
+    grafana_db_password: str | None = Field(
+        None,
+        description="Password of the read-only role wattwatch_reader; `dashboards publish` "
+        "sets it in the database and in Grafana's datasource.",
+    )
 
     @field_validator(
         "database_url",
         "mqtt_url",
         "grafana_url",
         "grafana_token",
+        "grafana_db_host",
+        "grafana_db_password",
         "processing_outdoor_meter_id",
         mode="before",
     )

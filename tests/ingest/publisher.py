@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 
 class Publisher:
@@ -26,8 +27,22 @@ class Publisher:
         self._acked = 0
         self._cond = threading.Condition()
         self.client.on_publish = self._on_publish
+        if parts.username:
+            self.client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
+        connected = threading.Event()
+        refused: list[str] = []
+
+        def on_connect(_c: object, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
+            if reason.is_failure:
+                refused.append(str(reason))
+            connected.set()
+
+        self.client.on_connect = on_connect
         self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
         self.client.loop_start()
+        if not connected.wait(10) or refused:
+            self.client.loop_stop()
+            raise ConnectionRefusedError(f"broker refused the publisher: {refused or 'no answer'}")
 
     def _on_publish(self, _c: object, _u: object, _mid: int, _rc: object, _p: object) -> None:
         with self._cond:

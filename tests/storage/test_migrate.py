@@ -83,3 +83,16 @@ def test_broken_migration_names_itself(
     monkeypatch.setattr(module, "available_migrations", lambda: [bad])
     with pytest.raises(StorageError, match="9999_broken"):
         migrate(conn)
+
+
+@pytest.mark.parametrize("table", ["api_tokens", "households", "engineers", "invitations"])
+def test_grafana_reader_cannot_read_people_or_secrets(conn: psycopg.Connection, table: str) -> None:
+    conn.execute("SET ROLE wattwatch_reader")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(f"SELECT * FROM {table}")
+
+
+def test_grafana_reader_reads_the_energy_tables(conn: psycopg.Connection) -> None:
+    conn.execute("SET ROLE wattwatch_reader")
+    for table in ("readings", "readings_daily", "anomalies", "insulation_assessments"):
+        conn.execute(f"SELECT count(*) FROM {table}")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -39,6 +40,7 @@ def base_env(state_dir: Path) -> dict[str, str]:
         WATTWATCH_DB_PORT=str(free_port()),
         WATTWATCH_MQTT_PORT=str(free_port()),
         WATTWATCH_INGEST_METRICS_PORT=str(free_port()),
+        WATTWATCH_API_PORT=str(free_port()),
         WATTWATCH_INGEST_FLUSH_INTERVAL_S="0.2",
     )
     return env
@@ -58,16 +60,32 @@ def test_up_status_down_up_keeps_the_data(stack_env: dict[str, str]) -> None:
     assert status.returncode == 0, status.stdout + status.stderr
     assert "TimescaleDB 2." in status.stdout
     assert "edition" in status.stdout
-    assert "service ingest" in status.stdout and "service processing" in status.stdout
+    for service in ("ingest", "processing", "api"):
+        assert f"service {service}" in status.stdout
+    # The API answers on its port.
+    health_url = f"http://127.0.0.1:{stack_env['WATTWATCH_API_PORT']}/health"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert httpx.get(health_url, timeout=2).status_code == 200
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the API never answered"
+            time.sleep(0.2)
 
     # A reading travels device → broker → ingest service → database.
-    pub = Publisher(f"mqtt://127.0.0.1:{stack_env['WATTWATCH_MQTT_PORT']}", client_id="stack-test")
+    # The embedded broker has no anonymous access: devices use the account `up` created.
+    state = Path(stack_env["WATTWATCH_STATE_DIR"])
+    password = (state / "mosquitto" / "wattwatch-devices-password").read_text().strip()
+    port = stack_env["WATTWATCH_MQTT_PORT"]
+    with pytest.raises(ConnectionRefusedError):
+        Publisher(f"mqtt://127.0.0.1:{port}", client_id="anonymous")
+    pub = Publisher(f"mqtt://wattwatch-devices:{password}@127.0.0.1:{port}", client_id="stack-test")
     payload = {"device": "boiler-1", "ts": "2025-01-15T06:00:00+01:00",
                "readings": [{"channel": "gas", "value": 1234.5, "unit": "kWh",
                              "quantity": "gas", "cumulative": True}]}  # fmt: skip
     pub.publish("wattwatch/boiler-1", json.dumps(payload).encode())
     pub.close()
-    state = Path(stack_env["WATTWATCH_STATE_DIR"])
     url = EmbeddedPostgres(root=state / "postgres", port=int(stack_env["WATTWATCH_DB_PORT"])).url()
     deadline = time.monotonic() + 30
     rows: list[tuple[object, ...]] = []

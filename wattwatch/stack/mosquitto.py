@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 from wattwatch.errors import StackError
 from wattwatch.stack.system import (
@@ -24,12 +26,25 @@ from wattwatch.stack.system import (
 MAX_QUEUED_MESSAGES = 5_000_000
 AUTOSAVE_INTERVAL_S = 10
 MAX_PACKET_BYTES = 1_048_576  # larger payloads are refused by the broker itself
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+DYNSEC_ADMIN = "wattwatch-admin"
 
 
 class EmbeddedMosquitto:
     """One Mosquitto under ``root`` (config, persistence, log, pid), listening on 127.0.0.1:port."""
 
-    def __init__(self, *, root: Path, port: int, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        port: int,
+        extra_config: str = "",
+        auth: Literal["anonymous", "dynsec"] = "anonymous",
+    ) -> None:
+        # auth="dynsec": no anonymous clients; users, roles and ACLs are managed at runtime
+        # through the dynamic-security plugin ($CONTROL/dynamic-security/v1), by an admin
+        # whose generated password is kept in ``admin_password_file`` (mode 0600).
+        self.auth = auth
         self.root = root
         self.port = port
         self.conf_file = root / "mosquitto.conf"
@@ -37,11 +52,49 @@ class EmbeddedMosquitto:
         self.log_file = root / "mosquitto.log"
         self.pid_file = root / "mosquitto.pid"
         self.extra_config = extra_config
+        self.dynsec_file = root / "dynamic-security.json"
+        self.admin_password_file = root / "admin-password"
         self._owner = service_user("mosquitto")
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """URL with the dynamic-security admin's credentials (auth="dynsec" only)."""
+        password = self.admin_password_file.read_text().strip()
+        return f"mqtt://{DYNSEC_ADMIN}:{password}@127.0.0.1:{self.port}"
+
+    def _auth_config(self) -> str:
+        if self.auth == "anonymous":
+            return "allow_anonymous true\n"
+        return (
+            "allow_anonymous false\n"
+            f"plugin {DYNSEC_PLUGIN}\n"
+            f"plugin_opt_config_file {self.dynsec_file}\n"
+        )
+
+    def _init_dynsec(self) -> None:
+        """Create the plugin's file with an admin user once; later starts keep it."""
+        if self.dynsec_file.exists():
+            return
+        if not DYNSEC_PLUGIN.exists():
+            raise StackError(f"mosquitto's dynamic-security plugin is missing: {DYNSEC_PLUGIN}")
+        ctrl = require_binary("mosquitto_ctrl", [Path("/usr/bin/mosquitto_ctrl")])
+        password = secrets.token_urlsafe(24)
+        self.admin_password_file.write_text(password + "\n")
+        self.admin_password_file.chmod(0o600)
+        proc = subprocess.run(
+            [str(ctrl), "dynsec", "init", str(self.dynsec_file), DYNSEC_ADMIN, password],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0 or not self.dynsec_file.exists():
+            raise StackError(f"mosquitto_ctrl dynsec init failed: {proc.stderr.strip()}")
+        if self._owner is not None:  # the plugin rewrites the file as the broker's user
+            os.chown(self.dynsec_file, self._owner.pw_uid, self._owner.pw_gid)
 
     def config_text(self) -> str:
         """The broker configuration, rewritten at every start."""
@@ -53,7 +106,7 @@ class EmbeddedMosquitto:
             "per_listener_settings false\n"
             f"listener {self.port} 127.0.0.1\n"
             "protocol mqtt\n"
-            "allow_anonymous true\n"
+            f"{self._auth_config()}"
             "persistence true\n"
             f"persistence_location {self.data_dir}/\n"
             f"autosave_interval {AUTOSAVE_INTERVAL_S}\n"
@@ -85,6 +138,8 @@ class EmbeddedMosquitto:
         check_reachable(self.root, self._owner)
         make_owned_dir(self.root, self._owner, mode=0o755)
         make_owned_dir(self.data_dir, self._owner)
+        if self.auth == "dynsec":
+            self._init_dynsec()
         self.conf_file.write_text(self.config_text())
         for path in (self.log_file, self.pid_file):
             path.touch()

@@ -9,18 +9,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+from ingest.routing import Router
 from storage.database import connect, timescale_info
 from storage.migrate import migrate
 from wattwatch.errors import StackError, WattwatchError
 from wattwatch.settings import Settings
+from wattwatch.stack.dynsec import DynsecAdmin, devices_grant, ingestor_grant, new_password
 from wattwatch.stack.mosquitto import EmbeddedMosquitto
 from wattwatch.stack.postgres import EmbeddedPostgres
 from wattwatch.stack.services import SERVICES, ServiceRunner
 from wattwatch.stack.system import is_writable_dir
 
 Report = Callable[[str], None]
+
+INGEST_ACCOUNT = "wattwatch-ingest"
+DEVICES_ACCOUNT = "wattwatch-devices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +44,10 @@ class Stack:
         self.settings = settings
         self.state_dir = settings.state_dir.absolute()
         self.postgres = EmbeddedPostgres(root=self.state_dir / "postgres", port=settings.db_port)
+        # Dynamic security: households get accounts at runtime (the API), the ingestor and
+        # the engineers' devices get theirs at `up`; nobody connects anonymously.
         self.mosquitto = EmbeddedMosquitto(
-            root=self.state_dir / "mosquitto", port=settings.mqtt_port
+            root=self.state_dir / "mosquitto", port=settings.mqtt_port, auth="dynsec"
         )
         self.services = ServiceRunner(
             run_dir=self.state_dir / "run", log_dir=self.state_dir / "logs"
@@ -51,16 +58,46 @@ class Stack:
         """The database the services use: the configured one, or the embedded cluster."""
         return self.settings.database_url or self.postgres.url()
 
-    def mqtt_url(self) -> str:
-        return self.settings.mqtt_url or self.mosquitto.url
+    def mqtt_url(self, account: str = DEVICES_ACCOUNT) -> str:
+        """The broker for tools and devices (the simulator, `mosquitto_pub`): the configured
+        one, or the embedded broker with the credentials of ``account``."""
+        if self.settings.mqtt_url:
+            return self.settings.mqtt_url
+        password_file = self.mosquitto.root / f"{account}-password"
+        if not password_file.exists():
+            return self.mosquitto.url  # not set up yet: `up` creates the accounts
+        password = password_file.read_text().strip()
+        return f"mqtt://{account}:{quote(password, safe='')}@127.0.0.1:{self.settings.mqtt_port}"
 
-    def service_env(self) -> dict[str, str]:
-        """Environment handed to services so they reach the same servers as this process."""
+    def service_env(self, service: str) -> dict[str, str]:
+        """Environment handed to a service so it reaches the same servers as this process."""
+        account = INGEST_ACCOUNT if service == "ingest" else DEVICES_ACCOUNT
         return {
             "WATTWATCH_DATABASE_URL": self.database_url(),
-            "WATTWATCH_MQTT_URL": self.mqtt_url(),
+            "WATTWATCH_MQTT_URL": self.mqtt_url(account),
             "WATTWATCH_STATE_DIR": str(self.state_dir),
         }
+
+    def _broker_accounts(self) -> None:
+        """Create (or refresh) the ingestor's and the devices' accounts on the embedded broker."""
+        filters = [route.topic_filter for route in Router(self.settings.ingest_topics).routes]
+        admin = DynsecAdmin(self.mosquitto.admin_url)
+        accounts = [
+            (INGEST_ACCOUNT, ingestor_grant(self.settings.ingest_share_group, filters),
+             self.settings.ingest_client_id),
+            (DEVICES_ACCOUNT, devices_grant(filters), ""),
+        ]  # fmt: skip
+        for username, grant, client_id in accounts:
+            password_file = self.mosquitto.root / f"{username}-password"
+            if not password_file.exists():
+                password_file.write_text(new_password() + "\n")
+                password_file.chmod(0o600)
+            admin.ensure_account(
+                username=username,
+                password=password_file.read_text().strip(),
+                grant=grant,
+                client_id=client_id,
+            )
 
     # --- lifecycle ----------------------------------------------------------------------------
     def _check_state_dir(self) -> None:
@@ -83,13 +120,17 @@ class Stack:
         report(f"migrations {len(applied)} applied now")
         if self.settings.embedded_broker:
             self.mosquitto.start()
-            report(f"broker     embedded Mosquitto on 127.0.0.1:{self.settings.mqtt_port}")
+            self._broker_accounts()
+            report(
+                f"broker     embedded Mosquitto on 127.0.0.1:{self.settings.mqtt_port} "
+                f"(devices log in as {DEVICES_ACCOUNT}, password in "
+                f"{self.mosquitto.root / (DEVICES_ACCOUNT + '-password')})"
+            )
         else:
             check_broker(self.mqtt_url())
             report(f"broker     {_redact(self.mqtt_url())}")
-        env = self.service_env()
         for name in self.settings.services:
-            pid = self.services.start(SERVICES[name], env)
+            pid = self.services.start(SERVICES[name], self.service_env(name))
             report(f"service    {name} (pid {pid}, log {self.services.log_file(name)})")
 
     def down(self, report: Report) -> None:
