@@ -32,8 +32,10 @@ ADAPTERS: Final[dict[str, Adapter]] = {
 # Subscription filter per format, matching each tool's out-of-the-box topics:
 # - shelly: Gen2/3 publish NotifyStatus on <device-id>/events/rpc by default (rpc_ntf on), with a
 #   device timestamp; <prefix>/status/<component> needs status_ntf and has none ("+/status/+").
-# - dsmr: the JSON telegram carries the meter's timestamp in one message; split topics
-#   ("dsmr/reading/+") also work but include non-reading fields (timestamp, id).
+# - dsmr: the JSON telegram carries the meter's timestamp in one message; dsmr-reader's
+#   default topic is dsmr/json, "+/json" also takes one reader per meter (<name>/json, the
+#   name being the device id). Split topics ("dsmr/reading/+") also work but include
+#   non-reading fields (timestamp, id).
 # - esphome: the topic prefix defaults to the node name, one level.
 # - zigbee2mqtt: "+" keeps out bridge/# and <name>/availability (friendly names with "/" need
 #   "zigbee2mqtt/#" and then dead-letter the bridge messages).
@@ -47,7 +49,7 @@ DEFAULT_TOPICS: Final[dict[str, str]] = {
     "linky_tic": "teleinfo/+",
     "zigbee2mqtt": "zigbee2mqtt/+",
     "esphome": "+/sensor/+/state",
-    "dsmr": "dsmr/json",
+    "dsmr": "+/json",
 }
 
 
