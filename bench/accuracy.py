@@ -36,6 +36,7 @@ from processing.events import Anomaly, events_from_mask
 from processing.normalise import dpe_estimate
 from processing.pipeline import (
     DAY_KINDS,
+    ArxInputs,
     PipelineConfig,
     assess_buildings,
     detector_kind,
@@ -300,22 +301,24 @@ def building_daily(city: City, x: FloatArray) -> tuple[BuildingDaily, npt.NDArra
     return bd, heat_row
 
 
-def arx_inputs(
-    city: City, x: FloatArray, bd: BuildingDaily, heat_row: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray, FloatArray]:
+def arx_inputs(city: City, x: FloatArray, heat_row: npt.NDArray[np.int64]) -> ArxInputs:
+    """Indoor sensors, station temperature, heating registers and the weather's irradiance."""
     m = city.meters
     sensors = m.rows("indoor_temperature")
     rows = m.building[sensors]
-    eta = np.where(bd.heating_quantity == "heat", 1.0, bd.heating_efficiency)
-    heat_w = x[heat_row[rows]] * 1000.0 * eta[rows, np.newaxis]
-    te = x[int(m.rows("outdoor_temperature")[0])]
-    return rows.astype(np.int64), x[sensors], te, heat_w
+    return ArxInputs(
+        rows=rows.astype(np.int64),
+        ti_c=x[sensors],
+        te_c=x[int(m.rows("outdoor_temperature")[0])],
+        heating_kwh=x[heat_row[rows]],
+        solar_w_per_m2=np.asarray(city.weather.ghi_w_m2, dtype=np.float64),
+    )
 
 
 def score_insulation(city: City, bd: BuildingDaily, x: FloatArray, heat_row: Any) -> dict[str, Any]:
     truth = city.truth
     cfg = PipelineConfig(n_boot=100)
-    arx_in = arx_inputs(city, x, bd, heat_row)
+    arx_in = arx_inputs(city, x, heat_row)
     res = assess_buildings(bd, on=datetime(2025, 6, 30).date(), config=cfg, arx_inputs=arx_in)
     ok = res.fit.qualified
     rel = np.abs(res.fit.hlc_w_per_k - truth.hlc_w_per_k) / truth.hlc_w_per_k

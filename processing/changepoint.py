@@ -17,7 +17,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-DEFAULT_TB_GRID: Final = np.arange(10.0, 20.0 + 1e-9, 0.5)
+# Down to 0 °C: well-insulated homes and offices with large internal gains balance well below
+# 10 °C, and a grid stopping there pins them to its edge with a slope too low.
+DEFAULT_TB_GRID: Final = np.arange(0.0, 20.0 + 1e-9, 0.5)
 N_PARAMS: Final = 3  # b, s and Tb, as ASHRAE Guideline 14 counts them
 HOURS_PER_DAY: Final = 24.0
 
@@ -26,6 +28,13 @@ TOO_SHORT: Final = "baseline_too_short"
 TOO_MANY_MISSING: Final = "too_many_missing_days"
 TOO_FEW_HEATING: Final = "too_few_heating_days"
 _QUALIFIED_PREFIX: Final = "wattwatch.changepoint."
+# Air-source heat pumps: COP rises ≈ 0.08 per kelvin of outdoor temperature around its
+# heating-season value, within [1.5, 6] (the simulator's model, close to EN 14825 ratings
+# of common air-to-water units at a 35 °C flow).
+HEAT_PUMP_COP_SLOPE_PER_K: Final = 0.08
+HEAT_PUMP_COP_RANGE: Final = (1.5, 6.0)
+# Mean of Lille-Lesquin's October–April monthly normals, where a seasonal COP is rated [°C].
+LILLE_HEATING_SEASON_MEAN_C: Final = 7.2
 
 
 @dataclass(slots=True, frozen=True)
@@ -125,6 +134,45 @@ class ChangePointFit:
         return [DataWarning(_QUALIFIED_PREFIX + status, text[status], data)]
 
 
+def heat_pump_day_weight(
+    te: npt.ArrayLike,
+    seasonal_cop: npt.ArrayLike,
+    *,
+    season_mean_c: float = LILLE_HEATING_SEASON_MEAN_C,
+    slope_per_k: float = HEAT_PUMP_COP_SLOPE_PER_K,
+) -> FloatArray:
+    """Electricity per unit of heat relative to the seasonal COP, ``COP_season / COP(Te)`` [-].
+
+    Parameters
+    ----------
+    te : array_like, shape (days,) or (buildings, days)
+        Outdoor temperature of each day (or step) [°C].
+    seasonal_cop : array_like, shape (buildings,)
+        Seasonal COP of each heat pump, as registered [-].
+    season_mean_c : float
+        Mean outdoor temperature of the heating season the COP is rated at [°C].
+    slope_per_k : float
+        Change of COP per kelvin of outdoor temperature [1/K].
+
+    Returns
+    -------
+    ndarray, shape (buildings, days)
+        Above 1 on days colder than the season's mean, below 1 on milder ones.
+
+    Notes
+    -----
+    ``COP(Te) = COP_season + slope·(Te − season_mean)`` clipped to ``HEAT_PUMP_COP_RANGE``.
+    With a constant η, a heat pump's electricity is not linear in degree-days: cold days
+    cost more per kelvin, and a constant-η fit overstates the slope and so the HLC.
+    """
+    t = np.asarray(te, dtype=np.float64)
+    cop = np.asarray(seasonal_cop, dtype=np.float64).reshape(-1, 1)
+    if np.any(cop <= 0):
+        raise ValueError("seasonal_cop: must be > 0")
+    at_te = np.clip(cop + slope_per_k * (t - season_mean_c), *HEAT_PUMP_COP_RANGE)
+    return np.asarray(cop / at_te, dtype=np.float64)
+
+
 def _inputs(
     q: npt.ArrayLike, te: npt.ArrayLike, q_name: str = "q", te_name: str = "te"
 ) -> tuple[FloatArray, FloatArray, bool]:
@@ -143,10 +191,57 @@ def _inputs(
     return qq, tt, tt.shape[0] == 1
 
 
+def _weighted_rows(
+    day_weight: npt.ArrayLike | None, shape: tuple[int, int]
+) -> tuple[IntArray, FloatArray] | None:
+    """Rows whose day weights are not all 1, and those weights (NaN counts as 1)."""
+    if day_weight is None:
+        return None
+    dw = np.asarray(day_weight, dtype=np.float64)
+    if dw.ndim == 1:
+        dw = dw[np.newaxis, :]
+    if dw.ndim != 2 or dw.shape[1] != shape[1] or dw.shape[0] not in (1, shape[0]):
+        raise ValueError(f"day_weight: expected shape {shape}, got {np.shape(day_weight)}")
+    dw = np.where(np.isnan(dw), 1.0, np.broadcast_to(dw, shape))
+    if np.any(dw <= 0):
+        raise ValueError("day_weight: must be > 0")
+    rows = np.flatnonzero(np.any(dw != 1.0, axis=1))
+    return (rows, dw[rows]) if rows.size else None
+
+
+def _reweight_rows(
+    weighted: tuple[IntArray, FloatArray] | None,
+    sums: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    *,
+    w: FloatArray,
+    yc: FloatArray,
+    te: FloatArray,
+    grid: FloatArray,
+) -> None:
+    """Redo the grid sums of the day-weighted rows (per-building path), in place."""
+    if weighted is None:
+        return
+    rows, dw = weighted
+    t_w = np.broadcast_to(te, w.shape)[rows]
+    new = _grid_sums(w[rows] * dw, yc[rows], t_w, False, grid, count_w=w[rows])
+    for old, fresh in zip(sums, new, strict=True):
+        old[rows] = fresh
+
+
 def _grid_sums(
-    w: FloatArray, yc: FloatArray, te: FloatArray, shared: bool, grid: FloatArray
+    w: FloatArray,
+    yc: FloatArray,
+    te: FloatArray,
+    shared: bool,
+    grid: FloatArray,
+    *,
+    count_w: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Σx, Σx², Σx·yc and the count of heating days per (building, candidate)."""
+    """Σx, Σx², Σx·yc and the count of heating days per (building, candidate).
+
+    ``x = (Tb − Te)⁺·w``: ``w`` is the validity of each day (0/1), times a day weight if
+    any; heating days are counted where ``count_w`` (default ``w``) is non-zero.
+    """
     if shared:
         # One temperature series: every sum is a (buildings × days) @ (days × candidates).
         x = np.maximum(grid[:, np.newaxis] - np.nan_to_num(te[0])[np.newaxis, :], 0.0)
@@ -154,13 +249,14 @@ def _grid_sums(
     m, g = w.shape[0], grid.size
     sx, sxx, sxy, nh = (np.empty((m, g)) for _ in range(4))
     te0 = np.nan_to_num(te)
+    cw = w if count_w is None else count_w
     for k, tb in enumerate(grid):  # a handful of candidates, each vectorised over buildings
         x = np.maximum(tb - te0, 0.0)
+        nh[:, k] = np.count_nonzero(x * cw, axis=1)
         x *= w
         sx[:, k] = x.sum(axis=1)
         sxy[:, k] = np.einsum("ij,ij->i", x, yc)
         sxx[:, k] = np.einsum("ij,ij->i", x, x)
-        nh[:, k] = np.count_nonzero(x, axis=1)
     return sx, sxx, sxy, nh
 
 
@@ -171,8 +267,9 @@ def fit_change_point(
     tb_grid: npt.ArrayLike = DEFAULT_TB_GRID,
     efficiency: npt.ArrayLike = 1.0,
     rules: SufficiencyRules | None = None,
+    day_weight: npt.ArrayLike | None = None,
 ) -> ChangePointFit:
-    """Fit ``Q = b + s·(Tb − Te)⁺`` (s ≥ 0) to every building by grid search over ``Tb``.
+    """Fit ``Q = b + s·(Tb − Te)⁺·w`` (s ≥ 0) to every building by grid search over ``Tb``.
 
     Parameters
     ----------
@@ -181,10 +278,14 @@ def fit_change_point(
     te : array_like, shape (days,) or (buildings, days)
         Daily mean outdoor temperature [°C], shared (fast path) or one per building.
     tb_grid : array_like
-        Candidate balance points [°C] (default 10–20 °C every 0.5 K).
+        Candidate balance points [°C] (default 0–20 °C every 0.5 K).
     efficiency : array_like
         η per building or scalar: boiler efficiency, heat-pump COP, 1 for a heat meter [-].
     rules : SufficiencyRules, optional
+    day_weight : array_like, optional, shape (buildings, days)
+        Register energy per unit of heat on each day relative to ``efficiency`` [-], e.g.
+        :func:`heat_pump_day_weight` (a heat pump draws more per kWh of heat on cold days);
+        1 (the default) for a constant efficiency. Rows that are all 1 take the fast path.
 
     Returns
     -------
@@ -212,6 +313,9 @@ def fit_change_point(
     syy = np.einsum("ij,ij->i", yc, yc)
 
     sx, sxx, sxy, n_heat = _grid_sums(w, yc, tt, shared, grid)
+    _reweight_rows(
+        _weighted_rows(day_weight, qq.shape), (sx, sxx, sxy, n_heat), w=w, yc=yc, te=tt, grid=grid
+    )
     nn = n[:, np.newaxis]
     with np.errstate(invalid="ignore", divide="ignore"):
         vxx = sxx - sx * sx / nn
@@ -301,6 +405,7 @@ def bootstrap_hlc(
     level: float = 0.9,
     efficiency: npt.ArrayLike = 1.0,
     seed: int | None = 0,
+    day_weight: npt.ArrayLike | None = None,
 ) -> HlcInterval:
     """Moving-block bootstrap interval of HLC, all buildings at once.
 
@@ -320,6 +425,8 @@ def bootstrap_hlc(
         η as in the fit [-].
     seed : int, optional
         Seed of the resampling (reproducible by default).
+    day_weight : array_like, optional
+        As given to :func:`fit_change_point`.
 
     Returns
     -------
@@ -343,6 +450,9 @@ def bootstrap_hlc(
     w = valid.astype(np.float64)
     tb = np.nan_to_num(fit.balance_point)[:, np.newaxis]
     x = np.where(valid, np.maximum(tb - np.nan_to_num(tt), 0.0), 0.0)
+    weighted = _weighted_rows(day_weight, qq.shape)
+    if weighted is not None:
+        x[weighted[0]] *= weighted[1]
     y = np.where(valid, qq, 0.0)
     ct = counts.T
     sw, sx, sy = w @ ct, x @ ct, y @ ct

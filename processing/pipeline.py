@@ -93,6 +93,10 @@ class PipelineConfig:
         Bootstrap replicates of the HLC interval.
     arx_min_steps : int
         Hourly transitions an ARX fit needs [steps].
+    balance_min_days : int
+        Heating days the daily energy balance (the indoor-sensor HLC) needs [days].
+    balance_max_outdoor_c : float
+        Days of the energy balance: daily mean outdoor temperature below this [°C].
     disagree_tolerance : float
         ARX and change-point HLC differing by more than this are flagged [-].
     outdoor_meter_id : int, optional
@@ -108,6 +112,8 @@ class PipelineConfig:
     min_heating_days: int = 10
     n_boot: int = 200
     arx_min_steps: int = 7 * 24
+    balance_min_days: int = 20
+    balance_max_outdoor_c: float = 12.0
     disagree_tolerance: float = 0.25
     outdoor_meter_id: int | None = None
 
@@ -326,6 +332,106 @@ def _reset_rows(
 
 
 @dataclass(frozen=True, slots=True)
+class ArxInputs:
+    """Hourly series of the buildings with an indoor sensor, aligned on the same hours.
+
+    Attributes
+    ----------
+    rows : ndarray of int64, shape (k,)
+        Row of each building in the :class:`~storage.matrices.BuildingDaily` assessed.
+    ti_c : ndarray, shape (k, hours)
+        Indoor temperature [°C].
+    te_c : ndarray, shape (hours,) or (k, hours)
+        Outdoor temperature [°C].
+    heating_kwh : ndarray, shape (k, hours)
+        Energy read by the building's heating meter in each hour, register units (fuel or
+        electricity drawn, or heat for a heat meter) [kWh].
+    solar_w_per_m2 : ndarray, optional, shape (hours,) or (k, hours)
+        Global horizontal irradiance [W/m²]; without it the balance has no solar term and
+        overstates HLC (sunny days need less heat at the same indoor − outdoor).
+    """
+
+    rows: IntArray
+    ti_c: FloatArray
+    te_c: FloatArray
+    heating_kwh: FloatArray
+    solar_w_per_m2: FloatArray | None = None
+
+
+def _heat_delivered_w(
+    inputs: ArxInputs, *, eta: FloatArray, baseload_kwh_d: FloatArray, heat_pump: BoolArray
+) -> FloatArray:
+    """Heat delivered by the heating system per hour [W] from the register's energy.
+
+    The change-point baseload (hot water, and appliances on an electricity meter) is taken
+    off first: it is not space heating, and a heat pump does not multiply it. Heat pumps use
+    the COP at each hour's outdoor temperature (:func:`changepoint.heat_pump_day_weight`).
+    """
+    rows = inputs.rows
+    base = np.nan_to_num(baseload_kwh_d[rows])[:, np.newaxis] / 24.0
+    heat = (inputs.heating_kwh - base) * (1000.0 * eta[rows])[:, np.newaxis]
+    hp = np.flatnonzero(heat_pump[rows])
+    if hp.size:
+        te = np.broadcast_to(inputs.te_c, inputs.ti_c.shape)[hp]
+        heat[hp] /= changepoint.heat_pump_day_weight(te, eta[rows][hp])
+    return np.asarray(heat, dtype=np.float64)
+
+
+def _heat_pump_weights(
+    heat_pump: BoolArray, te: FloatArray, cop: FloatArray, shape: tuple[int, int]
+) -> FloatArray | None:
+    """Day weights of the change-point fit: COP(Te) for heat pumps, 1 for the rest."""
+    if not heat_pump.any():
+        return None
+    weight = np.ones(shape)
+    te_hp = np.broadcast_to(te, shape)[heat_pump]
+    weight[heat_pump] = changepoint.heat_pump_day_weight(te_hp, cop[heat_pump])
+    return weight
+
+
+def _indoor_sensor_hlc(
+    inputs: ArxInputs | None,
+    m: int,
+    *,
+    cfg: PipelineConfig,
+    eta: FloatArray,
+    baseload_kwh_d: FloatArray,
+    heat_pump: BoolArray,
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.str_]]:
+    """HLC [W/K] from the daily energy balance, τ [h] from the hourly ARX, and a status."""
+    arx_hlc = np.full(m, np.nan)
+    arx_tau = np.full(m, np.nan)
+    arx_status = np.full(m, "", dtype="<U64")
+    if inputs is None or not inputs.rows.size:
+        return arx_hlc, arx_tau, arx_status
+    rows = inputs.rows
+    heat_w = _heat_delivered_w(inputs, eta=eta, baseload_kwh_d=baseload_kwh_d, heat_pump=heat_pump)
+    hourly = arx.fit_arx(inputs.ti_c, inputs.te_c, heat_w, step_h=1.0, min_steps=cfg.arx_min_steps)
+    balance = arx.fit_daily_balance(
+        inputs.ti_c,
+        inputs.te_c,
+        heat_w,
+        solar_w_per_m2=inputs.solar_w_per_m2,
+        max_outdoor_c=cfg.balance_max_outdoor_c,
+        min_days=cfg.balance_min_days,
+    )
+    ok = np.isfinite(balance.hlc_w_per_k) & (balance.hlc_w_per_k > 0)
+    tau_ok = ok & np.isfinite(hourly.tau_h) & (hourly.hlc_w_per_k > 0)
+    arx_hlc[rows] = np.where(ok, balance.hlc_w_per_k, np.nan)
+    arx_tau[rows] = np.where(tau_ok, hourly.tau_h, np.nan)
+    arx_status[rows] = np.where(
+        ok,
+        "ok",
+        np.where(
+            balance.n_days < cfg.balance_min_days,
+            f"fewer than {cfg.balance_min_days} heating days with indoor, outdoor and heating data",
+            "energy balance not physical (no heating variation or HLC <= 0)",
+        ),
+    )
+    return arx_hlc, arx_tau, arx_status
+
+
+@dataclass(frozen=True, slots=True)
 class InsulationResult:
     """Per-building results of :func:`assess_buildings`; arrays of shape (buildings,).
 
@@ -374,7 +480,7 @@ def assess_buildings(
     *,
     on: date,
     config: PipelineConfig | None = None,
-    arx_inputs: tuple[IntArray, FloatArray, FloatArray, FloatArray] | None = None,
+    arx_inputs: ArxInputs | None = None,
 ) -> InsulationResult:
     """Change-point fit, interval, normalisation, DPE estimate and ranking of every building.
 
@@ -384,10 +490,8 @@ def assess_buildings(
         Daily heating energy [kWh/d] and outdoor temperature [°C].
     on : date
         Assessment date (electricity's primary-energy factor).
-    arx_inputs : (rows, ti, te, heating_w), optional
-        Buildings (row indexes into ``daily``) with an indoor sensor and their hourly indoor
-        temperature [°C], outdoor temperature [°C] and heat delivered [W], shape
-        (len(rows), hours).
+    arx_inputs : ArxInputs, optional
+        Hourly series of the buildings with an indoor sensor.
 
     Notes
     -----
@@ -395,6 +499,10 @@ def assess_buildings(
     weather (the municipality's normal degree-days are at base 18 °C). Hot water is the
     change-point baseload for heat and gas registers, a conventional figure per m² for
     electric heating. Heat meters read delivered heat, so final energy divides by η.
+    Heat pumps of a known carrier use a COP that follows the outdoor temperature.
+
+    With an indoor sensor, HLC also comes from a daily energy balance on heating days
+    (:func:`arx.fit_daily_balance`); τ still comes from the hourly 1R1C ARX.
     """
     cfg = config if config is not None else PipelineConfig()
     q, te = daily.heating_kwh, _shared_te(daily.outdoor_temp_c)
@@ -403,20 +511,33 @@ def assess_buildings(
     eta = np.where(np.isfinite(daily.heating_efficiency), daily.heating_efficiency, default_eta)
     is_heat = quantity == "heat"
     eta_hlc = np.where(is_heat, 1.0, eta)
+    heat_pump = (daily.heating_carrier == "heat_pump") & (quantity == "electricity")
+    day_weight = _heat_pump_weights(heat_pump, te, eta_hlc, q.shape)
     rules = changepoint.SufficiencyRules(
         min_days=cfg.insulation_min_days,
         max_missing_days=cfg.max_missing_days,
         min_heating_days=cfg.min_heating_days,
     )
-    fit = changepoint.fit_change_point(q, te, efficiency=eta_hlc, rules=rules)
+    fit = changepoint.fit_change_point(
+        q, te, efficiency=eta_hlc, rules=rules, day_weight=day_weight
+    )
     interval = changepoint.bootstrap_hlc(
-        q, te, fit, n_boot=cfg.n_boot, block_days=min(7, max(1, daily.days)), efficiency=eta_hlc
+        q,
+        te,
+        fit,
+        n_boot=cfg.n_boot,
+        block_days=min(7, max(1, daily.days)),
+        efficiency=eta_hlc,
+        day_weight=day_weight,
     )
 
     te_full = np.broadcast_to(te, q.shape)
     valid = ~np.isnan(q) & ~np.isnan(te_full)
     tb = np.nan_to_num(fit.balance_point)[:, np.newaxis]
-    hdd_tb = np.where(valid, np.maximum(tb - te_full, 0.0), 0.0).sum(axis=1)
+    hdd_tb_days = np.where(valid, np.maximum(tb - te_full, 0.0), 0.0)
+    if day_weight is not None:
+        hdd_tb_days *= day_weight  # a heat pump's register energy per degree-day varies
+    hdd_tb = hdd_tb_days.sum(axis=1)
     hdd_18 = np.where(valid, normalise.degree_days(te_full), 0.0).sum(axis=1)
     metered_heating = fit.slope * hdd_tb  # register energy for heating over the valid days
     normal = np.where(np.isfinite(daily.normal_hdd), daily.normal_hdd, normalise.LILLE_NORMAL_DJU)
@@ -455,25 +576,14 @@ def assess_buildings(
         balance_point=np.where(fit.qualified, fit.balance_point, 15.0),
     )  # fmt: skip
 
-    m = len(daily)
-    arx_hlc = np.full(m, np.nan)
-    arx_tau = np.full(m, np.nan)
-    arx_status = np.full(m, "", dtype="<U64")
-    if arx_inputs is not None and arx_inputs[0].size:
-        rows, ti, te_h, heat_w = arx_inputs
-        a = arx.fit_arx(ti, te_h, heat_w, step_h=1.0, min_steps=cfg.arx_min_steps)
-        ok = np.isfinite(a.hlc_w_per_k) & (a.hlc_w_per_k > 0) & np.isfinite(a.tau_h)
-        arx_hlc[rows] = np.where(ok, a.hlc_w_per_k, np.nan)
-        arx_tau[rows] = np.where(ok, a.tau_h, np.nan)
-        arx_status[rows] = np.where(
-            ok,
-            "ok",
-            np.where(
-                a.n_steps < cfg.arx_min_steps,
-                f"fewer than {cfg.arx_min_steps} hourly steps with indoor, outdoor and heating",
-                "ARX fit not physical (no heating variation or a < 0)",
-            ),
-        )
+    arx_hlc, arx_tau, arx_status = _indoor_sensor_hlc(
+        arx_inputs,
+        len(daily),
+        cfg=cfg,
+        eta=eta_hlc,
+        baseload_kwh_d=fit.baseload,
+        heat_pump=heat_pump,
+    )
     disagree = arx.hlc_disagreement(arx_hlc, fit.hlc_w_per_k, tolerance=cfg.disagree_tolerance)
     return InsulationResult(
         fit=fit,
@@ -603,11 +713,22 @@ class InsulationRunSummary:
     seconds: float = 0.0
 
 
+def _mean_of_meters(values: FloatArray) -> FloatArray:
+    """NaN-ignoring mean over the meters of each hour (NaN where none reads)."""
+    ok = ~np.isnan(values)
+    n = ok.sum(axis=0)
+    mean: FloatArray = np.divide(
+        np.where(ok, values, 0.0).sum(axis=0), n, out=np.full(values.shape[1], np.nan), where=n > 0
+    )
+    return mean
+
+
 def _arx_inputs(
     conn: psycopg.Connection, daily: BuildingDaily, *, first_day: date, stop_day: date,
-    efficiency: FloatArray, outdoor_meter_id: int | None,
-) -> tuple[IntArray, FloatArray, FloatArray, FloatArray] | None:  # fmt: skip
-    """Hourly indoor temperature, outdoor temperature and heat delivered of sensor buildings."""
+    outdoor_meter_id: int | None,
+) -> ArxInputs | None:  # fmt: skip
+    """Hourly indoor and outdoor temperature, heating register energy (and irradiance when a
+    sensor reports it) of the buildings with an indoor sensor."""
     indoor = load_meter_info(conn, quantities=["indoor_temperature"])
     pos = {b: i for i, b in enumerate(daily.building_id.tolist())}
     keep = np.asarray(
@@ -629,19 +750,17 @@ def _arx_inputs(
     order = {m: i for i, m in enumerate(heat_meters.meter_id.tolist())}
     heat = load_matrix(conn, heat_meters, start=start, end=end).values
     heat = heat[[order[m] for m in daily.heating_meter_id[rows].tolist()]]
-    heat_w = heat * 1000.0 * efficiency[rows, np.newaxis]  # kWh in an hour → mean W of heat
     outdoor = load_meter_info(
         conn,
         meter_ids=None if outdoor_meter_id is None else [outdoor_meter_id],
         quantities=["outdoor_temperature"],
     )
-    te = load_matrix(conn, outdoor, start=start, end=end).values
-    ok = ~np.isnan(te)
-    te_mean = np.divide(
-        np.where(ok, te, 0.0).sum(axis=0), ok.sum(axis=0),
-        out=np.full(te.shape[1], np.nan), where=ok.sum(axis=0) > 0,
-    )  # fmt: skip
-    return rows, ti, te_mean, heat_w
+    te = _mean_of_meters(load_matrix(conn, outdoor, start=start, end=end).values)
+    irradiance = load_meter_info(conn, quantities=["irradiance"])
+    solar = None
+    if len(irradiance):
+        solar = _mean_of_meters(load_matrix(conn, irradiance, start=start, end=end).values)
+    return ArxInputs(rows=rows, ti_c=ti, te_c=te, heating_kwh=heat, solar_w_per_m2=solar)
 
 
 def run_insulation(
@@ -665,12 +784,8 @@ def run_insulation(
         outdoor_meter_id=cfg.outdoor_meter_id,
     )  # fmt: skip
     progress("insulation", 1, 3)
-    quantity = daily.heating_quantity
-    default_eta = np.asarray([DEFAULT_EFFICIENCY.get(str(k), 1.0) for k in quantity])
-    eta = np.where(np.isfinite(daily.heating_efficiency), daily.heating_efficiency, default_eta)
-    eta_hlc = np.where(quantity == "heat", 1.0, eta)
     arx_in = _arx_inputs(
-        conn, daily, first_day=first_day, stop_day=stop_day, efficiency=eta_hlc,
+        conn, daily, first_day=first_day, stop_day=stop_day,
         outdoor_meter_id=cfg.outdoor_meter_id,
     )  # fmt: skip
     result = assess_buildings(daily, on=stop_day - timedelta(days=1), config=cfg, arx_inputs=arx_in)

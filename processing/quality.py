@@ -10,16 +10,19 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from processing.baseline import hour_of_week_baseline
+from processing.baseline import HOURS_PER_WEEK, nan_median_mad
 from processing.consumption import interval_consumption
 from processing.events import AnomalyEvents, events_from_mask, mask_runs
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 CEILING_SHARE = 0.9
 # A zero run counts where the meter's median over its four-week block is above this many
 # register quanta per step: an idle summer gas register with a few draws is not a fault.
 ZERO_RUN_USUAL_QUANTA = 1.0
 IDLE_MARGIN = 0.01
+# Meters per block of the matrix-wide rules: a block's buffers stay in cache and are reused.
+DEFAULT_BLOCK_METERS = 25
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -129,7 +132,7 @@ def flatlines(x: npt.ArrayLike, *, min_steps: int = 6, ignore_zero: bool = True)
     return events_from_mask(mask, kind="flatline", observed=a, aggregate="peak")
 
 
-def register_quantum(x: npt.ArrayLike) -> FloatArray:
+def register_quantum(x: npt.ArrayLike, *, block_meters: int = DEFAULT_BLOCK_METERS) -> FloatArray:
     """Resolution of each meter's readings: the smallest non-zero step between values.
 
     Interval consumption of a register is a difference of quantised indexes, so its values
@@ -137,75 +140,170 @@ def register_quantum(x: npt.ArrayLike) -> FloatArray:
     Returns shape (meters,); 0 for a meter whose values never change.
     """
     a = _as_matrix(x, "x")
-    d = np.abs(np.diff(a, axis=1))
-    d[~(d > 1e-9)] = np.inf  # NaN and float noise out
-    q = d.min(axis=1, initial=np.inf)
+    m, n = a.shape
+    q = np.full(m, np.inf)
+    if n < 2:
+        return np.zeros(m)
+    rows = min(block_meters, m)
+    d_buf = np.empty(rows * (n - 1))
+    ok_buf = np.empty(rows * (n - 1), dtype=bool)
+    for i in range(0, m, block_meters):
+        j = min(i + block_meters, m)
+        d = d_buf[: (j - i) * (n - 1)].reshape(j - i, n - 1)
+        ok = ok_buf[: d.size].reshape(d.shape)
+        np.subtract(a[i:j, 1:], a[i:j, :-1], out=d)
+        np.abs(d, out=d)
+        np.greater(d, 1e-9, out=ok)  # NaN and float noise out
+        np.logical_not(ok, out=ok)
+        np.copyto(d, np.inf, where=ok)
+        d.min(axis=1, out=q[i:j])
     q = np.where(np.isfinite(q), q, 0.0)
     # Float noise of index differences: round to 1e-6 of the unit.
     return np.asarray(np.round(q, 6), dtype=np.float64)
 
 
-def _rolling_range(a: FloatArray, width: int) -> FloatArray:
-    """max − min over each window of ``width`` steps starting at every step (NaN if any NaN).
+def _running_extreme(
+    a: FloatArray, width: int, fn: np.ufunc, out: FloatArray, tmp: FloatArray
+) -> None:
+    """``fn`` (np.maximum or np.minimum) over each window of ``width`` steps starting at
+    every step, into ``out[:, : n − width + 1]`` (NaN if any NaN; the tail is left as is).
 
-    ``width − 1`` shifted element-wise maxima: contiguous and ~10× faster than reducing a
-    ``sliding_window_view`` along its short strided axis.
+    Doubling: extremes over 1, 2, 4 … steps, then two overlapping windows of the largest
+    power of two cover ``width`` — O(log width) contiguous passes, no window copies.
     """
-    m, n = a.shape
-    out = np.full((m, n), np.nan)
-    if n < width:
-        return out
+    n = a.shape[1]
     k = n - width + 1
-    hi = a[:, :k].copy()
-    lo = a[:, :k].copy()
-    for j in range(1, width):  # loop over the window width, not over samples
-        np.maximum(hi, a[:, j : j + k], out=hi)
-        np.minimum(lo, a[:, j : j + k], out=lo)
-    np.subtract(hi, lo, out=out[:, :k])
-    return out
+    span = 1
+    cur = a
+    while 2 * span <= width:
+        # ``tmp`` holds extremes over ``2·span`` steps starting at every step that has them.
+        fn(cur[:, : n - 2 * span + 1], cur[:, span : n - span + 1], out=tmp[:, : n - 2 * span + 1])
+        cur = tmp
+        span *= 2
+    fn(cur[:, :k], cur[:, width - span : width - span + k], out=out[:, :k])
 
 
-def _rolling_mean(a: FloatArray, width: int) -> FloatArray:
-    """Mean over each window of ``width`` steps starting at every step (NaN if any NaN)."""
-    m, n = a.shape
-    out = np.full((m, n), np.nan)
-    if n < width:
-        return out
-    k = n - width + 1
-    total = a[:, :k].copy()
-    for j in range(1, width):
-        total += a[:, j : j + k]
-    np.divide(total, width, out=out[:, :k])
-    return out
+class _FlatWorkspace:
+    """Buffers of one block of meters, allocated once per call and reused for every block:
+    matrix-sized temporaries cost more in page faults than the arithmetic on them."""
+
+    def __init__(self, rows: int, steps: int) -> None:
+        self.f = [np.empty(rows * steps) for _ in range(4)]
+        self.b = [np.empty(rows * steps, dtype=bool) for _ in range(2)]
+
+    def views(self, rows: int, steps: int) -> tuple[list[FloatArray], list[BoolArray]]:
+        size = rows * steps
+        return (
+            [b[:size].reshape(rows, steps) for b in self.f],
+            [b[:size].reshape(rows, steps) for b in self.b],
+        )
 
 
-def _period_mean(v: FloatArray, period: int) -> FloatArray:
-    """NaN-ignoring mean of ``v`` over consecutive blocks of ``period`` steps, per step."""
-    n = v.shape[1]
-    starts = np.arange(0, n, period)
-    ok = ~np.isnan(v)
-    total = np.add.reduceat(np.where(ok, v, 0.0), starts, axis=1)
-    count = np.add.reduceat(ok, starts, axis=1, dtype=np.float64)
-    mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
-    return np.repeat(mean, period, axis=1)[:, :n]
-
-
-def _period_median(v: FloatArray, period: int) -> FloatArray:
-    """Median of ``v`` over consecutive blocks of ``period`` steps, per step; gaps count as 0
-    (sparse, and ``np.nanmedian`` is ~50× slower than a partition)."""
-    m, n = v.shape
-    blocks = -(-n // period)
-    padded = np.zeros((m, blocks * period))
-    padded[:, :n] = np.nan_to_num(v)
-    med = np.median(padded.reshape(m, blocks, period), axis=2)
-    return np.repeat(med, period, axis=1)[:, :n]
-
-
-def _row_quantiles(a: FloatArray, qs: tuple[float, ...]) -> FloatArray:
+def _row_quantiles(a: FloatArray, qs: tuple[float, ...], work: FloatArray) -> FloatArray:
     """Quantiles of each row, shape (len(qs), meters, 1); gaps filled with the row mean
-    (``np.nanquantile`` is ~50× slower than a partition)."""
-    filled = np.where(np.isnan(a), np.nanmean(a, axis=1, keepdims=True), a)
-    return np.asarray(np.nan_to_num(np.quantile(filled, qs, axis=1, keepdims=True)))
+    (``np.nanquantile`` is ~50× slower than a partition). ``work`` is overwritten."""
+    gaps = np.isnan(a)
+    np.copyto(work, a)
+    np.copyto(work, 0.0, where=gaps)
+    count = a.shape[1] - np.count_nonzero(gaps, axis=1)
+    total = work.sum(axis=1)
+    mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+    np.copyto(work, a)
+    np.copyto(work, mean[:, np.newaxis], where=gaps)
+    qv = np.quantile(work, qs, axis=1, keepdims=True, overwrite_input=True)
+    return np.asarray(np.nan_to_num(qv))
+
+
+def _typical_spread(
+    spread: FloatArray, rows: IntArray, cols: IntArray, *, period: int, weeks: int = 4
+) -> FloatArray:
+    """The meter's usual spread at the given window starts: median of the same hour of week
+    over the ``weeks`` trailing weeks (as :func:`hour_of_week_baseline`, NaN with fewer than
+    2 valid lags), else the NaN-ignoring mean over the ``period``-step block of the start.
+
+    Only candidate windows need it, and they are sparse: gathering their lags is far cheaper
+    than a baseline of the whole spread matrix.
+    """
+    n = spread.shape[1]
+    lag = HOURS_PER_WEEK * np.arange(1, weeks + 1)
+    lag_cols = cols[:, np.newaxis] - lag[np.newaxis, :]
+    n_lags = np.minimum(cols // HOURS_PER_WEEK, weeks)[:, np.newaxis]
+    valid = np.arange(1, weeks + 1)[np.newaxis, :] <= n_lags
+    vals = np.where(valid, spread[rows[:, np.newaxis], np.maximum(lag_cols, 0)], np.nan)
+    typical = nan_median_mad(vals)[0] if rows.size else np.zeros(0)
+    missing = np.isnan(typical)
+    if missing.any():
+        starts = np.arange(0, n, period)
+        ok = ~np.isnan(spread)
+        total = np.add.reduceat(np.where(ok, spread, 0.0), starts, axis=1)
+        count = np.add.reduceat(ok, starts, axis=1, dtype=np.float64)
+        mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+        typical[missing] = mean[rows[missing], cols[missing] // period]
+    return typical
+
+
+def _near_flat_block(
+    a: FloatArray,
+    q: FloatArray,
+    out: BoolArray,
+    work: _FlatWorkspace,
+    *,
+    min_steps: int,
+    rel_tol: float,
+    quanta: float,
+    contrast: float,
+    period: int,
+) -> None:
+    """:func:`near_flat_mask` of one block of meters, written into ``out``."""
+    rows, n = a.shape
+    out.fill(False)
+    if n < min_steps:
+        return
+    k = n - min_steps + 1
+    (spread, w_mean, tol, tmp), (cand, cmp) = work.views(rows, n)
+    # Spread of each window: running max − running min.
+    _running_extreme(a, min_steps, np.maximum, spread, tmp)
+    _running_extreme(a, min_steps, np.minimum, w_mean, tmp)
+    np.subtract(spread[:, :k], w_mean[:, :k], out=spread[:, :k])
+    spread[:, k:] = np.nan
+    # Window mean, summed in order (same rounding as a plain loop).
+    wm = w_mean[:, :k]
+    np.copyto(wm, a[:, :k])
+    for j in range(1, min_steps):  # loop over the window width, not over samples
+        np.add(wm, a[:, j : j + k], out=wm)
+    np.divide(wm, min_steps, out=wm)
+    t = tol[:, :k]
+    np.abs(wm, out=t)
+    np.multiply(t, rel_tol, out=t)
+    np.add(t, quanta * q, out=t)
+    c = cand[:, :k]
+    r = cmp[:, :k]
+    with np.errstate(invalid="ignore"):
+        np.less_equal(spread[:, :k], t, out=c)
+        np.not_equal(wm, 0.0, out=r)
+        c &= r
+    cand[:, k:] = False
+    r_idx, c_idx = np.nonzero(c)
+    if r_idx.size == 0:
+        return
+    # Flat at full load is a boiler or heat pump at capacity, flat at the idle level a
+    # closed building; a stuck value sits anywhere in between. The quantiles are the costly
+    # part, so only meters with a flat window get them.
+    held, r_idx = np.unique(r_idx, return_inverse=True)
+    idle, ceiling = _row_quantiles(a[held], (0.02, 0.995), tmp[: held.size])
+    level = wm[held[r_idx], c_idx]
+    idle, ceiling = idle[r_idx, 0], ceiling[r_idx, 0]
+    between = (level < CEILING_SHARE * ceiling) & (level > idle + IDLE_MARGIN * (ceiling - idle))
+    r_idx, c_idx = held[r_idx[between]], c_idx[between]
+    # Typical spread of the same window start in the trailing weeks: offices idle flat at
+    # night and boilers run flat out on cold nights; neither is stuck.
+    typical = _typical_spread(spread, r_idx, c_idx, period=period)
+    with np.errstate(invalid="ignore"):
+        keep = typical > contrast * tol[r_idx, c_idx]
+    r_idx, c_idx = r_idx[keep], c_idx[keep]
+    # Each flagged window start covers the window's steps.
+    for j in range(min_steps):
+        out[r_idx, c_idx + j] = True
 
 
 def near_flat_mask(
@@ -217,6 +315,7 @@ def near_flat_mask(
     quanta: float = 1.0,
     contrast: float = 6.0,
     period: int = 4 * 168,
+    block_meters: int = DEFAULT_BLOCK_METERS,
 ) -> BoolArray:
     """Steps in a window of ``min_steps`` whose spread stays within rounding and jitter.
 
@@ -231,10 +330,13 @@ def near_flat_mask(
     rel_tol, quanta : float
         Allowed spread: ``quanta·quantum + rel_tol·|window mean|`` [unit].
     contrast : float
-        The meter's median spread over ``min_steps`` in the same ``period`` must exceed
+        The meter's median spread over ``min_steps`` at the same hour of week in the four
+        trailing weeks (else its mean spread in the same ``period``) must exceed
         ``contrast`` × the allowed spread, or flatness is normal for it then.
     period : int
-        Length of the blocks the typical spread is taken over [steps].
+        Length of the blocks of the fallback typical spread [steps].
+    block_meters : int
+        Meters processed together (memory/speed trade-off, not a modelling choice).
 
     Returns
     -------
@@ -247,34 +349,33 @@ def near_flat_mask(
     about 2 % of the flow. Exact equality (:func:`flatline_mask`) misses those; a spread
     test alone fires on meters that are flat by nature, hence the contrast with the
     meter's own typical spread.
+
+    Meters are processed in blocks with buffers reused from block to block, and the typical
+    spread is gathered only at the (sparse) windows that pass the other tests: peak memory
+    is the boolean result plus a few block-sized buffers.
     """
     a = _as_matrix(x, "x")
     m, n = a.shape
     if min_steps < 2:
         raise ValueError(f"min_steps: must be >= 2, got {min_steps}")
+    if block_meters < 1:
+        raise ValueError(f"block_meters: must be >= 1, got {block_meters}")
     q = np.broadcast_to(np.asarray(quantum, dtype=np.float64).reshape(-1, 1), (m, 1))
-    spread = _rolling_range(a, min_steps)
-    w_mean = _rolling_mean(a, min_steps)
-    tol = quanta * q + rel_tol * np.abs(w_mean)
-    # Typical spread of the same window start in the trailing weeks: offices idle flat at
-    # night and boilers run flat out on cold nights; neither is stuck.
-    typical = hour_of_week_baseline(spread, weeks=4)[0]
-    typical = np.where(np.isnan(typical), _period_mean(spread, period), typical)
-    # Flat at full load is a boiler or heat pump at capacity, flat at the idle level a
-    # closed building; a stuck value sits anywhere in between.
-    idle, ceiling = _row_quantiles(a, (0.02, 0.995)) if n else np.zeros((2, m, 1))
-    with np.errstate(invalid="ignore"):
-        flat_start = (
-            (spread <= tol)
-            & (typical > contrast * tol)
-            & (w_mean != 0.0)
-            & (w_mean < CEILING_SHARE * ceiling)
-            & (w_mean > idle + IDLE_MARGIN * (ceiling - idle))
+    mask = np.zeros((m, n), dtype=bool)
+    work = _FlatWorkspace(min(block_meters, m), n)
+    for i in range(0, m, block_meters):
+        j = min(i + block_meters, m)
+        _near_flat_block(
+            a[i:j],
+            q[i:j],
+            mask[i:j],
+            work,
+            min_steps=min_steps,
+            rel_tol=rel_tol,
+            quanta=quanta,
+            contrast=contrast,
+            period=period,
         )
-    # Each flagged window start covers the window's steps.
-    mask: BoolArray = flat_start.copy()
-    for j in range(1, min_steps):
-        mask[:, j:] |= flat_start[:, : n - j]
     return mask
 
 
@@ -315,6 +416,20 @@ def counter_resets(index: npt.ArrayLike, *, jitter: float = 0.0) -> AnomalyEvent
     return events_from_mask(reset, kind="counter_reset", expected=previous, observed=a)
 
 
+def _block_median(v: FloatArray, rows: IntArray, cols: IntArray, period: int) -> FloatArray:
+    """Median of ``v[row]`` over the block of ``period`` steps holding ``col``, for each pair;
+    gaps and the padding of a short last block count as 0 (sparse, and ``np.nanmedian`` is
+    ~50× slower than a partition). Only the blocks asked for are read."""
+    n = v.shape[1]
+    blocks, inverse = np.unique(rows * n + (cols // period) * period, return_inverse=True)
+    r, c0 = np.divmod(blocks, n)
+    idx = c0[:, np.newaxis] + np.arange(period)[np.newaxis, :]
+    inside = idx < n
+    vals = np.where(inside, v[r[:, np.newaxis], np.minimum(idx, n - 1)], 0.0)
+    med = np.median(np.nan_to_num(vals), axis=1)
+    return np.asarray(med[inverse.reshape(-1)], dtype=np.float64)
+
+
 def quality_scan(
     consumption: npt.ArrayLike,
     config: QualityConfig | None = None,
@@ -341,7 +456,7 @@ def quality_scan(
     )
     zeros = zero_runs(a, min_steps=cfg.zero_steps, max_gap=cfg.max_gap)
     if len(zeros):
-        usual = _period_median(a, 4 * 168)[zeros.meter_index, zeros.start]
+        usual = _block_median(a, zeros.meter_index, zeros.start, 4 * HOURS_PER_WEEK)
         quanta = np.broadcast_to(q, (a.shape[0],))[zeros.meter_index]
         zeros = zeros.select(usual > ZERO_RUN_USUAL_QUANTA * quanta)
     return {

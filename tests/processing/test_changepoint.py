@@ -8,6 +8,7 @@ from processing.changepoint import (
     SufficiencyRules,
     bootstrap_hlc,
     fit_change_point,
+    heat_pump_day_weight,
     moving_block_indices,
     slope_change,
 )
@@ -128,3 +129,32 @@ def test_slope_change_after_retrofit():
     assert_allclose(res.relative_change, [0.0, -0.3], atol=0.03)
     assert res.p_value[0] > 0.01
     assert res.p_value[1] < 1e-6
+
+
+def test_heat_pump_cop_weights_recover_hlc():
+    rng = np.random.default_rng(5)
+    te = _weather(rng)
+    hlc = np.array([120.0, 250.0])
+    cop = np.array([3.5, 4.0])  # seasonal COP, as registered
+    weight = heat_pump_day_weight(te, cop)
+    assert weight.shape == (2, DAYS)
+    assert (weight[:, te < 0] > 1).all() and (weight[:, te > 12] < 1).all()
+    heat = hlc[:, None] * 24 / 1000 * np.maximum(15.0 - te, 0.0)  # kWh of heat per day
+    q = 6.0 + heat / cop[:, None] * weight + rng.normal(0, 0.2, (2, DAYS))  # electricity
+    fit = fit_change_point(q, te, efficiency=cop, day_weight=weight)
+    assert_allclose(fit.hlc_w_per_k, hlc, rtol=0.03)
+    assert_allclose(fit.balance_point, 15.0, atol=0.5)
+    naive = fit_change_point(q, te, efficiency=cop)
+    assert (naive.hlc_w_per_k > 1.1 * hlc).all()  # cold days look like a steeper slope
+    ci = bootstrap_hlc(q, te, fit, n_boot=50, efficiency=cop, day_weight=weight)
+    assert ((ci.low <= hlc) & (hlc <= ci.high)).all()
+
+
+def test_low_balance_point_is_not_pinned_to_the_grid_edge():
+    rng = np.random.default_rng(6)
+    te = _weather(rng)
+    q = _buildings(te, np.array([10.0]), np.array([2.0]), np.array([6.0]))
+    q += rng.normal(0, 0.1, q.shape)
+    fit = fit_change_point(q, te)
+    assert_allclose(fit.balance_point, 6.0, atol=0.5)
+    assert_allclose(fit.slope, 2.0, rtol=0.05)

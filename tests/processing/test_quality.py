@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.testing import assert_allclose, assert_array_equal
 
 from processing.quality import (
+    _running_extreme,
     counter_resets,
     flatline_mask,
     flatlines,
@@ -74,3 +76,38 @@ def test_idle_summer_gas_is_not_a_zero_run():
     x = np.zeros((1, 24 * 7 * 5))
     x[0, ::50] = 0.112
     assert len(quality_scan(x)["zero_run"]) == 0
+
+
+def _stuck_registers(rng, meters=9, hours=24 * 7 * 7):
+    h = np.arange(hours)
+    flow = 0.5 + 0.4 * np.sin(2 * np.pi * h / 24) + rng.gamma(2.0, 0.1, (meters, hours))
+    x = np.round(flow, 3)
+    for i in range(meters):
+        s = rng.integers(24 * 7 * 4, hours - 40)
+        x[i, s : s + rng.integers(6, 30)] = np.round(0.8 * (1 + rng.uniform(-0.008, 0.008)), 3)
+        x[i, rng.integers(0, hours, 4)] = np.nan
+    return x
+
+
+def test_running_extreme_matches_window_reduction():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(3, 50))
+    a[1, 7] = np.nan
+    for width in range(2, 10):
+        k = a.shape[1] - width + 1
+        windows = sliding_window_view(a, width, axis=1)
+        for fn, ref in ((np.maximum, windows.max(axis=2)), (np.minimum, windows.min(axis=2))):
+            out, tmp = np.empty_like(a), np.empty_like(a)
+            _running_extreme(a, width, fn, out, tmp)
+            assert_array_equal(out[:, :k], ref)
+
+
+def test_blocks_of_meters_do_not_change_results():
+    x = _stuck_registers(np.random.default_rng(3))
+    q = register_quantum(x)
+    assert_array_equal(q, register_quantum(x, block_meters=2))
+    assert_allclose(q, 0.001)
+    whole = near_flat_mask(x, quantum=q, block_meters=len(x))
+    assert whole.any()
+    for block in (1, 4):
+        assert_array_equal(near_flat_mask(x, quantum=q, block_meters=block), whole)
