@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -33,6 +35,18 @@ def settings(ctx: typer.Context) -> Settings:
 
 def echo(line: str) -> None:
     typer.echo(line)
+
+
+def _when(name: str, value: str | None) -> datetime | None:
+    """An ISO date or date-time option; without an offset it is Paris time."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        typer.echo(f"--{name}: not an ISO date or date-time: {value!r}", err=True)
+        raise typer.Exit(2) from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=ZoneInfo("Europe/Paris"))
 
 
 @app.command()
@@ -109,8 +123,6 @@ def process(
     ] = None,
 ) -> None:
     """Refresh rollups, find anomalies and assess insulation (once, or with --service)."""
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
 
     from rich.console import Console
     from rich.progress import (
@@ -125,16 +137,6 @@ def process(
 
     from processing.service import STAGES, run_once, run_service
 
-    def when(name: str, value: str | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            t = datetime.fromisoformat(value)
-        except ValueError:
-            typer.echo(f"--{name}: not an ISO date or date-time: {value!r}", err=True)
-            raise typer.Exit(2) from None
-        return t if t.tzinfo is not None else t.replace(tzinfo=ZoneInfo("Europe/Paris"))
-
     if only is not None and only not in STAGES:
         typer.echo(f"--only: expected one of {', '.join(STAGES)}, got {only!r}", err=True)
         raise typer.Exit(2)
@@ -142,7 +144,7 @@ def process(
     if service:
         run_service(cfg)
         return
-    start, end = when("since", since), when("until", until)
+    start, end = _when("since", since), _when("until", until)
     if start is not None and start >= (end or datetime.now(UTC)):
         typer.echo("--since: must be before --until (or now)", err=True)
         raise typer.Exit(2)
@@ -406,26 +408,14 @@ def dashboards_preview(
     ] = None,
 ) -> None:
     """Render one PNG per dashboard (matplotlib) from the same queries, against the database."""
-    from datetime import datetime, timedelta
     from pathlib import Path
-    from zoneinfo import ZoneInfo
 
     from dashboards.preview import render_previews
     from storage.database import connect
     from wattwatch.stack.stack import Stack
 
-    def when(name: str, value: str | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            t = datetime.fromisoformat(value)
-        except ValueError:
-            typer.echo(f"--{name}: not an ISO date or date-time: {value!r}", err=True)
-            raise typer.Exit(2) from None
-        return t if t.tzinfo is not None else t.replace(tzinfo=ZoneInfo("Europe/Paris"))
-
     cfg = settings(ctx)
-    end, start = when("until", until), when("since", since)
+    end, start = _when("until", until), _when("since", since)
     with connect(Stack(cfg).database_url(), autocommit=True) as conn:
         if end is None:
             row = conn.execute("SELECT max(ts) FROM readings").fetchone()
