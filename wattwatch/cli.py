@@ -200,15 +200,20 @@ def simulate(  # noqa: PLR0917  (typer: one parameter per option)
     ctx: typer.Context,
     buildings: Annotated[int, typer.Option(min=1, help="Number of buildings.")] = 100,
     days: Annotated[int, typer.Option(min=1, help="Length of the run [days].")] = 7,
-    start: Annotated[str, typer.Option(help="First hour, UTC (ISO date or time).")] = "2024-12-02",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="First hour, UTC (ISO date or time); default: --days before today, so the "
+            "rows are recent (raw readings older than WATTWATCH_RETENTION_DAYS are dropped)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same rows.")] = 0,
     formats: Annotated[
         str,
         typer.Option(
             help="Device-format mix, e.g. 'shelly=0.3,linky_tic=0.3,own_json=0.4'. Known: "
             "own_json, senml, shelly, tasmota, linky_tic, zigbee2mqtt, esphome (no clock), "
-            "dsmr (its topics are <device>/json: the ingestor needs a '+/json' filter for dsmr "
-            "in WATTWATCH_INGEST_TOPICS). "
+            "dsmr (on <device>/json). "
             "Default: own_json 0.3, linky_tic 0.25, shelly 0.15, tasmota/zigbee2mqtt/senml 0.1.",
         ),
     ] = "",
@@ -267,7 +272,7 @@ def simulate(  # noqa: PLR0917  (typer: one parameter per option)
     (Linky, Shelly, Tasmota…), one simulated hour every --speed seconds; Ctrl-C stops cleanly
     and prints what was sent. --direct writes the same rows straight into the database.
 
-    Examples: `wattwatch simulate --buildings 500 --days 120 --start 2024-11-01 --speed 0.05`;
+    Examples: `wattwatch simulate --buildings 500 --days 120 --speed 0.05`;
     `wattwatch simulate --buildings 5000 --days 365 --direct --truth-dir truth/`.
     """
     from pathlib import Path
@@ -286,7 +291,7 @@ def simulate(  # noqa: PLR0917  (typer: one parameter per option)
     options = SimulateOptions(
         buildings=buildings,
         days=days,
-        start=start,
+        start=start or (datetime.now(UTC) - timedelta(days=days)).date().isoformat(),
         seed=seed,
         formats=mix,
         seconds_per_hour=REALTIME_S_PER_HOUR if realtime else speed,
