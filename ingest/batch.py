@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -49,22 +49,45 @@ class BatchPreparer:
         batch = PreparedBatch()
         now = datetime.now(UTC)
         for message in messages:
-            try:
-                fmt, rows, anomalies = self._one(message, conn, now)
-            except _RefusedError as exc:
-                self._dead(batch, message, exc.format, exc.category, str(exc))
-                continue
-            except (psycopg.Error, OSError):
-                raise  # database trouble: the whole batch is retried
-            except Exception as exc:
-                log.exception("adapter bug on topic %s", message.topic)
-                reason = f"internal error ({type(exc).__name__}: {exc})"
-                self._dead(batch, message, None, "adapter_bug", reason)
-                continue
-            batch.formats[fmt] += 1
-            batch.rows.extend(rows)
-            batch.anomalies.extend(anomalies)
+            self._add(batch, message, conn, now)
         return batch
+
+    def prepare_split(
+        self, messages: Sequence[Message], conn: psycopg.Connection, max_rows: int
+    ) -> Iterator[tuple[Sequence[Message], PreparedBatch]]:
+        """Prepare ``messages`` as consecutive batches of about ``max_rows`` readings each
+        (a message is never split), yielding each as soon as it is ready so that it can be
+        committed while the next one is parsed. Together they cover ``messages`` in order."""
+        start = 0
+        batch = PreparedBatch()
+        now = datetime.now(UTC)
+        for i, message in enumerate(messages):
+            self._add(batch, message, conn, now)
+            if len(batch.rows) >= max_rows:
+                yield messages[start : i + 1], batch
+                start, batch, now = i + 1, PreparedBatch(), datetime.now(UTC)
+        if start < len(messages):
+            yield messages[start:], batch
+
+    def _add(
+        self, batch: PreparedBatch, message: Message, conn: psycopg.Connection, now: datetime
+    ) -> None:
+        try:
+            fmt, rows, anomalies = self._one(message, conn, now)
+        except _RefusedError as exc:
+            self._dead(batch, message, exc.format, exc.category, str(exc))
+            return
+        except (psycopg.Error, OSError):
+            raise  # database trouble: the whole batch is retried
+        except Exception as exc:
+            log.exception("adapter bug on topic %s", message.topic)
+            reason = f"internal error ({type(exc).__name__}: {exc})"
+            self._dead(batch, message, None, "adapter_bug", reason)
+            return
+        batch.formats[fmt] += 1
+        batch.rows.extend(rows)
+        if anomalies:
+            batch.anomalies.extend(anomalies)
 
     def _one(
         self, message: Message, conn: psycopg.Connection, now: datetime

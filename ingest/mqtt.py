@@ -40,6 +40,8 @@ class Message:
     topic: str
     payload: bytes
     identifiers: tuple[int, ...]
+    # Per message, not per batch: readings without a device clock are stamped with it, and
+    # two of them from one channel must not collide on (meter, ts).
     received_at: datetime
     received_monotonic: float
     generation: int  # which connection delivered it: only that connection may acknowledge it
@@ -74,6 +76,7 @@ class MqttConsumer:
         self.session_expiry_s = session_expiry_s
         self._cond = threading.Condition()
         self._buffer: list[Message] = []
+        self._buffered_bytes = 0  # payload bytes in _buffer
         self._generation = 0
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
@@ -145,11 +148,12 @@ class MqttConsumer:
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         ids = getattr(msg.properties, "SubscriptionIdentifier", None) if msg.properties else None
+        payload = msg.payload
         message = Message(
             mid=msg.mid,
             qos=msg.qos,
             topic=msg.topic,
-            payload=bytes(msg.payload),
+            payload=payload if type(payload) is bytes else bytes(payload),  # no copy of bytes
             identifiers=tuple(ids) if isinstance(ids, list) else ((ids,) if ids else ()),
             received_at=datetime.now(UTC),
             received_monotonic=time.monotonic(),
@@ -158,6 +162,7 @@ class MqttConsumer:
         )
         with self._cond:
             self._buffer.append(message)
+            self._buffered_bytes += len(message.payload)
             self._cond.notify()
 
     # --- used by the batch loop ---------------------------------------------------------------
@@ -181,12 +186,20 @@ class MqttConsumer:
             detail = self._connect_error or "no answer"
             raise BrokerError(f"broker {self.host}:{self.port} did not accept us: {detail}")
 
-    def take(self, max_messages: int, max_wait_s: float, stop: threading.Event) -> list[Message]:
-        """Up to ``max_messages`` messages, returned once that many arrived or the oldest has
-        waited ``max_wait_s`` (or at once when ``stop`` is set)."""
+    def take(
+        self,
+        max_messages: int,
+        max_wait_s: float,
+        stop: threading.Event,
+        max_bytes: int | None = None,
+    ) -> list[Message]:
+        """Up to ``max_messages`` messages, returned once that many arrived, or they hold
+        ``max_bytes`` of payload (packs of many readings), or the oldest has waited
+        ``max_wait_s`` (or at once when ``stop`` is set)."""
+        byte_limit = max_bytes if max_bytes is not None else float("inf")
         with self._cond:
             while not stop.is_set():
-                if len(self._buffer) >= max_messages:
+                if len(self._buffer) >= max_messages or self._buffered_bytes >= byte_limit:
                     break
                 if self._buffer:
                     waited = time.monotonic() - self._buffer[0].received_monotonic
@@ -195,7 +208,11 @@ class MqttConsumer:
                     self._cond.wait(max_wait_s - waited)
                 else:
                     self._cond.wait(0.2)
-            taken, self._buffer = self._buffer[:max_messages], self._buffer[max_messages:]
+            if len(self._buffer) <= max_messages:
+                taken, self._buffer, self._buffered_bytes = self._buffer, [], 0
+            else:
+                taken, self._buffer = self._buffer[:max_messages], self._buffer[max_messages:]
+                self._buffered_bytes -= sum(len(m.payload) for m in taken)
             return taken
 
     def ack(self, messages: Sequence[Message]) -> int:
@@ -216,6 +233,7 @@ class MqttConsumer:
         self._client.loop_stop()
         with self._cond:
             self._buffer.clear()
+            self._buffered_bytes = 0
 
     def close(self) -> None:
         self._client.disconnect()

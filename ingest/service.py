@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,12 @@ from wattwatch.stack.stack import Stack
 log = logging.getLogger("wattwatch.ingest")
 
 BACKOFF_MAX_S = 10.0
+# A batch is cut at this many readings too (besides ingest_batch_size messages), so packs of
+# many readings commit in several transactions that overlap with parsing the next one.
+MAX_BATCH_READINGS = 20_000
+# ... and take() returns early once this much payload is buffered (some 20k-40k readings of
+# SenML packs) rather than waiting for ingest_batch_size messages or the flush interval.
+MAX_BATCH_BYTES = 1_000_000
 
 
 @dataclass(slots=True)
@@ -53,6 +60,81 @@ class Totals:
     batches: int = 0
     database_failures: int = 0
     last_commit_unix: float | None = None
+
+
+_Job = tuple[Sequence[Message], PreparedBatch]
+
+
+class _Writer:
+    """One thread that commits prepared batches one at a time, in the order handed over, and
+    acknowledges each only after its own commit (``commit`` does both).
+
+    The batch loop hands over a batch while the previous one commits (a single slot), so
+    parsing overlaps with PostgreSQL. When a commit raises, that batch and the one waiting in
+    the slot are dropped unacknowledged, and no later batch is taken until ``reset``: the
+    batch loop must first reconnect, so the broker redelivers them all.
+    """
+
+    def __init__(self, commit: Callable[[Sequence[Message], PreparedBatch], None]) -> None:
+        self._commit = commit
+        self._cond = threading.Condition()
+        self._slot: _Job | None = None
+        self._busy = False
+        self._closed = False
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wattwatch-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, messages: Sequence[Message], batch: PreparedBatch) -> bool:
+        """Queue a batch behind the one committing; False (not queued) after a failed commit."""
+        with self._cond:
+            while self._slot is not None and self.failure is None:
+                self._cond.wait()
+            if self.failure is not None:
+                return False
+            self._slot = (messages, batch)
+            self._cond.notify_all()
+            return True
+
+    def drain(self) -> BaseException | None:
+        """Wait until nothing is queued or committing; return the failure, if a commit failed."""
+        with self._cond:
+            while self._slot is not None or self._busy:
+                self._cond.wait()
+            return self.failure
+
+    def reset(self) -> None:
+        """Accept batches again (after the batch loop reconnected)."""
+        with self._cond:
+            self.failure = None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._slot is None and not self._closed:
+                    self._cond.wait()
+                if self._slot is None:
+                    return
+                job, self._slot, self._busy = self._slot, None, True
+                self._cond.notify_all()  # the slot is free for the next batch
+            try:
+                self._commit(*job)
+            except BaseException as exc:  # noqa: BLE001 - handed to the batch loop
+                with self._cond:
+                    self.failure = exc
+                    self._slot = None  # the batch after it is not committed either
+                    self._busy = False
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
 
 class Ingestor:
@@ -81,6 +163,7 @@ class Ingestor:
         )
         self._write: psycopg.Connection | None = None
         self._lookup: psycopg.Connection | None = None
+        self._writer: _Writer | None = None
 
     # --- database -----------------------------------------------------------------------------
     def _open_database(self) -> None:
@@ -110,10 +193,10 @@ class Ingestor:
                 delay = min(delay * 2, BACKOFF_MAX_S)
 
     # --- one batch ----------------------------------------------------------------------------
-    def _commit(self, messages: list[Message]) -> PreparedBatch:
+    def _commit(self, messages: Sequence[Message], batch: PreparedBatch) -> None:
+        """Write one prepared batch in one transaction (writer thread)."""
         assert self._write is not None
         assert self._lookup is not None
-        batch = self.preparer.prepare(messages, self._lookup)
         started = time.monotonic()
         with self._write.transaction():
             staged, inserted = write_readings(self._write, batch.rows)
@@ -153,7 +236,12 @@ class Ingestor:
         t.dead_letters += len(batch.dead_letters)
         t.batches += 1
         t.last_commit_unix = time.time()
-        return batch
+
+    def _commit_and_ack(self, messages: Sequence[Message], batch: PreparedBatch) -> None:
+        """Writer thread: commit, and only then acknowledge (batches come in arrival order)."""
+        self._commit(messages, batch)
+        self.consumer.ack(messages)
+        self._write_status()
 
     def _write_status(self) -> None:
         """Rewrite the status file (after each commit: a few small writes a second at most)."""
@@ -169,36 +257,68 @@ class Ingestor:
         self._wait_for_database()
         self._connect_broker()
         self._write_status()
-        while not self.stop.is_set():
-            messages = self.consumer.take(
-                self.settings.ingest_batch_size, self.settings.ingest_flush_interval_s, self.stop
-            )
-            self.metrics.buffered.set(self.consumer.buffered)
-            if messages:
-                self._handle(messages)
+        self._writer = _Writer(self._commit_and_ack)
+        try:
+            while not self.stop.is_set():
+                if self._writer.failure is not None:
+                    self._recover(self._writer.failure)
+                    continue
+                messages = self.consumer.take(
+                    self.settings.ingest_batch_size,
+                    self.settings.ingest_flush_interval_s,
+                    self.stop,
+                    max_bytes=MAX_BATCH_BYTES,
+                )
+                self.metrics.buffered.set(self.consumer.buffered)
+                if messages:
+                    self._handle(messages)
+            failure = self._writer.drain()
+            if failure is not None:  # nothing of it was acknowledged: redelivered next start
+                self._check_transient(failure)
+        finally:
+            self._writer.close()
         self._write_status()
         self.consumer.close()
         self._close_database()
 
     def _handle(self, messages: list[Message]) -> None:
+        """Prepare ``messages`` in batches of at most MAX_BATCH_READINGS readings and hand
+        each to the writer, which commits it while the next one is prepared."""
+        assert self._writer is not None
+        assert self._lookup is not None
         try:
-            self._commit(messages)
+            for chunk, batch in self.preparer.prepare_split(
+                messages, self._lookup, MAX_BATCH_READINGS
+            ):
+                if not self._writer.submit(chunk, batch):
+                    return  # a commit failed: the loop reconnects; all of these come again
         except (psycopg.Error, TransientStorageError, OSError) as exc:
-            if not isinstance(exc, TransientStorageError) and not is_transient(exc):
-                raise
-            # Nothing of this batch is acknowledged. The broker resends withheld messages only
-            # on a new connection, so drop it, wait for the database, and come back.
-            self.metrics.db_failures.inc()
-            self.totals.database_failures += 1
-            log.warning(
-                "commit failed (%s); reconnecting to redeliver %d messages", exc, len(messages)
-            )
-            self.consumer.drop_connection()
-            self._wait_for_database()
-            self._connect_broker()
+            # A meter look-up failed: let the batches already handed over finish, then treat
+            # it like a failed commit (nothing from here on is acknowledged).
+            failure = self._writer.drain()
+            self._recover(failure if failure is not None else exc)
+
+    def _check_transient(self, exc: BaseException) -> None:
+        if isinstance(exc, TransientStorageError):
             return
-        self.consumer.ack(messages)
-        self._write_status()
+        if isinstance(exc, psycopg.Error | OSError) and is_transient(exc):
+            return
+        raise exc
+
+    def _recover(self, exc: BaseException) -> None:
+        """After a failed commit (writer idle, nothing acknowledged since): drop the broker
+        connection (it resends withheld messages only on a new one), wait for the database,
+        reconnect."""
+        assert self._writer is not None
+        self._writer.drain()
+        self._check_transient(exc)
+        self.metrics.db_failures.inc()
+        self.totals.database_failures += 1
+        log.warning("commit failed (%s); reconnecting to redeliver unacknowledged messages", exc)
+        self.consumer.drop_connection()
+        self._wait_for_database()
+        self._connect_broker()
+        self._writer.reset()
 
     def _connect_broker(self) -> None:
         delay = 0.2

@@ -39,12 +39,25 @@ INDEX_RANGES: Final[dict[str, tuple[float, float]]] = {
     "m3": (0.0, 1e9),
 }
 
+_MAX_FUTURE: Final = timedelta(minutes=10)
+# (unit, cumulative) → (low, high, is the index range): both tables above, looked up once.
+_RANGES: Final[dict[tuple[str, bool], tuple[float, float, bool]]] = {
+    (unit, cumulative): (
+        (*INDEX_RANGES[unit], True)
+        if cumulative and unit in INDEX_RANGES
+        else (*SAMPLE_RANGES.get(unit, (-math.inf, math.inf)), False)
+    )
+    for unit in UNITS
+    for cumulative in (False, True)
+}
+_UNBOUNDED: Final = (-math.inf, math.inf, False)
+
 
 def check_reading(
     reading: Reading,
     *,
     now: datetime,
-    max_future: timedelta = timedelta(minutes=10),
+    max_future: timedelta = _MAX_FUTURE,
     not_before: datetime | None = None,
 ) -> None:
     """Raise PayloadError when ``reading`` is implausible; return None when it may be stored.
@@ -62,41 +75,52 @@ def check_reading(
         When the meter was installed (timezone-aware), if known; earlier readings are refused.
         Without it, readings before ``EARLIEST_TS`` are refused (unset device clock).
     """
-    _require_aware(now, "now")
-    if not_before is not None:
+    # Runs once per reading: the common case (UTC, known unit, finite float) is tested first
+    # and messages are only built on refusal.
+    if now.tzinfo is not UTC:
+        _require_aware(now, "now")
+    if not_before is not None and not_before.tzinfo is not UTC:
         _require_aware(not_before, "not_before")
-    where = f"{reading.device_id[:60]}/{reading.channel[:60]}"
 
-    if reading.unit is not None and reading.unit not in UNITS:
-        raise PayloadError(f"{where}: unknown unit {reading.unit[:20]!r}")
-    if reading.quantity is not None and reading.quantity not in QUANTITIES:
-        raise PayloadError(f"{where}: unknown quantity {reading.quantity[:30]!r}")
+    unit = reading.unit
+    if unit is not None and unit not in UNITS:
+        raise PayloadError(f"{_where(reading)}: unknown unit {unit[:20]!r}")
+    quantity = reading.quantity
+    if quantity is not None and quantity not in QUANTITIES:
+        raise PayloadError(f"{_where(reading)}: unknown quantity {quantity[:30]!r}")
 
     value = reading.value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PayloadError(f"{where}: value {value!r} is not a finite number")
-    if reading.unit is not None:
-        table = INDEX_RANGES if reading.cumulative and reading.unit in INDEX_RANGES else None
-        low, high = (table or SAMPLE_RANGES).get(reading.unit, (-math.inf, math.inf))
+    if (
+        type(value) is not float and (isinstance(value, bool) or not isinstance(value, int))
+    ) or not math.isfinite(value):
+        raise PayloadError(f"{_where(reading)}: value {value!r} is not a finite number")
+    if unit is not None:
+        low, high, is_index = _RANGES.get((unit, reading.cumulative), _UNBOUNDED)
         if not low <= value <= high:
-            kind = "index" if table else "value"
+            kind = "index" if is_index else "value"
             raise PayloadError(
-                f"{where}: {kind} {value:g} {reading.unit} outside plausible range "
+                f"{_where(reading)}: {kind} {value:g} {unit} outside plausible range "
                 f"[{low:g}, {high:g}]"
             )
 
     ts = reading.ts
-    if ts.tzinfo is None or ts.utcoffset() is None:
-        raise PayloadError(f"{where}: timestamp has no timezone")
+    if ts.tzinfo is not UTC and (ts.tzinfo is None or ts.utcoffset() is None):
+        raise PayloadError(f"{_where(reading)}: timestamp has no timezone")
     if ts > now + max_future:
         raise PayloadError(
-            f"{where}: timestamp {ts.isoformat()} is more than {max_future} ahead of "
+            f"{_where(reading)}: timestamp {ts.isoformat()} is more than {max_future} ahead of "
             f"{now.isoformat()}"
         )
     floor = not_before if not_before is not None else EARLIEST_TS
     if ts < floor:
         what = "meter installation" if not_before is not None else "any plausible clock"
-        raise PayloadError(f"{where}: timestamp {ts.isoformat()} is before {what} ({floor})")
+        raise PayloadError(
+            f"{_where(reading)}: timestamp {ts.isoformat()} is before {what} ({floor})"
+        )
+
+
+def _where(reading: Reading) -> str:
+    return f"{reading.device_id[:60]}/{reading.channel[:60]}"
 
 
 def _require_aware(value: datetime, name: str) -> None:

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, overload
 
 from ingest.adapters._common import (
+    UNIT_ALIASES,
     epoch_to_utc,
     load_json,
     non_empty,
@@ -61,6 +62,18 @@ _SENML_UNITS: Final = frozenset(
     {"W", "kW", "Wh", "kWh", "J", "V", "A", "Hz", "Cel", "m3", "%", "VA", "var", "W/m2"}
 )
 _POWER_SECONDS_TO_KWH: Final = {"W": 1.0 / 3.6e6, "kW": 1.0 / 3.6e3}  # unit·s → kWh
+_BASE_KEYS: Final = frozenset({"bn", "bu", "bt", "bv", "bs"})
+_INF: Final = math.inf
+
+
+def _value_unit(unit: str) -> tuple[float, str, str | None, bool]:
+    factor, normalised = UNIT_ALIASES[unit]
+    return factor, normalised, _QUANTITY[normalised], normalised in _INDEX_UNITS
+
+
+# The fast path of a ``v`` reading: SenML unit → (factor, normalised unit, quantity, cumulative),
+# resolved once; anything unusual takes the checked path (_value_reading) and its errors.
+_VALUE_UNITS: Final = {unit: _value_unit(unit) for unit in _SENML_UNITS}
 
 
 @dataclass(slots=True)
@@ -87,13 +100,22 @@ def parse(topic: str, payload: bytes, received_at: datetime) -> list[Reading]:
         raise PayloadError(f"SenML pack has too many records ({len(records)})")
     base = _Base()
     readings: list[Reading] = []
+    times: dict[float, datetime] = {}  # absolute time → its datetime, shared within the pack
     for index, record in enumerate(records):
-        readings.extend(_record(record, base, topic=topic, received=received, index=index))
+        readings.extend(
+            _record(record, base, topic=topic, received=received, index=index, times=times)
+        )
     return non_empty(readings, "SenML pack")
 
 
 def _record(
-    record: object, base: _Base, *, topic: str, received: datetime, index: int
+    record: object,
+    base: _Base,
+    *,
+    topic: str,
+    received: datetime,
+    index: int,
+    times: dict[float, datetime] | None = None,
 ) -> list[Reading]:
     """Resolve one record against (and update) the base fields in effect."""
     where = f"record {index}"
@@ -102,11 +124,12 @@ def _record(
     for key in record:
         if key.endswith("_"):
             raise PayloadError(f"{where} has must-understand field {key[:20]!r}")
-    base.bn = _text(record, "bn", where, base.bn)
-    base.bu = _text(record, "bu", where, base.bu)
-    base.bt = _number(record, "bt", where, base.bt)
-    base.bv = _number(record, "bv", where, base.bv)
-    base.bs = _number(record, "bs", where, base.bs)
+    if not _BASE_KEYS.isdisjoint(record):
+        base.bn = _text(record, "bn", where, base.bn)
+        base.bu = _text(record, "bu", where, base.bu)
+        base.bt = _number(record, "bt", where, base.bt)
+        base.bv = _number(record, "bv", where, base.bv)
+        base.bs = _number(record, "bs", where, base.bs)
     n = _text(record, "n", where, "")
     unit = _text(record, "u", where, base.bu) or None
     has_v, has_s = "v" in record, "s" in record
@@ -120,20 +143,31 @@ def _record(
         channel = n
     else:
         device, channel = topic, name
-    t = base.bt + _number(record, "t", where, 0.0)
-    if t >= _RELATIVE_LIMIT:
-        ts = epoch_to_utc(t, f"{where} time")
-    else:
-        ts = shift(received, t, f"{where} relative time")
+    ts = _time(base.bt + _number(record, "t", where, 0.0), received, where, times)
     readings: list[Reading] = []
     if has_v:
-        value = _finite(base.bv + to_float(record["v"], f"{where}.v"), f"{where}.v")
+        raw = record["v"]
+        v = raw if type(raw) is float and -_INF < raw < _INF else to_float(raw, f"{where}.v")
+        value = _finite(base.bv + v, f"{where}.v")
         readings.append(_value_reading(device, channel, ts, value, unit=unit, where=where))
     if has_s:
         total = _finite(base.bs + to_float(record["s"], f"{where}.s"), f"{where}.s")
         sum_channel = f"{channel}/sum" if has_v else channel
         readings.append(_sum_reading(device, sum_channel, ts, total, unit=unit, where=where))
     return readings
+
+
+def _time(
+    t: float, received: datetime, where: str, times: dict[float, datetime] | None
+) -> datetime:
+    if t < _RELATIVE_LIMIT:
+        return shift(received, t, f"{where} relative time")
+    cached = times.get(t) if times is not None else None
+    if cached is None:
+        cached = epoch_to_utc(t, f"{where} time")
+        if times is not None:
+            times[t] = cached
+    return cached
 
 
 @overload
@@ -162,6 +196,12 @@ def _finite(value: float, what: str) -> float:
 def _value_reading(
     device: str, channel: str, ts: datetime, value: float, *, unit: str | None, where: str
 ) -> Reading:
+    fast = _VALUE_UNITS.get(unit) if unit is not None else None
+    if fast is not None and ts.tzinfo is UTC and device and channel:
+        converted = value * fast[0]
+        if -_INF < converted < _INF:  # else normalise() below refuses it
+            # What reading() builds: the table holds only known units and quantities.
+            return Reading(device, channel, ts, converted, fast[2], fast[1], fast[3])
     if unit is None:
         return reading(
             device_id=device,
