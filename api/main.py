@@ -4,8 +4,13 @@ the database pool opened in the lifespan. ``run`` serves it with uvicorn (`wattw
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -114,7 +119,82 @@ def run(settings: Settings) -> None:
     admin = broker_admin_url(settings, mqtt_url)
     if admin is None:
         log.warning("no broker admin (dynamic security): households get no MQTT credentials")
-    app = create_app(
-        settings, database_url=stack.database_url(), mqtt_url=mqtt_url, broker_admin=admin
+    serve(
+        settings,
+        database_url=stack.database_url(),
+        mqtt_url=mqtt_url,
+        broker_admin=admin,
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=settings.api_workers,
     )
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+
+
+def serve(
+    settings: Settings,
+    *,
+    database_url: str,
+    mqtt_url: str,
+    broker_admin: str | None = None,
+    host: str,
+    port: int,
+    workers: int = 1,
+    log_level: str = "warning",
+) -> None:
+    """Serve ``create_app`` on host:port with ``workers`` processes sharing one socket.
+
+    Each worker is its own interpreter (its own GIL) and builds its own app, so its own pool
+    of ``settings.api_pool_size`` connections in its lifespan. Workers are spawned, never
+    forked: a forked child would inherit the parent's event loop and threads.
+    """
+    if workers <= 1:
+        app = create_app(
+            settings, database_url=database_url, mqtt_url=mqtt_url, broker_admin=broker_admin
+        )
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        return
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP
+    # (the default 0 does not), and without it Nagle + delayed ACK add ~40 ms per response.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    # SIGTERM must reach the finally below, which stops the workers (else they are orphaned).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    spec = _Worker(settings, database_url, mqtt_url, broker_admin, log_level)
+    spawn = mp.get_context("spawn")
+    procs = [spawn.Process(target=spec.run, args=(sock,)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(10)
+        sock.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Worker:
+    """What a worker process needs to build its app (pickled to the spawned process)."""
+
+    settings: Settings
+    database_url: str
+    mqtt_url: str
+    broker_admin: str | None
+    log_level: str
+
+    def run(self, sock: socket.socket) -> None:
+        app = create_app(
+            self.settings,
+            database_url=self.database_url,
+            mqtt_url=self.mqtt_url,
+            broker_admin=self.broker_admin,
+        )
+        config = uvicorn.Config(app, log_level=self.log_level, access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])

@@ -243,6 +243,32 @@ async def meter(
     return rows[0] if rows else None
 
 
+@dataclass(frozen=True, slots=True)
+class MeterAccess:
+    """What serving a meter's readings needs to know of it (no ``last_reading_at``)."""
+
+    unit: str
+    consent_daily: bool
+    consent_load_curve: bool
+
+
+_METER_ACCESS: Final = f"""
+SELECT x.unit, coalesce(h.consent_daily, true), coalesce(h.consent_load_curve, true)
+FROM meters x
+LEFT JOIN households h ON h.building_id = x.building_id
+WHERE x.id = %(mid)s AND {_scope("x.building_id")}
+"""
+
+
+async def meter_access(
+    conn: AsyncConnection[Any], meter_id: int, *, household_id: int | None
+) -> MeterAccess | None:
+    """The meter's unit and consents, or None when it does not exist or is not the caller's."""
+    cur = await conn.execute(_METER_ACCESS, {"mid": meter_id, "hh": household_id})
+    row = await cur.fetchone()
+    return MeterAccess(*row) if row else None
+
+
 Resolution = Literal["raw", "hour", "day", "week", "month"]
 
 # Hour buckets come from readings_hourly, days from readings_daily (Europe/Paris dates), weeks
@@ -292,6 +318,20 @@ class PointRow:
     samples: int
 
 
+# The columns of a point, in the order of the queries above (and of the API's Point).
+POINT_COLUMNS: Final = ("ts", "value", "consumption", "min", "max", "samples")
+PointTuple = tuple[datetime, float | None, float | None, float | None, float | None, int]
+
+
+def _series_query(
+    meter_id: int, resolution: Resolution, start: datetime, end: datetime, limit: int
+) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {"m": meter_id, "start": start, "end": end, "limit": limit}
+    if resolution in ("week", "month"):
+        return _CALENDAR, {**params, "unit": resolution}
+    return _SERIES[resolution], params
+
+
 async def series(
     conn: AsyncConnection[Any],
     meter_id: int,
@@ -302,14 +342,26 @@ async def series(
     limit: int,
 ) -> list[PointRow]:
     """Readings of one meter in [start, end); day and coarser buckets follow Paris dates."""
-    params = {"m": meter_id, "start": start, "end": end, "limit": limit}
-    if resolution in ("week", "month"):
-        query, params = _CALENDAR, {**params, "unit": resolution}
-    else:
-        query = _SERIES[resolution]
+    query, params = _series_query(meter_id, resolution, start, end, limit)
     async with conn.cursor(row_factory=class_row(PointRow)) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
+
+
+async def series_tuples(
+    conn: AsyncConnection[Any],
+    meter_id: int,
+    *,
+    resolution: Resolution,
+    start: datetime,
+    end: datetime,
+    limit: int,
+) -> list[PointTuple]:
+    """``series`` as plain tuples in ``POINT_COLUMNS`` order: no object per row, for the
+    endpoint that serialises them straight to JSON."""
+    query, params = _series_query(meter_id, resolution, start, end, limit)
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +402,10 @@ LIMIT %(limit)s OFFSET %(offset)s
 """
 
 
+# The columns of _ANOMALIES, in order (and of the API's Anomaly).
+ANOMALY_COLUMNS: Final = tuple(AnomalyRow.__dataclass_fields__)
+
+
 async def anomalies(
     conn: AsyncConnection[Any],
     *,
@@ -371,6 +427,28 @@ async def anomalies(
     async with conn.cursor(row_factory=class_row(AnomalyRow)) as cur:
         await cur.execute(_ANOMALIES, params)
         return await cur.fetchall()
+
+
+async def anomaly_tuples(
+    conn: AsyncConnection[Any],
+    *,
+    household_id: int | None,
+    limit: int = 100,
+    offset: int = 0,
+    kind: str | None = None,
+    min_severity: float | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    building_id: int | None = None,
+    meter_id: int | None = None,
+    acknowledged: bool | None = None,
+) -> list[tuple[Any, ...]]:
+    """``anomalies`` as plain tuples in ``ANOMALY_COLUMNS`` order, for the list endpoint."""
+    params = {"hh": household_id, "id": None, "kind": kind, "sev": min_severity,
+              "start": start, "end": end, "bid": building_id, "mid": meter_id,
+              "ack": acknowledged, "limit": limit, "offset": offset}  # fmt: skip
+    cur = await conn.execute(_ANOMALIES, params)
+    return await cur.fetchall()
 
 
 async def acknowledge_anomaly(

@@ -145,7 +145,12 @@ class Settings(BaseSettings):
     api_onboarding_per_minute: int = Field(
         10, ge=1, description="Onboarding requests allowed per client address and minute (429)."
     )
-    api_pool_size: int = Field(10, ge=1, le=100, description="Database connections of the API.")
+    api_pool_size: int = Field(
+        10, ge=1, le=100, description="Database connections of each API worker."
+    )
+    api_workers: int = Field(
+        2, ge=1, le=32, description="API worker processes sharing the port (one per core)."
+    )
     api_broker_admin_url: str = Field(
         "",
         description="mqtt://admin:password@host:port of the broker's dynamic-security admin; "

@@ -283,6 +283,7 @@ async def erase(conn: Conn, state: State, caller: CurrentCaller, household_id: I
         await state.broker.delete(row.mqtt_username)  # first: no new readings arrive
     async with conn.transaction():
         removed = await store.erase_household(conn, household_id, topic_prefixes=prefixes)
+    state.callers.forget_household(household_id)  # its tokens are gone: 401 from now on
     return Erased(
         household_id=household_id,
         removed=removed,

@@ -14,7 +14,8 @@ from fastapi.responses import Response
 
 from api.deps import Conn, CurrentCaller, Paging
 from api.errors import ApiError, not_found, responses
-from api.models import Meter, PageOf, Point, Readings
+from api.models import Meter, PageOf, Readings
+from api.rendering import json_response, records
 from storage import api_reads
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"])
@@ -116,8 +117,8 @@ async def get_readings(
     ] = "hour",
     limit: Annotated[int, Query(ge=1, le=10_000, description="Most points returned.")] = 1000,
     format: Annotated[Literal["json", "csv"], Query(description="Response body format.")] = "json",
-) -> Readings | Response:
-    meter = await api_reads.meter(conn, meter_id, household_id=caller.household_id)
+) -> Response:
+    meter = await api_reads.meter_access(conn, meter_id, household_id=caller.household_id)
     if meter is None:
         raise not_found("meter", meter_id)
     if not meter.consent_daily and not meter.consent_load_curve:
@@ -132,24 +133,27 @@ async def get_readings(
     start_t = aware(start, "start") or end_t - timedelta(days=DEFAULT_SPAN[resolution])
     if start_t >= end_t:
         raise ApiError(422, "start: must be before end", field="start")
-    rows = await api_reads.series(
+    rows = await api_reads.series_tuples(
         conn, meter_id, resolution=resolution, start=start_t, end=end_t, limit=limit
     )
-    more = next_bucket(rows[-1].ts, resolution) if len(rows) == limit else None
+    more = next_bucket(rows[-1][0], resolution) if len(rows) == limit else None
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["ts", "value", "consumption", "min", "max", "samples"])
-        for r in rows:
-            writer.writerow([r.ts.isoformat(), r.value, r.consumption, r.min, r.max, r.samples])
+        writer.writerow(api_reads.POINT_COLUMNS)
+        for ts, *rest in rows:
+            writer.writerow([ts.isoformat(), *rest])
         headers = {"X-Next-Start": more.isoformat()} if more else {}
         return Response(out.getvalue(), media_type="text/csv", headers=headers)
-    return Readings(
-        meter_id=meter_id,
-        unit=meter.unit,
-        resolution=resolution,
-        start=start_t,
-        end=end_t,
-        points=[Point.model_validate(r) for r in rows],
-        next_start=more,
+    # Readings, built without validation: see api.rendering.
+    return json_response(
+        {
+            "meter_id": meter_id,
+            "unit": meter.unit,
+            "resolution": resolution,
+            "start": start_t,
+            "end": end_t,
+            "points": records(api_reads.POINT_COLUMNS, rows),
+            "next_start": more,
+        }
     )

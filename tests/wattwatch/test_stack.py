@@ -19,7 +19,7 @@ import pytest
 from tests.fixtures.servers import TEST_PG_SETTINGS
 from tests.ingest.publisher import Publisher
 from wattwatch.stack.postgres import EmbeddedPostgres
-from wattwatch.stack.system import free_port
+from wattwatch.stack.system import free_port, port_in_use
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +97,9 @@ def test_up_status_down_up_keeps_the_data(stack_env: dict[str, str]) -> None:
 
     down = wattwatch(stack_env, "down")
     assert down.returncode == 0, down.stderr
+    # Every process is gone, API workers included: nothing listens on the ports any more.
+    for port_name in ("WATTWATCH_API_PORT", "WATTWATCH_DB_PORT", "WATTWATCH_MQTT_PORT"):
+        assert not port_in_use(int(stack_env[port_name])), port_name
     after_down = wattwatch(stack_env, "status")
     assert after_down.returncode == 1
     assert "DOWN" in after_down.stdout
