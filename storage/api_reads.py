@@ -406,7 +406,7 @@ LIMIT %(limit)s OFFSET %(offset)s
 ANOMALY_COLUMNS: Final = tuple(AnomalyRow.__dataclass_fields__)
 
 
-async def anomalies(
+async def anomaly_tuples(
     conn: AsyncConnection[Any],
     *,
     household_id: int | None,
@@ -420,35 +420,22 @@ async def anomalies(
     building_id: int | None = None,
     meter_id: int | None = None,
     acknowledged: bool | None = None,
-) -> list[AnomalyRow]:
-    params = {"hh": household_id, "id": anomaly_id, "kind": kind, "sev": min_severity,
-              "start": start, "end": end, "bid": building_id, "mid": meter_id,
-              "ack": acknowledged, "limit": limit, "offset": offset}  # fmt: skip
-    async with conn.cursor(row_factory=class_row(AnomalyRow)) as cur:
-        await cur.execute(_ANOMALIES, params)
-        return await cur.fetchall()
-
-
-async def anomaly_tuples(
-    conn: AsyncConnection[Any],
-    *,
-    household_id: int | None,
-    limit: int = 100,
-    offset: int = 0,
-    kind: str | None = None,
-    min_severity: float | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    building_id: int | None = None,
-    meter_id: int | None = None,
-    acknowledged: bool | None = None,
 ) -> list[tuple[Any, ...]]:
-    """``anomalies`` as plain tuples in ``ANOMALY_COLUMNS`` order, for the list endpoint."""
-    params = {"hh": household_id, "id": None, "kind": kind, "sev": min_severity,
+    """Anomalies the caller may see, newest first, as plain tuples in ``ANOMALY_COLUMNS``
+    order (the list endpoint serialises them without building objects)."""
+    params = {"hh": household_id, "id": anomaly_id, "kind": kind, "sev": min_severity,
               "start": start, "end": end, "bid": building_id, "mid": meter_id,
               "ack": acknowledged, "limit": limit, "offset": offset}  # fmt: skip
     cur = await conn.execute(_ANOMALIES, params)
     return await cur.fetchall()
+
+
+async def anomalies(
+    conn: AsyncConnection[Any], *, household_id: int | None, **filters: Any
+) -> list[AnomalyRow]:
+    """``anomaly_tuples`` as ``AnomalyRow`` objects (same filters)."""
+    rows = await anomaly_tuples(conn, household_id=household_id, **filters)
+    return [AnomalyRow(*row) for row in rows]
 
 
 async def acknowledge_anomaly(
