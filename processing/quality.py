@@ -58,6 +58,12 @@ class QualityConfig:
         A flat window counts only when the meter's typical spread over the same length,
         in the surrounding four weeks, is this many times the allowed spread [-]: a gas
         register idling in summer or a thermostat-held room is flat by nature.
+    flatline_merge_gap : int
+        Flat runs separated by at most this many steps (a gap and the bridged reading
+        after it) form one event [steps].
+    flatline_event_steps : int
+        Shortest merged flat event reported [steps] (0: ``flatline_steps``). Gas and heat
+        registers in steady flow read flat for 6–10 h most days; a stuck one stays flat.
     max_gap : int
         Runs separated by at most this many steps are merged [steps].
     """
@@ -67,7 +73,9 @@ class QualityConfig:
     flatline_steps: int = 6
     flatline_rel_tol: float = 0.04
     flatline_quanta: float = 1.0
-    flatline_contrast: float = 6.0
+    flatline_contrast: float = 3.0
+    flatline_merge_gap: int = 2
+    flatline_event_steps: int = 10
     max_gap: int = 0
 
 
@@ -454,6 +462,11 @@ def quality_scan(
         quanta=cfg.flatline_quanta,
         contrast=cfg.flatline_contrast,
     )
+    flat_ev = events_from_mask(
+        flat, kind="flatline", observed=a, aggregate="peak", max_gap=cfg.flatline_merge_gap
+    )
+    if cfg.flatline_event_steps > 0 and len(flat_ev):
+        flat_ev = flat_ev.select(flat_ev.end - flat_ev.start >= cfg.flatline_event_steps)
     zeros = zero_runs(a, min_steps=cfg.zero_steps, max_gap=cfg.max_gap)
     if len(zeros):
         usual = _block_median(a, zeros.meter_index, zeros.start, 4 * HOURS_PER_WEEK)
@@ -463,5 +476,5 @@ def quality_scan(
         "negative": negative(a),
         "outage": outages(a, min_steps=cfg.outage_steps, max_gap=cfg.max_gap),
         "zero_run": zeros,
-        "flatline": events_from_mask(flat, kind="flatline", observed=a, aggregate="peak"),
+        "flatline": flat_ev,
     }

@@ -1,5 +1,6 @@
 """Detectors: spikes, schedule misuse and CUSUM level shifts on synthetic series."""
 
+import dataclasses
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -189,3 +190,45 @@ def test_temperature_spike_against_running_median():
     drops = [a for a in found if a.kind == "drop"]
     assert [(a.start, a.end) for a in drops] == [(800, 802)]
     assert not [a for a in found if a.kind == "spike"]
+
+
+def test_level_shift_floors_drop_small_or_short_shifts():
+    rng = np.random.default_rng(6)
+    daily = 100 + 5 * rng.standard_normal((2, 240))
+    daily[0, 150:] *= 1.3  # lasting +30 %
+    daily[1, 150:] *= 1.08  # lasting +8 %
+    expected = np.full(daily.shape, 100.0)
+    day0 = date(2024, 1, 1)
+    found = level_shifts(daily - 100, start=day0, daily_expected=expected)
+    assert {a.meter_index for a in found} == {0, 1}
+    strict = DetectorConfig(shift_min_rel=0.2, shift_min_days=3)
+    found = level_shifts(daily - 100, start=day0, daily_expected=expected, config=strict)
+    assert {a.meter_index for a in found} == {0}
+
+
+def test_one_cusum_excursion_is_one_level_shift():
+    rng = np.random.default_rng(7)
+    r = rng.standard_normal((1, 200))
+    r[0, 100:105] += 4.0
+    r[0, 105:108] -= 4.0  # the CUSUM dips under h without coming back to zero
+    r[0, 108:113] += 4.0
+    upper = cusum(r).upper[0]
+    assert ((upper[100:113] > 8) & (np.roll(upper, 1)[100:113] <= 8)).sum() >= 2
+    assert (upper[100:113] > 0).all()
+    found = level_shifts(r, start=date(2024, 1, 1))
+    ups = [a for a in found if 95 <= a.start <= 110 and "up by" in a.reason]
+    assert len(ups) == 1
+    assert ups[0].end >= 113
+
+
+def test_small_steady_night_excess_needs_a_share_of_mean_use():
+    n_days = 28
+    hours = np.arange(24 * n_days)
+    hod = hours % 24
+    x = np.where((hod >= 8) & (hod < 18), 10.0, 1.0)[np.newaxis, :].copy()
+    x[0, 10 * 24 + 23 : 12 * 24 + 5] += 0.3  # +0.3 kWh/h over two nights, ~7 % of mean use
+    x[0, (hod >= 23) | (hod < 5)] += 0.001 * np.sin(hours[(hod >= 23) | (hod < 5)])
+    loose = DetectorConfig(schedule_min_share=0.0, check_weekends=False, check_holidays=False)
+    strict = dataclasses.replace(loose, schedule_min_share=0.2)
+    assert any(a.kind == "night_use" for a in schedule_anomalies(x, start=START, config=loose))
+    assert not schedule_anomalies(x, start=START, config=strict)

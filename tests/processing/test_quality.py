@@ -6,6 +6,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.testing import assert_allclose, assert_array_equal
 
 from processing.quality import (
+    QualityConfig,
     _running_extreme,
     counter_resets,
     flatline_mask,
@@ -111,3 +112,37 @@ def test_blocks_of_meters_do_not_change_results():
     assert whole.any()
     for block in (1, 4):
         assert_array_equal(near_flat_mask(x, quantum=q, block_meters=block), whole)
+
+
+def _steady_day_flow(rng: np.random.Generator, weeks: int = 6) -> np.ndarray:
+    """Register with a daily cycle; every weekday 12:00-18:00 it reads 2.0 ± rounding."""
+    h = np.arange(24 * 7 * weeks)
+    x = np.round(1.0 + 0.8 * np.sin(2 * np.pi * h / 24) + rng.gamma(2.0, 0.1, h.size), 3)
+    return x[np.newaxis, :]
+
+
+def test_short_flat_stretch_is_not_a_flatline_event_but_a_long_one_is():
+    rng = np.random.default_rng(4)
+    x = _steady_day_flow(rng)
+    s = 24 * 7 * 5 + 12
+    short = x.copy()
+    short[0, s : s + 7] = 2.0
+    long_ = x.copy()
+    long_[0, s : s + 30] = 2.0
+    assert len(quality_scan(short)["flatline"]) == 0
+    assert len(quality_scan(short, QualityConfig(flatline_event_steps=0))["flatline"]) == 1
+    ev = quality_scan(long_)["flatline"]
+    assert len(ev) == 1
+    assert ev.start[0] <= s and ev.end[0] >= s + 30
+
+
+def test_flat_runs_across_a_bridged_gap_form_one_event():
+    rng = np.random.default_rng(5)
+    x = _steady_day_flow(rng)
+    s = 24 * 7 * 5 + 2
+    x[0, s : s + 30] = 2.0
+    x[0, s + 12] = np.nan
+    x[0, s + 13] = 4.0  # the bridged reading carries the missing hour
+    ev = quality_scan(x)["flatline"]
+    assert len(ev) == 1
+    assert len(quality_scan(x, QualityConfig(flatline_merge_gap=0))["flatline"]) == 2
