@@ -68,8 +68,8 @@ def bar_chart(title: str, points: list[tuple[str, float]], unit: str) -> str:
         )
     first, last = points[0][0], points[-1][0]
     total = sum(v for _, v in points)
-    bars = f"{len(points)} bar" + ("" if len(points) == 1 else "s")
-    summary = f"{title}: {bars} from {first} to {last}, total {total:.1f} {unit}"
+    count = f"{len(points)} bar" + ("" if len(points) == 1 else "s")
+    summary = f"{title}: {count} from {first} to {last}, total {total:.1f} {unit}"
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{v:.1f}</td></tr>" for k, v in points)
     return (
         f'<figure><svg role="img" aria-label="{escape(summary)}" viewBox="0 0 {width} {height}"'
