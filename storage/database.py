@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from wattwatch.errors import StorageError, TransientStorageError
 
@@ -92,3 +93,9 @@ def require_timescaledb(conn: psycopg.Connection) -> TimescaleInfo:
         conn.commit()
         info = timescale_info(conn)
     return info
+
+
+def analyze(conn: psycopg.Connection, table: str) -> None:
+    """Refresh the planner's statistics of ``table`` (after a bulk load, before autovacuum
+    would: without them a freshly filled table gets sequential scans)."""
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
