@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from storage.matrices import (
     _copy_rows,
+    _scatter,
     iter_matrices,
     load_building_daily,
     load_matrix,
@@ -94,6 +95,57 @@ def test_chunks_cover_every_meter_once(conn: psycopg.Connection, series: dict[st
     chunks = list(iter_matrices(conn, meters, start=T0, end=T0 + timedelta(days=1), chunk_meters=1))
     assert [c.meter_id.tolist() for c, _ in chunks] == [[i] for i in meters.meter_id.tolist()]
     assert all(m.values.shape == (1, 24) for _, m in chunks)
+
+
+# The rollup query before the fixed-width rows: one row per meter with two sorted arrays.
+_ARRAY_ROLLUP_QUERY = """
+COPY (
+  SELECT k.ord::int4 - 1,
+         array_agg(floor(extract(epoch FROM h.hour - %(start)s::timestamptz) / 3600)::int4
+                   ORDER BY h.hour),
+         array_agg(coalesce(CASE WHEN m.cumulative THEN h.consumption ELSE h.mean END,
+                            'NaN'::float8) ORDER BY h.hour)
+  FROM unnest(%(ids)s::int4[]) WITH ORDINALITY AS k(id, ord)
+  JOIN meters m ON m.id = k.id
+  JOIN readings_hourly h ON h.meter_id = k.id
+  WHERE h.hour >= %(start)s::timestamptz AND h.hour < %(end)s::timestamptz
+  GROUP BY k.ord
+) TO STDOUT (FORMAT BINARY)
+"""
+
+
+def test_fixed_width_rollup_rows_equal_the_array_path(
+    conn: psycopg.Connection, series: dict[str, object]
+) -> None:
+    empty = _meter(conn, "e1", "electricity", cumulative=True)  # a meter without readings
+    conn.commit()
+    meters = load_meter_info(conn)
+    order = np.array([2, 0, 1])  # rows in a different order than the ids
+    meters = meters.select(order[: len(meters)])
+    assert empty.id in meters.meter_id.tolist()
+    windows = [
+        (T0 - timedelta(hours=5), T0 + timedelta(hours=HOURS + 3)),
+        (T0 + timedelta(hours=7), T0 + timedelta(hours=30)),
+        (T0 + timedelta(hours=7), T0 + timedelta(hours=30, minutes=20)),  # ragged end
+        (T0 + timedelta(hours=HOURS + 10), T0 + timedelta(hours=HOURS + 20)),  # no data
+    ]
+    for start, end in windows:
+        got = load_matrix(conn, meters, start=start, end=end)
+        n = -(-int((end - start).total_seconds()) // 3600)
+        params = {"ids": meters.meter_id.tolist(), "start": start, "end": end}
+        want = _scatter(conn, _ARRAY_ROLLUP_QUERY, params, (len(meters), n))
+        assert got.values.shape == want.shape
+        assert_array_equal(got.values, want)
+    assert np.isfinite(load_matrix(conn, meters, start=T0, end=T0 + timedelta(hours=HOURS))
+                       .values).any()  # fmt: skip
+
+
+def test_rollup_read_leaves_work_mem_as_it_was(
+    conn: psycopg.Connection, series: dict[str, object]
+) -> None:
+    conn.execute("SET work_mem = '5MB'")
+    load_matrix(conn, load_meter_info(conn), start=T0, end=T0 + timedelta(hours=HOURS))
+    assert conn.execute("SHOW work_mem").fetchone() == ("5MB",)
 
 
 def test_copy_parser_reads_many_rows_and_empty_arrays(conn: psycopg.Connection) -> None:
