@@ -301,13 +301,7 @@ def _outdoor_mean(
     )
     if len(outdoor) == 0:
         return None
-    te = load_matrix(conn, outdoor, start=start, end=end).values
-    ok = ~np.isnan(te)
-    mean: FloatArray = np.divide(
-        np.where(ok, te, 0.0).sum(axis=0), ok.sum(axis=0),
-        out=np.full(te.shape[1], np.nan), where=ok.sum(axis=0) > 0,
-    )  # fmt: skip
-    return mean
+    return _mean_of_meters(load_matrix(conn, outdoor, start=start, end=end).values)
 
 
 def _reset_rows(
