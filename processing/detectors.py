@@ -482,31 +482,6 @@ def _schedule_reason(
     )
 
 
-def french_holidays(years: Sequence[int]) -> list[date]:
-    """French public holidays (metropolitan) of the given years.
-
-    Fixed: 1 Jan, 1 May, 8 May, 14 Jul, 15 Aug, 1 Nov, 11 Nov, 25 Dec; movable from Easter
-    Sunday (anonymous Gregorian algorithm): Easter Monday (+1), Ascension (+39), Whit
-    Monday (+50).
-    """
-    out: list[date] = []
-    for y in years:
-        a, b, c = y % 19, y // 100, y % 100
-        d, e = divmod(b, 4)
-        f = (b + 8) // 25
-        g = (b - f + 1) // 3
-        h = (19 * a + b - d - g + 15) % 30
-        i, k = divmod(c, 4)
-        l_ = (32 + 2 * e + 2 * i - h - k) % 7
-        mm = (a + 11 * h + 22 * l_) // 451
-        month, day = divmod(h + l_ - 7 * mm + 114, 31)
-        easter = date(y, month, day + 1)
-        fixed = [(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25)]
-        out += [date(y, mo, dd) for mo, dd in fixed]
-        out += [easter + timedelta(days=k_) for k_ in (1, 39, 50)]
-    return sorted(out)
-
-
 # --- CUSUM on daily residuals --------------------------------------------------------------
 
 
@@ -649,8 +624,10 @@ def level_shifts(
         exp = seg_exp(rows, onset, end)
         obs = exp + shift
         if cfg.shift_min_rel > 0 and cfg.shift_min_days > 0:
-            sustained = _sustained_change(r, exp_daily, rows, onset, end, days=cfg.shift_min_days)
-            keep = sign * sustained >= cfg.shift_min_rel
+            sustained = _sustained_change(
+                sign * r, exp_daily, rows, onset, end, days=cfg.shift_min_days
+            )
+            keep = sustained >= cfg.shift_min_rel
             rows, onset, end, severity = rows[keep], onset[keep], end[keep], severity[keep]
             exp, obs, shift, drift = exp[keep], obs[keep], shift[keep], drift[keep]
         for m_i, on, e, sev, ex, ob, sh, is_drift in zip(
@@ -676,6 +653,9 @@ def level_shifts(
     return out
 
 
+ONSET_SLACK_DAYS: Final = 3  # a CUSUM onset lands within a few days of the real step
+
+
 def _sustained_change(
     r: FloatArray,
     expected: FloatArray,
@@ -685,12 +665,13 @@ def _sustained_change(
     *,
     days: int,
 ) -> FloatArray:
-    """Signed extreme, over the windows of ``days`` days starting in ``[onset, end)``, of
-    the window's residual relative to its expected use [-]; NaN when none is valid.
+    """Largest, over the windows of ``days`` days starting in ``[onset, end)`` and at most
+    ``ONSET_SLACK_DAYS`` after the onset, of the
+    window's residual relative to its expected use [-]; NaN when none is valid.
 
-    The residual is against the trailing-weeks (temperature-corrected) baseline, which
-    absorbs a lasting shift within two or three weeks: the evidence is in the first days.
-    The largest |value| keeps its sign.
+    Pass the residual times the event's sign (+1 up, −1 down). It is against the
+    trailing-weeks (temperature-corrected) baseline, which absorbs a lasting shift within
+    two or three weeks: the evidence is in the first days.
     """
     res_mean, exp_mean = _SegmentMeans(r), _SegmentMeans(expected)
     n = r.shape[1]
@@ -698,7 +679,9 @@ def _sustained_change(
     for i, (m_i, lo, hi) in enumerate(
         zip(rows.tolist(), onset.tolist(), end.tolist(), strict=True)
     ):
-        first = np.arange(lo, max(min(hi, n - days + 1), lo + 1))
+        # Only windows starting near the onset: within a long excursion of a noisy meter
+        # some window always deviates; a real step shows right where the sum left zero.
+        first = np.arange(lo, max(min(hi, lo + ONSET_SLACK_DAYS + 1, n - days + 1), lo + 1))
         first = first[first + days <= n]
         if first.size == 0:
             continue
@@ -707,7 +690,7 @@ def _sustained_change(
             rel = res_mean(row, first, first + days) / np.abs(exp_mean(row, first, first + days))
         rel = rel[np.isfinite(rel)]
         if rel.size:
-            out[i] = rel[np.argmax(np.abs(rel))]
+            out[i] = rel.max()
     return out
 
 

@@ -25,7 +25,6 @@ from processing.detectors import (
     DetectorConfig,
     anomaly_scan,
     config_for,
-    french_holidays,
 )
 from processing.events import Anomaly
 from processing.quality import QualityConfig
@@ -40,6 +39,7 @@ from storage.matrices import (
     load_meter_info,
 )
 from storage.results import AnomalyRow, Assessment, write_anomalies, write_assessments
+from wattwatch.holidays import french_holidays
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -51,8 +51,8 @@ LOCAL_TZ: Final = ZoneInfo("Europe/Paris")
 ENERGY_QUANTITIES: Final = ("electricity", "gas", "heat", "water")
 TEMPERATURE_QUANTITIES: Final = ("indoor_temperature", "outdoor_temperature")
 TEMPERATURE_CONFIG: Final = TEMPERATURE_DETECTOR
-# Sensors read to 0.1 K with noise: a flat room is flat within a few tenths, not 4 %.
-TEMPERATURE_QUALITY: Final = QualityConfig(flatline_rel_tol=0.0, flatline_quanta=3.0)
+# A stuck sensor repeats its reading exactly (see ``quality.repeat_runs``).
+TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True)
 # Public buildings without their own thresholds close at weekends like offices.
 _OFFICE_LIKE: Final = frozenset({"town_hall", "library", "gym"})
 DAY_KINDS: Final = frozenset({"level_shift", "drift"})  # detectors that report day indexes
@@ -174,8 +174,7 @@ def scan_meters(
         rows = np.flatnonzero(k == kind)
         q = quality if quality is not None else QualityConfig()
         if kind == "temperature":
-            q = replace(q, flatline_rel_tol=TEMPERATURE_QUALITY.flatline_rel_tol,
-                        flatline_quanta=TEMPERATURE_QUALITY.flatline_quanta)  # fmt: skip
+            q = replace(q, flatline_exact=True)
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=q,
             holidays=holidays, outdoor_temp_c=outdoor_temp_c,

@@ -64,6 +64,14 @@ class QualityConfig:
     flatline_event_steps : int
         Shortest merged flat event reported [steps] (0: ``flatline_steps``). Gas and heat
         registers in steady flow read flat for 6–10 h most days; a stuck one stays flat.
+    flatline_min_quanta : float
+        A flat window's level must be at least this many register quanta: one or two
+        quanta per step read "flat" by rounding alone (an idling gas register) [-].
+    flatline_exact : bool
+        Sensors that report the value itself (temperatures) repeat it exactly when stuck:
+        use :func:`repeat_runs` instead of the near-flat test.
+    flatline_false_runs : float
+        With ``flatline_exact``: chance runs accepted per meter over the scanned window [-].
     max_gap : int
         Runs separated by at most this many steps are merged [steps].
     """
@@ -76,6 +84,9 @@ class QualityConfig:
     flatline_contrast: float = 3.0
     flatline_merge_gap: int = 2
     flatline_event_steps: int = 10
+    flatline_min_quanta: float = 3.0
+    flatline_exact: bool = False
+    flatline_false_runs: float = 0.02
     max_gap: int = 0
 
 
@@ -138,6 +149,41 @@ def flatlines(x: npt.ArrayLike, *, min_steps: int = 6, ignore_zero: bool = True)
     a = _as_matrix(x, "x")
     mask = flatline_mask(a, min_steps=min_steps, ignore_zero=ignore_zero)
     return events_from_mask(mask, kind="flatline", observed=a, aggregate="peak")
+
+
+def repeat_runs(x: npt.ArrayLike, *, min_steps: int = 6, false_runs: float = 0.02) -> AnomalyEvents:
+    """Runs of exactly repeated readings long enough to be a stuck sensor, per meter.
+
+    A sensor read to 0.1 K repeats its last value now and then by chance; a stuck one
+    repeats it for hours. With ``p`` the meter's share of readings equal to the previous
+    one, a run of ``L`` identical values starts by chance about ``n·p^(L−1)`` times in
+    ``n`` steps; the shortest run reported is the ``L`` (at least ``min_steps``) that makes
+    this ``false_runs`` [-]. Severity is the run length [steps].
+    """
+    a = _as_matrix(x, "x")
+    if min_steps < 2:
+        raise ValueError(f"min_steps: must be >= 2, got {min_steps}")
+    n = a.shape[1]
+    same = a[:, 1:] == a[:, :-1]
+    pairs = (~np.isnan(a[:, 1:]) & ~np.isnan(a[:, :-1])).sum(axis=1)
+    p = np.clip(same.sum(axis=1) / np.maximum(pairs, 1), 1e-3, 0.99)
+    need = 1.0 + np.ceil(np.log(false_runs / max(n, 1)) / np.log(p))
+    shortest = np.maximum(min_steps, need).astype(np.int64)
+    rows, starts, ends = mask_runs(same, min_steps=min_steps - 1)
+    length = ends - starts + 1  # k equal neighbour pairs are k+1 identical values
+    keep = length >= shortest[rows]
+    rows, starts, stop = rows[keep], starts[keep], ends[keep] + 1
+    observed = a[rows, starts] if rows.size else np.zeros(0)
+    return AnomalyEvents(
+        kind="flatline",
+        meter_index=rows,
+        start=starts,
+        end=stop,
+        peak=starts.copy(),
+        severity=(stop - starts).astype(np.float64),
+        expected=np.full(rows.size, np.nan),
+        observed=observed.astype(np.float64),
+    )
 
 
 def register_quantum(x: npt.ArrayLike, *, block_meters: int = DEFAULT_BLOCK_METERS) -> FloatArray:
@@ -261,6 +307,7 @@ def _near_flat_block(
     quanta: float,
     contrast: float,
     period: int,
+    min_level_quanta: float = 0.0,
 ) -> None:
     """:func:`near_flat_mask` of one block of meters, written into ``out``."""
     rows, n = a.shape
@@ -302,6 +349,7 @@ def _near_flat_block(
     level = wm[held[r_idx], c_idx]
     idle, ceiling = idle[r_idx, 0], ceiling[r_idx, 0]
     between = (level < CEILING_SHARE * ceiling) & (level > idle + IDLE_MARGIN * (ceiling - idle))
+    between &= np.abs(level) >= min_level_quanta * q[held[r_idx], 0]
     r_idx, c_idx = held[r_idx[between]], c_idx[between]
     # Typical spread of the same window start in the trailing weeks: offices idle flat at
     # night and boilers run flat out on cold nights; neither is stuck.
@@ -324,6 +372,7 @@ def near_flat_mask(
     contrast: float = 6.0,
     period: int = 4 * 168,
     block_meters: int = DEFAULT_BLOCK_METERS,
+    min_level_quanta: float = 0.0,
 ) -> BoolArray:
     """Steps in a window of ``min_steps`` whose spread stays within rounding and jitter.
 
@@ -345,6 +394,8 @@ def near_flat_mask(
         Length of the blocks of the fallback typical spread [steps].
     block_meters : int
         Meters processed together (memory/speed trade-off, not a modelling choice).
+    min_level_quanta : float
+        Windows whose mean is below this many quanta are never flat (rounding) [-].
 
     Returns
     -------
@@ -383,6 +434,7 @@ def near_flat_mask(
             quanta=quanta,
             contrast=contrast,
             period=period,
+            min_level_quanta=min_level_quanta,
         )
     return mask
 
@@ -454,19 +506,23 @@ def quality_scan(
     cfg = config if config is not None else QualityConfig()
     a = _as_matrix(consumption, "consumption")
     q = register_quantum(a) if quantum is None else np.asarray(quantum, dtype=np.float64)
-    flat = near_flat_mask(
-        a,
-        min_steps=cfg.flatline_steps,
-        quantum=q,
-        rel_tol=cfg.flatline_rel_tol,
-        quanta=cfg.flatline_quanta,
-        contrast=cfg.flatline_contrast,
-    )
-    flat_ev = events_from_mask(
-        flat, kind="flatline", observed=a, aggregate="peak", max_gap=cfg.flatline_merge_gap
-    )
-    if cfg.flatline_event_steps > 0 and len(flat_ev):
-        flat_ev = flat_ev.select(flat_ev.end - flat_ev.start >= cfg.flatline_event_steps)
+    if cfg.flatline_exact:
+        flat_ev = repeat_runs(a, min_steps=cfg.flatline_steps, false_runs=cfg.flatline_false_runs)
+    else:
+        flat = near_flat_mask(
+            a,
+            min_steps=cfg.flatline_steps,
+            quantum=q,
+            rel_tol=cfg.flatline_rel_tol,
+            quanta=cfg.flatline_quanta,
+            contrast=cfg.flatline_contrast,
+            min_level_quanta=cfg.flatline_min_quanta,
+        )
+        flat_ev = events_from_mask(
+            flat, kind="flatline", observed=a, aggregate="peak", max_gap=cfg.flatline_merge_gap
+        )
+        if cfg.flatline_event_steps > 0 and len(flat_ev):
+            flat_ev = flat_ev.select(flat_ev.end - flat_ev.start >= cfg.flatline_event_steps)
     zeros = zero_runs(a, min_steps=cfg.zero_steps, max_gap=cfg.max_gap)
     if len(zeros):
         usual = _block_median(a, zeros.meter_index, zeros.start, 4 * HOURS_PER_WEEK)

@@ -225,13 +225,14 @@ def inject_anomalies(
     -----
     ``level`` is each meter's mean |value|. Magnitudes by kind: spike — added amount in
     units of level (3–10; temperature: ±5–15 K), 1–3 steps; dropout — NaN run
-    (magnitude NaN) or zero run (0); flatline — the stuck value [unit]; level_shift —
-    relative, x·(1 + m), |m| 0.2–0.6; drift — additive ramp reaching m·level at the end
-    (0.2–0.5; temperature ±1–4 K); heating_at_night — m·level added 00–06 local (0.3–1);
-    heating_on_holiday — m·level added 07–19 local over a Saturday–Sunday (0.5–1.5);
-    baseload_increase — m·level added every step (0.2–0.6); efficiency_loss — relative,
-    x·(1 + m), m 0.1–0.3, on heating hours; sensor_offset — ±1–3 K; counter_reset — one
-    step, the series itself is unchanged (``meters.cumulative_index`` applies it).
+    (magnitude NaN) or zero run (0); flatline — the stuck value [unit] (energy meters:
+    at least half the level); level_shift — relative, x·(1 + m), |m| 0.2–0.6; drift —
+    additive ramp reaching m·level at the end (0.2–0.5; temperature ±1–4 K);
+    heating_at_night — m·level added 00–06 local (0.3–1); heating_on_holiday — m·level
+    added 07–19 local over a Saturday–Sunday (0.5–1.5); baseload_increase — m·level added
+    every step (0.2–0.6); efficiency_loss — relative, x·(1 + m), m 0.1–0.3, on heating
+    hours; sensor_offset — ±1–3 K; counter_reset — one step, the series itself is
+    unchanged (``meters.cumulative_index`` applies it).
     """
     raw = np.asarray(values)
     dtype = raw.dtype if raw.dtype in (np.float32, np.float64) else np.dtype(np.float64)
@@ -435,6 +436,10 @@ def _apply(
             flat[pos] = m.astype(dtype)
         elif name == "flatline":
             stuck = flat[row[sel] * steps + start[sel]]
+            # A register that stops at idle reads as a zero run (dropout 0), not a
+            # flatline: an energy meter sticks at no less than half its mean use.
+            busy = np.where(is_temp[row[sel]], stuck, np.maximum(stuck, 0.5 * level[row[sel]]))
+            stuck = busy.astype(dtype)
             magnitude[sel] = stuck
             flat[pos] = stuck[np.searchsorted(sel, ev)]
         elif name == "level_shift":

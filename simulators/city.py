@@ -33,6 +33,7 @@ from simulators.weather import (
     Weather,
     normal_daily_temp_c,
     normal_heating_degree_days,
+    occupancy_weekday,
     paris_local_time,
     simulate_weather,
 )
@@ -316,7 +317,8 @@ def simulate_city(
     weather = simulate_weather(start=start, days=days, rng=rng_weather)
     stock = draw_stock(buildings, rng=rng_stock, municipalities=municipalities)
     n, steps = buildings, weather.ts.size
-    hour, weekday = paris_local_time(weather.ts)
+    hour, _ = paris_local_time(weather.ts)
+    weekday = occupancy_weekday(weather.ts)  # public holidays are closed days
     lap("weather_stock")
 
     appliances, gains = _appliances_and_gains(
@@ -472,6 +474,10 @@ def _observe(
     np.copyto(values[:m_energy], np.nan, where=gap)
     del gap
     values[m_energy:] = temperature_sensor(dirty[m_energy:], rng=rng_sensor)
+    # A stuck sensor repeats its last reading exactly: no fresh noise over a flatline.
+    stuck = labels.select((labels.kind == "flatline") & (labels.meter >= m_energy))
+    for row, first, stop in zip(stuck.meter, stuck.start_step, stuck.stop_step, strict=True):
+        values[row, first:stop] = values[row, first]
     lost, _ = missing_mask((clean.shape[0], clean.shape[1]), rng=rng_meter)
     np.copyto(values, np.nan, where=lost)
     return values, jitter

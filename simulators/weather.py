@@ -17,6 +17,7 @@ from scipy.signal import lfilter
 from scipy.special import ndtr
 
 from wattwatch.errors import WattwatchError
+from wattwatch.holidays import french_holidays
 
 FloatArray = npt.NDArray[np.float64]
 TimeArray = npt.NDArray[np.datetime64]
@@ -112,11 +113,9 @@ def hourly_timestamps(start: object, hours: int) -> TimeArray:
     return np.asarray(t0 + np.arange(hours) * _HOUR, dtype="datetime64[s]")
 
 
-def paris_local_time(ts: npt.ArrayLike) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Hour of day (0–23) and weekday (0 = Monday) in Europe/Paris of UTC timestamps.
+def _paris_local_seconds(ts: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Europe/Paris wall-clock seconds since 1970-01-01 of UTC timestamps.
 
-    Notes
-    -----
     EU rule: UTC+2 from the last Sunday of March 01:00 UTC to the last Sunday of October
     01:00 UTC, UTC+1 otherwise. Computed in closed form, no tz database needed.
     """
@@ -131,10 +130,27 @@ def paris_local_time(ts: npt.ArrayLike) -> tuple[npt.NDArray[np.int64], npt.NDAr
 
     summer = (t >= last_sunday_1am(3)) & (t < last_sunday_1am(10))
     local = t + np.where(summer, 2, 1) * _HOUR
-    secs = local.astype(np.int64)
+    return np.asarray(local.astype(np.int64), dtype=np.int64)
+
+
+def paris_local_time(ts: npt.ArrayLike) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Hour of day (0–23) and weekday (0 = Monday) in Europe/Paris of UTC timestamps."""
+    secs = _paris_local_seconds(ts)
     hour = (secs // 3600) % 24
     weekday = (secs // 86400 + 3) % 7
     return hour, weekday
+
+
+def occupancy_weekday(ts: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Weekday (0 = Monday) in Europe/Paris for occupancy schedules: French public holidays
+    count as Sundays, as offices and schools are closed and heated as at weekends."""
+    days = _paris_local_seconds(ts) // 86400
+    weekday = (days + 3) % 7
+    if days.size == 0:
+        return weekday
+    years = range(int(days.min()) // 365 + 1969, int(days.max()) // 365 + 1971)
+    holidays = np.asarray(french_holidays(years), dtype="datetime64[D]").astype(np.int64)
+    return np.where(np.isin(days, holidays), 6, weekday)
 
 
 def _day_of_year(ts: TimeArray) -> FloatArray:

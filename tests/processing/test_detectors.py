@@ -13,7 +13,6 @@ from processing.detectors import (
     anomaly_scan,
     config_for,
     cusum,
-    french_holidays,
     level_shifts,
     schedule_anomalies,
     spikes_and_drops,
@@ -160,15 +159,6 @@ def test_cold_nights_are_explained_by_degree_hours():
     assert not [a for a in with_dh if a.kind == "night_use"]
 
 
-def test_french_holidays():
-    h = set(french_holidays([2024, 2025]))
-    assert date(2024, 4, 1) in h  # Easter Monday 2024
-    assert date(2025, 5, 29) in h  # Ascension 2025
-    assert date(2025, 6, 9) in h  # Whit Monday 2025
-    assert date(2024, 7, 14) in h
-    assert len(h) == 22
-
-
 def test_one_step_peak_needs_single_step_threshold():
     rng = np.random.default_rng(8)
     x = _profile(20, 1, rng)
@@ -204,6 +194,19 @@ def test_level_shift_floors_drop_small_or_short_shifts():
     strict = DetectorConfig(shift_min_rel=0.2, shift_min_days=3)
     found = level_shifts(daily - 100, start=day0, daily_expected=expected, config=strict)
     assert {a.meter_index for a in found} == {0}
+
+
+def test_level_shift_floor_looks_at_the_onset_in_the_event_direction():
+    rng = np.random.default_rng(16)
+    daily = 100 + 3 * rng.standard_normal((1, 240))
+    daily[0, 150:] *= 0.7  # lasting −30 %
+    daily[0, 155:158] += 200.0  # a three-day surge soon after, inside the excursion
+    expected = np.full(daily.shape, 100.0)
+    strict = DetectorConfig(shift_min_rel=0.2, shift_min_days=3)
+    found = level_shifts(daily - 100, start=date(2024, 1, 1), daily_expected=expected,
+                         config=strict)  # fmt: skip
+    downs = [a for a in found if "down by" in a.reason]
+    assert [a.start for a in downs if 148 <= a.start <= 151]
 
 
 def test_one_cusum_excursion_is_one_level_shift():

@@ -17,6 +17,7 @@ from processing.quality import (
     outages,
     quality_scan,
     register_quantum,
+    repeat_runs,
     zero_runs,
 )
 
@@ -146,3 +147,46 @@ def test_flat_runs_across_a_bridged_gap_form_one_event():
     ev = quality_scan(x)["flatline"]
     assert len(ev) == 1
     assert len(quality_scan(x, QualityConfig(flatline_merge_gap=0))["flatline"]) == 2
+
+
+def test_repeat_runs_length_adapts_to_how_often_the_sensor_repeats_by_chance():
+    rng = np.random.default_rng(3)
+    n = 24 * 7 * 8
+    # Two rooms read to 0.1 K: one noisy (rarely repeats), one steady (often repeats).
+    noisy = np.round(20 + rng.normal(0, 0.3, n), 1)
+    steady = np.round(20 + rng.normal(0, 0.04, n), 1)
+    x = np.stack([noisy, steady])
+    x[0, 500:508] = x[0, 500]  # 8 h stuck
+    x[1, 500:560] = 20.37  # 60 h stuck, a value it never reads otherwise
+    ev = repeat_runs(x, min_steps=6, false_runs=0.02)
+    got = {(int(r), int(s), int(e)) for r, s, e in zip(ev.meter_index, ev.start, ev.end)}
+    assert (0, 500, 508) in got or any(r == 0 and s <= 500 and e >= 508 for r, s, e in got)
+    assert (1, 500, 560) in got
+    # The steady room repeats itself half the time: its chance runs of 6–10 are not flagged.
+    assert all(e - s >= 12 for r, s, e in got if r == 1)
+    assert_array_equal(ev.severity, ev.end - ev.start)
+
+
+def test_flat_window_of_one_or_two_quanta_is_rounding_not_a_stuck_register():
+    rng = np.random.default_rng(5)
+    n = 24 * 7 * 6
+    hours = np.arange(n)
+    # Off part of every day (idle level 0), so low flat windows are not at the idle level.
+    flow = np.maximum(0.0, 1.0 + 2.5 * np.sin(2 * np.pi * hours / 24)) + rng.gamma(2.0, 0.3, n)
+    flow[flow < 0.3] = 0.0
+    x = (np.round(flow / 0.112) * 0.112)[np.newaxis, :]
+    x[0, 900:930] = np.where(np.arange(30) % 3, 0.112, 0.224)  # idling at 1–2 quanta
+    x[0, 700:730] = 2.24  # stuck at 20 quanta
+    mask = near_flat_mask(x, min_steps=6, quantum=0.112, min_level_quanta=3.0)
+    assert mask[0, 700:730].all()
+    assert not mask[0, 900:930].any()
+    loose = near_flat_mask(x, min_steps=6, quantum=0.112, min_level_quanta=0.0)
+    assert loose[0, 900:930].any()  # the floor is what spares the idling register
+
+
+def test_quality_scan_uses_exact_repeats_for_sensors():
+    rng = np.random.default_rng(9)
+    x = np.round(20 + rng.normal(0, 0.3, (1, 24 * 7 * 6)), 1)
+    x[0, 300:340] = 21.0
+    found = quality_scan(x, QualityConfig(flatline_exact=True))["flatline"]
+    assert [(int(s), int(e)) for s, e in zip(found.start, found.end)] == [(300, 340)]

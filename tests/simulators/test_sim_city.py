@@ -109,3 +109,19 @@ def test_gas_register_counts_heat_over_efficiency(city):
     heat_kwh = city.heating_w[b, first + 1 : last + 1].sum() / 1000
     dhw_share = st.dhw_kwh_per_yr[b] * (last - first) / 8760
     assert_allclose(metered, (heat_kwh + dhw_share) / st.efficiency[b], rtol=0.02)
+
+
+def test_stuck_sensors_repeat_exactly_and_stuck_registers_are_busy(city):
+    m, lab = city.meters, city.anomalies
+    flat = np.flatnonzero(lab.kind == "flatline")
+    assert flat.size > 0
+    for i in flat.tolist():
+        row, first, stop = int(lab.meter[i]), int(lab.start_step[i]), int(lab.stop_step[i])
+        if m.cumulative[row]:
+            use = np.diff(m.values[row])
+            level = np.nanmean(use[use >= 0])  # resets read as negative steps
+            assert lab.magnitude[i] >= 0.5 * level * 0.8  # at least half its mean use
+        else:
+            seen = m.values[row, first:stop]
+            seen = seen[~np.isnan(seen)]
+            assert np.all(seen == seen[0])  # no fresh noise over a stuck reading

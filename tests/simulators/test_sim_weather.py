@@ -12,6 +12,7 @@ from simulators.weather import (
     WeatherFileError,
     load_weather_csv,
     normal_heating_degree_days,
+    occupancy_weekday,
     paris_local_time,
     simulate_weather,
 )
@@ -69,6 +70,16 @@ def test_paris_local_time_follows_dst():
     hour, weekday = paris_local_time(ts)
     assert_array_equal(hour, [1, 3, 2, 2, 1])
     assert_array_equal(weekday, [6, 6, 6, 6, 0])
+
+
+def test_public_holidays_are_closed_days_for_occupancy():
+    # 2024-05-08 (Wednesday) and 2024-12-25 (Wednesday) are public holidays; 05-07 is not.
+    ts = np.array(
+        ["2024-05-07T10:00", "2024-05-07T22:30", "2024-05-08T10:00", "2024-12-25T10:00"],
+        dtype="datetime64[s]",
+    )
+    assert_array_equal(paris_local_time(ts)[1], [1, 2, 2, 2])  # 22:30 UTC is 00:30 local
+    assert_array_equal(occupancy_weekday(ts), [1, 6, 6, 6])
 
 
 def test_start_must_be_on_the_hour():
