@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ import psycopg
 
 from processing.pipeline import (
     PipelineConfig,
+    chunk_size,
     detector_kind,
     run_anomalies,
     scan_meters,
@@ -78,7 +80,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    cfg = PipelineConfig()
+    cfg = PipelineConfig(threads=os.cpu_count() or 1)  # as the service runs it
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     report_from = end - timedelta(days=1)
     start = window_start(report_from, cfg.context_weeks) - timedelta(days=1)
@@ -101,17 +103,21 @@ def main() -> None:
             window = window_start(report_from, cfg.context_weeks)
             local = window.astimezone(ZoneInfo("Europe/Paris")).replace(tzinfo=None)
             kind = detector_kind("electricity", "household")
+            per_chunk = chunk_size(cfg, start=window, end=end)
             matrices = list(iter_matrices(conn, meters, start=window, end=end,
-                                          chunk_meters=cfg.chunk_meters))  # fmt: skip
+                                          chunk_meters=per_chunk))  # fmt: skip
             t0 = time.perf_counter()
             for chunk, matrix in matrices:
                 scan_meters(matrix.values, [kind] * len(chunk), local_start=local,
-                            weeks=cfg.baseline_weeks, quality=cfg.quality)  # fmt: skip
+                            weeks=cfg.baseline_weeks, quality=cfg.quality,
+                            threads=cfg.threads)  # fmt: skip
             memory_s = time.perf_counter() - t0
 
     result = {
         "meters": args.meters,
         "context_weeks": cfg.context_weeks,
+        "chunk_meters": per_chunk,
+        "threads": cfg.threads,
         "hours_loaded": int((end - window) / timedelta(hours=1)),
         "seeding_seconds": round(seeding_s, 1),
         "incremental_run_seconds": round(run_s, 2),

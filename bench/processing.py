@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -86,7 +87,17 @@ def naive_baseline(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return med, mad
 
 
-DETECTORS = ("quality", "baseline", "spikes", "schedule", "cusum", "full_scan", "sum")
+THREADS = os.cpu_count() or 1
+DETECTORS = (
+    "quality",
+    "baseline",
+    "spikes",
+    "schedule",
+    "cusum",
+    "full_scan",
+    f"full_scan_{THREADS}_threads",
+    "sum",
+)
 
 
 def anomaly_sweep(meters: int) -> dict[str, float]:
@@ -115,6 +126,9 @@ def anomaly_sweep(meters: int) -> dict[str, float]:
                 daily_expected=scan.daily_expected,
             ),
             "full_scan": partial(anomaly_scan, x, start=START, z_out=z),
+            f"full_scan_{THREADS}_threads": partial(
+                anomaly_scan, x, start=START, z_out=z, threads=THREADS
+            ),
         }
         for name, fn in later.items():
             seconds, result = timed(fn)
@@ -124,12 +138,12 @@ def anomaly_sweep(meters: int) -> dict[str, float]:
     return totals
 
 
-def scan_memory() -> dict[str, float]:
+def scan_memory(threads: int = 1) -> dict[str, float]:
     """Peak traced allocation of one chunk's full scan, over that chunk's matrix size."""
     x = synthetic_chunk(CHUNK, seed=99)
     tracemalloc.start()
     tracemalloc.reset_peak()
-    anomaly_scan(x, start=START)
+    anomaly_scan(x, start=START, threads=threads)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"chunk_mb": x.nbytes / 1e6, "peak_mb": peak / 1e6, "ratio": peak / x.nbytes}
@@ -166,12 +180,12 @@ def main() -> None:
         "anomalies": {},
     }
 
-    print(f"{'meters':>7} {'detector':>10} {'time s':>8} {'× np.sum':>9}")
+    print(f"{'meters':>7} {'detector':>20} {'time s':>8} {'× np.sum':>9}")
     for meters in sizes:
         t = anomaly_sweep(meters)
         result["anomalies"][str(meters)] = t
         for k in DETECTORS:
-            print(f"{meters:>7} {k:>10} {t[k]:8.3f} {t[k] / t['sum']:9.0f}")
+            print(f"{meters:>7} {k:>20} {t[k]:8.3f} {t[k] / t['sum']:9.0f}")
 
     x = synthetic_chunk(NAIVE_METERS, seed=5)
     t0 = time.perf_counter()
@@ -194,12 +208,13 @@ def main() -> None:
         f"same result: {agree}"
     )
 
-    mem = scan_memory()
-    result["memory"] = mem
-    print(
-        f"full scan of one {CHUNK}-meter chunk ({mem['chunk_mb']:.0f} MB): peak traced "
-        f"{mem['peak_mb']:.0f} MB = {mem['ratio']:.2f} × chunk"
-    )
+    for threads in sorted({1, THREADS}):
+        mem = scan_memory(threads)
+        result["memory" if threads == 1 else f"memory_{threads}_threads"] = mem
+        print(
+            f"full scan of one {CHUNK}-meter chunk ({mem['chunk_mb']:.0f} MB), {threads} "
+            f"thread(s): peak traced {mem['peak_mb']:.0f} MB = {mem['ratio']:.2f} × chunk"
+        )
 
     ins = insulation(10_000)
     result["insulation_10k_x_365"] = ins

@@ -434,7 +434,7 @@ def baseline_scan(
     rows = min(block_meters, m)
     work = _Workspace(rows, n)
     bufs = _Workspace(rows, n)  # med, scale, tmp for the z step
-    ok_buf = np.empty(rows * n, dtype=bool)
+    gap_buf = np.empty(rows * n, dtype=bool)
     for i in _blocks(m, block_meters):
         j = min(i + block_meters, m)
         med, scale, tmp = bufs.views(j - i, n)[:3]
@@ -449,7 +449,7 @@ def baseline_scan(
             expected=med,
             scale=scale,
             tmp=tmp,
-            ok=ok_buf[: (j - i) * n].reshape(j - i, n),
+            gap=gap_buf[: (j - i) * n].reshape(j - i, n),
             z=z[i:j],
             floor=floor,
             rel_floor=rel_floor,
@@ -469,7 +469,7 @@ def _z_block(
     expected: FloatArray,
     scale: FloatArray,
     tmp: FloatArray,
-    ok: npt.NDArray[np.bool_],
+    gap: npt.NDArray[np.bool_],
     z: FloatArray,
     floor: float,
     rel_floor: float,
@@ -494,15 +494,15 @@ def _z_block(
     tmp *= rel_floor
     tmp += floor
     scale += tmp
-    # Daily sums over the steps where both x and the expectation exist.
-    np.isnan(z, out=ok)
-    np.logical_not(ok, out=ok)
-    count = np.add.reduceat(ok, day_starts, axis=1, dtype=np.float64)
-    np.multiply(z, ok, out=tmp)
-    np.nan_to_num(tmp, copy=False)
+    # Daily sums over the steps where both x and the expectation exist (z is NaN wherever
+    # either is missing).
+    np.isnan(z, out=gap)
+    count = steps_in_day - np.add.reduceat(gap, day_starts, axis=1, dtype=np.float64)
+    np.copyto(tmp, z)
+    np.copyto(tmp, 0.0, where=gap)
     res_sum = np.add.reduceat(tmp, day_starts, axis=1)
-    np.multiply(expected, ok, out=tmp)
-    np.nan_to_num(tmp, copy=False)
+    np.copyto(tmp, expected)
+    np.copyto(tmp, 0.0, where=gap)
     exp_sum = np.add.reduceat(tmp, day_starts, axis=1)
     enough = count >= 0.5 * steps_in_day
     factor = np.divide(steps_in_day, count, out=np.zeros_like(count), where=enough)
@@ -524,13 +524,14 @@ def _block_tail(resid: FloatArray, q: float, block: int = TAIL_BLOCK_STEPS) -> F
     """
     m, n = resid.shape
     blocks = -(-n // block)
-    padded = np.zeros((m, blocks * block))
-    np.abs(resid, out=padded[:, :n])
+    # float32 is plenty for a noise floor and halves the selection's work.
+    padded = np.zeros((m, blocks * block), dtype=np.float32)
+    np.abs(resid, out=padded[:, :n], casting="same_kind")
     np.nan_to_num(padded, copy=False)
     # The last block may be short: its padding zeros lower its quantile a little.
     k = min(block - 1, int(q * block))
     tail = np.partition(padded.reshape(m, blocks, block), k, axis=2)[:, :, k]
-    return np.repeat(tail, block, axis=1)[:, :n]
+    return np.repeat(tail.astype(np.float64), block, axis=1)[:, :n]
 
 
 def median_at(

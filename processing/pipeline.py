@@ -83,7 +83,11 @@ class PipelineConfig:
     baseline_weeks : int
         Trailing weeks of the hour-of-week baseline [weeks].
     chunk_meters : int
-        Meters loaded and scanned together (bounds memory).
+        Meters loaded and scanned together; 0 = as many as fit in ``chunk_mb``.
+    chunk_mb : float
+        Size of one chunk's matrix when ``chunk_meters`` is 0 [MB]. Each chunk's load
+        reads every rollup page of the window (the rollup is stored in time order), so
+        few large chunks load much faster than many small ones.
     quality : QualityConfig
     insulation_min_days : int
         Days a change-point baseline needs (CalTRACK: 365; a heating-season study lowers it).
@@ -101,11 +105,14 @@ class PipelineConfig:
         ARX and change-point HLC differing by more than this are flagged [-].
     outdoor_meter_id : int, optional
         Outdoor-temperature meter for every building (else per municipality, see storage).
+    threads : int
+        Slices of each chunk's meters scanned at once (see ``anomaly_scan``).
     """
 
     context_weeks: int = 5
     baseline_weeks: int = 4
-    chunk_meters: int = 500
+    chunk_meters: int = 0
+    chunk_mb: float = 64.0
     quality: QualityConfig = field(default_factory=QualityConfig)
     insulation_min_days: int = 365
     max_missing_days: int = 37
@@ -116,6 +123,7 @@ class PipelineConfig:
     balance_max_outdoor_c: float = 12.0
     disagree_tolerance: float = 0.25
     outdoor_meter_id: int | None = None
+    threads: int = 1
 
 
 # --- anomalies ------------------------------------------------------------------------------
@@ -144,6 +152,7 @@ def scan_meters(
     weeks: int = 4,
     quality: QualityConfig | None = None,
     outdoor_temp_c: npt.ArrayLike | None = None,
+    threads: int = 1,
 ) -> list[Anomaly]:
     """Run the anomaly scan on a chunk, one vectorised call per detector kind.
 
@@ -155,6 +164,8 @@ def scan_meters(
         From :func:`detector_kind`.
     outdoor_temp_c : array_like, optional, shape (steps,)
         Hourly outdoor temperature [°C]: heating meters get a degree-hour term.
+    threads : int
+        Slices of meters scanned at once (see ``anomaly_scan``); same result.
 
     French public holidays of the window's years are checked on every energy meter.
 
@@ -177,7 +188,7 @@ def scan_meters(
             q = replace(q, flatline_exact=True)
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=q,
-            holidays=holidays, outdoor_temp_c=outdoor_temp_c,
+            holidays=holidays, outdoor_temp_c=outdoor_temp_c, threads=threads,
         )  # fmt: skip
         out.extend(
             Anomaly(int(rows[a.meter_index]), a.start, a.end, a.kind, a.severity, a.expected,
@@ -268,12 +279,12 @@ def run_anomalies(
     done = 0
     progress("anomalies", 0, len(meters))
     for chunk, matrix in iter_matrices(
-        conn, meters, start=start, end=end, chunk_meters=cfg.chunk_meters
+        conn, meters, start=start, end=end, chunk_meters=chunk_size(cfg, start=start, end=end)
     ):
         kinds = [detector_kind(q, u) for q, u in zip(chunk.quantity, chunk.use, strict=True)]
         found = scan_meters(
             matrix.values, kinds, local_start=local_start, weeks=cfg.baseline_weeks,
-            quality=cfg.quality, outdoor_temp_c=outdoor_c,
+            quality=cfg.quality, outdoor_temp_c=outdoor_c, threads=cfg.threads,
         )  # fmt: skip
         rows = to_rows(found, chunk.meter_id, start=start, report_from=report_from)
         rows += _reset_rows(conn, chunk, start=max(start, report_from), end=end)
@@ -289,6 +300,15 @@ def run_anomalies(
         progress("anomalies", done, len(meters))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def chunk_size(cfg: PipelineConfig, *, start: datetime, end: datetime) -> int:
+    """Meters per chunk: ``cfg.chunk_meters``, or as many hourly float64 rows of the window
+    as fit in ``cfg.chunk_mb``."""
+    if cfg.chunk_meters > 0:
+        return cfg.chunk_meters
+    hours = max(1, int((end - start) / HOUR))
+    return max(1, int(cfg.chunk_mb * 1e6) // (8 * hours))
 
 
 def _outdoor_mean(

@@ -7,6 +7,7 @@ window for anomalies; insulation assessments are recomputed once a (local) day.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -44,8 +45,10 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
         context_weeks=settings.processing_context_weeks,
         chunk_meters=settings.processing_chunk_meters,
+        chunk_mb=settings.processing_chunk_mb,
         insulation_min_days=min(365, settings.processing_insulation_days),
         outdoor_meter_id=settings.processing_outdoor_meter_id,
+        threads=settings.processing_threads or (os.cpu_count() or 1),
     )
 
 

@@ -114,7 +114,24 @@ class Settings(BaseSettings):
         description="Each anomaly run stores events ending within this many trailing hours [h].",
     )
     processing_chunk_meters: int = Field(
-        500, ge=1, le=100000, description="Meters loaded and scanned together (bounds memory)."
+        0,
+        ge=0,
+        le=100000,
+        description="Meters loaded and scanned together; 0 = as many as fit in "
+        "processing_chunk_mb.",
+    )
+    processing_chunk_mb: float = Field(
+        64.0,
+        gt=0,
+        le=100000,
+        description="Memory of one chunk's matrix when processing_chunk_meters is 0 [MB] "
+        "(the scan peaks at about twice this).",
+    )
+    processing_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Threads of the anomaly scan (NumPy releases the GIL); 0 = one per CPU core.",
     )
     processing_insulation_days: int = Field(
         365,

@@ -235,3 +235,18 @@ def test_small_steady_night_excess_needs_a_share_of_mean_use():
     strict = dataclasses.replace(loose, schedule_min_share=0.2)
     assert any(a.kind == "night_use" for a in schedule_anomalies(x, start=START, config=loose))
     assert not schedule_anomalies(x, start=START, config=strict)
+
+
+def test_scan_in_threads_gives_the_same_anomalies():
+    rng = np.random.default_rng(21)
+    x = _profile(8, 120, rng)
+    x[5, 600:610] = np.nan
+    x[17, 900] *= 20.0
+    start = datetime(2024, 1, 1)
+    one = anomaly_scan(x, start=start)
+    assert one
+    z = np.empty_like(x)
+    two = anomaly_scan(x, start=start, threads=2, z_out=z)
+    assert sorted(map(repr, one)) == sorted(map(repr, two))  # repr: NaN fields compare equal
+    with pytest.raises(ValueError, match="threads"):
+        anomaly_scan(x, start=start, threads=0)

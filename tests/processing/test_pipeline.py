@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from numpy.testing import assert_allclose
 
-from processing.pipeline import PipelineConfig, run_anomalies, run_insulation
+from processing.pipeline import PipelineConfig, chunk_size, run_anomalies, run_insulation
 from storage.meters import create_building, create_municipality, register_meter
 from storage.readings import write_readings
 from storage.results import fetch_anomalies, fetch_assessments
@@ -179,3 +179,13 @@ def test_insulation_recovers_hlc_and_writes_assessments_idempotently(
     assert short.qualified == 0
     reasons = {a.status_reason for a in fetch_assessments(conn) if a.status != "ok"}
     assert any("shorter than the 365 days" in (r or "") for r in reasons)
+
+
+def test_chunks_are_sized_by_memory_unless_fixed():
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    five_weeks = t0 + timedelta(weeks=5)  # 840 h: 8 · 840 bytes per meter
+    assert chunk_size(PipelineConfig(chunk_mb=64.0), start=t0, end=five_weeks) == 9523
+    one_year = t0 + timedelta(days=365)
+    assert chunk_size(PipelineConfig(chunk_mb=64.0), start=t0, end=one_year) == 913
+    assert chunk_size(PipelineConfig(chunk_meters=500), start=t0, end=one_year) == 500
+    assert chunk_size(PipelineConfig(chunk_mb=1e-6), start=t0, end=one_year) == 1
