@@ -148,6 +148,14 @@ class Assessment(_Out):
     label: str | None = Field(description="DPE estimate from metered data (A–G).")
     is_passoire: bool | None
     worst_decile: bool | None
+    slope_change_rel: float | None = Field(
+        description="Heating slope of the period's second half against its first [-]: "
+        "−0.3 is 30 % less heat per degree (a retrofit?), +0.3 more (a degradation?)."
+    )
+    slope_change_p: float | None = Field(
+        description="Two-sided p-value of no slope change; daily residuals are serially "
+        "correlated, so read it as a ranking, not a proof."
+    )
     computed_at: datetime
 
 

@@ -22,7 +22,7 @@ _ASSESSED = f"""WITH {c.LATEST_ASSESSMENT},
     assessed AS (
         SELECT b.*, l.hlc_w_per_k, l.hlc_low_w_per_k, l.hlc_high_w_per_k, l.hlc_w_per_m2k,
                l.primary_kwh_per_m2, l.label, l.is_passoire, l.r2, l.cv_rmse, l.n_days,
-               mu.name AS municipality
+               l.slope_change_rel, l.slope_change_p, mu.name AS municipality
         FROM latest l
         JOIN buildings b ON b.id = l.building_id
         LEFT JOIN municipalities mu ON mu.id = b.municipality_id
@@ -41,7 +41,9 @@ RANKING = f"""
            hlc_w_per_m2k AS "HLC per m²", hlc_w_per_k AS "HLC",
            (hlc_high_w_per_k - hlc_low_w_per_k) / nullif(2 * hlc_w_per_k, 0) AS "± (90 %)",
            r2 AS "R²", label, primary_kwh_per_m2 AS "primary energy",
-           CASE WHEN is_passoire THEN 'passoire' ELSE '' END AS "passoire"
+           CASE WHEN is_passoire THEN 'passoire' ELSE '' END AS "passoire",
+           -- Retrofit (down) or degradation (up) within the period, when clear (p < 1 %).
+           CASE WHEN slope_change_p < 0.01 THEN slope_change_rel END AS "heating slope change"
     FROM assessed
     ORDER BY hlc_w_per_m2k DESC NULLS LAST
     LIMIT 200

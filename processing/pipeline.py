@@ -688,6 +688,8 @@ def assessment_rows(
                     is_passoire=bool(dpe.passoire[i]) if dpe.label[i] else None,
                     worst_decile=bool(result.worst_decile[i]),
                     methods_disagree=bool(result.methods_disagree[i]),
+                    slope_change_rel=f(result.slope_change.relative_change[i]),
+                    slope_change_p=f(result.slope_change.p_value[i]),
                 )
             )
         arx_status = str(result.arx_status[i])
@@ -702,6 +704,8 @@ def assessment_rows(
                     hlc_w_per_k=f(result.arx_hlc_w_per_k[i]),
                     tau_h=f(result.arx_tau_h[i]),
                     methods_disagree=bool(result.methods_disagree[i]),
+                    slope_change_rel=f(result.slope_change.relative_change[i]),
+                    slope_change_p=f(result.slope_change.p_value[i]),
                 )
             )
         elif arx_status:

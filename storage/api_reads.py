@@ -470,6 +470,8 @@ class AssessmentRow:
     label: str | None
     is_passoire: bool | None
     worst_decile: bool | None
+    slope_change_rel: float | None
+    slope_change_p: float | None
     computed_at: datetime
 
 
@@ -477,7 +479,8 @@ _ASSESSMENTS: Final = f"""
 SELECT l.id, l.building_id, b.municipality_id, l.period_start, l.period_end, l.method,
        l.status, l.status_reason, l.hlc_w_per_k, l.hlc_low_w_per_k, l.hlc_high_w_per_k,
        l.hlc_w_per_m2k, l.heating_kwh_per_year, l.primary_kwh_per_m2, l.co2_kg_per_m2,
-       l.label, l.is_passoire, l.worst_decile, l.computed_at
+       l.label, l.is_passoire, l.worst_decile, l.slope_change_rel, l.slope_change_p,
+       l.computed_at
 FROM latest_assessments l JOIN buildings b ON b.id = l.building_id
 WHERE {_scope("l.building_id")}
   AND (%(bid)s::bigint IS NULL OR l.building_id = %(bid)s)

@@ -194,6 +194,8 @@ class Assessment:
     is_passoire: bool | None = None
     worst_decile: bool | None = None
     methods_disagree: bool | None = None
+    slope_change_rel: float | None = None  # heating slope, 2nd half of the period vs 1st
+    slope_change_p: float | None = None  # two-sided p-value of "no change"
 
 
 _COLUMNS: Final = tuple(f.name for f in fields(Assessment))

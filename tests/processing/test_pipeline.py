@@ -141,6 +141,16 @@ def town(conn: psycopg.Connection) -> dict[str, int]:
         q_day = b + s * np.maximum(tb - te_day, 0.0) + rng.normal(0, 0.2, DAYS)
         rows += _index_rows(meter, t0, np.repeat(q_day / 24.0, 24))
         ids[name] = bid
+    # A retrofit half-way: the heating slope drops by 40 % (insulation added).
+    bid = create_building(
+        conn, name="retrofit", municipality_id=muni, floor_area_m2=100.0, heating_carrier="gas",
+        heating_efficiency=0.9, year_built=1970,
+    )  # fmt: skip
+    meter = _register(conn, "retrofit-gas", "gas", bid)
+    slope = np.where(np.arange(DAYS) < DAYS // 2, 10.0, 6.0)
+    q_day = 5.0 + slope * np.maximum(15.0 - te_day, 0.0) + rng.normal(0, 0.2, DAYS)
+    rows += _index_rows(meter, t0, np.repeat(q_day / 24.0, 24))
+    ids["retrofit"] = bid
     nothing = create_building(conn, name="empty", municipality_id=muni)
     ids["empty"] = nothing
     write_readings(conn, rows)
@@ -155,7 +165,8 @@ def test_insulation_recovers_hlc_and_writes_assessments_idempotently(
     config = PipelineConfig(insulation_min_days=DAYS, n_boot=50)
     stop = D0 + timedelta(days=DAYS)
     summary = run_insulation(conn, first_day=D0, stop_day=stop, config=config)
-    assert (summary.buildings, summary.qualified) == (4, 3)
+    assert (summary.buildings, summary.qualified) == (5, 4)
+    assert summary.slope_changes == 1
     rows = {a.building_id: a for a in fetch_assessments(conn)}
     for name, (s, b, tb, eta, area) in TRUTH.items():
         a = rows[town[name]]
@@ -167,6 +178,11 @@ def test_insulation_recovers_hlc_and_writes_assessments_idempotently(
         assert_allclose(a.base_kwh_per_day, b, rtol=0.1)
         assert a.hlc_low_w_per_k <= a.hlc_w_per_k <= (a.hlc_high_w_per_k or 0.0)
         assert a.label in tuple("ABCDEFG") and a.period_end == stop - timedelta(days=1)
+        assert a.slope_change_rel is not None and abs(a.slope_change_rel) < 0.1
+    retrofit = rows[town["retrofit"]]
+    assert retrofit.slope_change_rel is not None and retrofit.slope_change_p is not None
+    assert_allclose(retrofit.slope_change_rel, -0.4, atol=0.05)
+    assert retrofit.slope_change_p < 1e-6
     assert rows[town["empty"]].status == "insufficient_data"
     assert "no heating register" in (rows[town["empty"]].status_reason or "")
     assert rows[town["old"]].label >= rows[town["new"]].label  # type: ignore[operator]
