@@ -12,6 +12,7 @@ tolerance; a detection is correct when it overlaps any label window (widened) of
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -36,6 +37,8 @@ from processing.events import Anomaly, events_from_mask
 from processing.normalise import dpe_estimate
 from processing.pipeline import (
     DAY_KINDS,
+    ENERGY_QUANTITIES,
+    TEMPERATURE_QUANTITIES,
     ArxInputs,
     PipelineConfig,
     assess_buildings,
@@ -127,16 +130,29 @@ def consumption_matrix(city: City) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
 
 
 def detector_kinds(city: City) -> list[str]:
+    """Detector kind of each meter row; "" for the rows the pipeline does not scan
+    (the station's irradiance)."""
     m = city.meters
     use = np.where(m.building >= 0, city.stock.use[np.maximum(m.building, 0)], "")
-    return [detector_kind(str(q), str(u)) for q, u in zip(m.quantity, use, strict=True)]
+    scanned = ENERGY_QUANTITIES + TEMPERATURE_QUANTITIES
+    return [
+        detector_kind(str(q), str(u)) if q in scanned else ""
+        for q, u in zip(m.quantity, use, strict=True)
+    ]
 
 
 def run_core(
     x: FloatArray, resets: npt.NDArray[np.bool_], kinds: list[str], outdoor_temp_c: FloatArray
 ) -> Detections:
     """The processing core as the pipeline runs it, plus counter resets from the index."""
-    found = scan_meters(x, kinds, local_start=datetime(2024, 7, 1), outdoor_temp_c=outdoor_temp_c)
+    rows = np.flatnonzero(np.asarray(kinds) != "")
+    found = [
+        dataclasses.replace(a, meter_index=int(rows[a.meter_index]))
+        for a in scan_meters(
+            x[rows], [kinds[r] for r in rows.tolist()], local_start=datetime(2024, 7, 1),
+            outdoor_temp_c=outdoor_temp_c,
+        )
+    ]  # fmt: skip
     rows, cols = np.nonzero(resets)
     found += [
         Anomaly(int(r), int(c), int(c) + 1, "counter_reset", 1.0, 0, 0, "")
@@ -347,7 +363,8 @@ def building_daily(city: City, x: FloatArray) -> tuple[BuildingDaily, npt.NDArra
 
 
 def arx_inputs(city: City, x: FloatArray, heat_row: npt.NDArray[np.int64]) -> ArxInputs:
-    """Indoor sensors, station temperature, heating registers and the weather's irradiance."""
+    """Indoor sensors, the station's temperature and irradiance, heating registers: what the
+    pipeline reads from the database."""
     m = city.meters
     sensors = m.rows("indoor_temperature")
     rows = m.building[sensors]
@@ -356,7 +373,7 @@ def arx_inputs(city: City, x: FloatArray, heat_row: npt.NDArray[np.int64]) -> Ar
         ti_c=x[sensors],
         te_c=x[int(m.rows("outdoor_temperature")[0])],
         heating_kwh=x[heat_row[rows]],
-        solar_w_per_m2=np.asarray(city.weather.ghi_w_m2, dtype=np.float64),
+        solar_w_per_m2=x[int(m.rows("irradiance")[0])],
     )
 
 

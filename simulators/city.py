@@ -52,8 +52,9 @@ QUANTITIES: Final = (
     "grid_frequency",
     "grid_load",
     "pv",
+    "irradiance",
 )
-UNITS: Final = ("kWh", "W", "degC", "V", "Hz", "pu")
+UNITS: Final = ("kWh", "W", "degC", "V", "Hz", "pu", "W/m2")
 HEATING_SEASON_MONTHS: Final = (10, 11, 12, 1, 2, 3, 4)
 _ELECTRIC: Final = ("electricity", "heat_pump")
 _PV_KWP_PER_BUILDING: Final = 0.45  # 15 % of buildings with 3 kWp, on average
@@ -384,17 +385,21 @@ def simulate_city(
         m_energy=n + fuel_idx.size,
         rng_meter=rng_meter,
         rng_sensor=rng_sensor,
+        irradiance=np.asarray(weather.ghi_w_m2, dtype=np.float64),
     )
     del clean, dirty
     meter_id = _ids("b", building, 6, quantity)
     meter_id[-1] = "station-outdoor_temperature"
+    unit = np.where(is_temp, "degC", "kWh").astype("<U8")
+    # The station also reports global horizontal irradiance (last row, no anomalies): the
+    # indoor-sensor heat-loss fit needs its solar term in production as in the benchmark.
     meters = MeterSeries(
-        meter_id=meter_id,
-        building=building,
-        feeder=np.full(building.size, -1, dtype=np.int64),
-        quantity=quantity,
-        unit=np.where(is_temp, "degC", "kWh").astype("<U8"),
-        cumulative=~is_temp,
+        meter_id=np.append(meter_id, "station-irradiance").astype(meter_id.dtype),
+        building=np.append(building, -1),
+        feeder=np.full(building.size + 1, -1, dtype=np.int64),
+        quantity=np.append(quantity, "irradiance").astype(quantity.dtype),
+        unit=np.append(unit, "W/m2").astype(unit.dtype),
+        cumulative=np.append(~is_temp, False),
         ts=ts_end,
         values=values,
         jitter_s=jitter,
@@ -450,12 +455,17 @@ def _observe(
     m_energy: int,
     rng_meter: np.random.Generator,
     rng_sensor: np.random.Generator,
+    irradiance: FloatArray,
 ) -> tuple[FloatArray, npt.NDArray[np.int8]]:
     """Readings of all hourly meters: energy rows (first ``m_energy``) become quantised
     registers with resets and jitter, temperature rows sensor readings; then transmission
-    losses."""
-    values = np.empty(clean.shape, dtype=np.float64)
-    jitter = reading_jitter(clean.shape, rng=rng_meter)
+    losses. The station's ``irradiance`` [W/m²] is appended as the last row, in whole watts
+    (allocated here: a copy of the whole matrix afterwards would double its memory)."""
+    m, t = clean.shape
+    values = np.empty((m + 1, t), dtype=np.float64)
+    np.round(irradiance, out=values[m])
+    jitter = np.zeros((m + 1, t), dtype=np.int8)
+    jitter[:m] = reading_jitter(clean.shape, rng=rng_meter)
     energy_dirty = dirty[:m_energy]
     gap = np.isnan(energy_dirty)
     np.copyto(energy_dirty, clean[:m_energy], where=gap)  # a gap: the register counts on
@@ -473,13 +483,13 @@ def _observe(
     )
     np.copyto(values[:m_energy], np.nan, where=gap)
     del gap
-    values[m_energy:] = temperature_sensor(dirty[m_energy:], rng=rng_sensor)
+    values[m_energy:m] = temperature_sensor(dirty[m_energy:], rng=rng_sensor)
     # A stuck sensor repeats its last reading exactly: no fresh noise over a flatline.
     stuck = labels.select((labels.kind == "flatline") & (labels.meter >= m_energy))
     for row, first, stop in zip(stuck.meter, stuck.start_step, stuck.stop_step, strict=True):
         values[row, first:stop] = values[row, first]
-    lost, _ = missing_mask((clean.shape[0], clean.shape[1]), rng=rng_meter)
-    np.copyto(values, np.nan, where=lost)
+    lost, _ = missing_mask((m, t), rng=rng_meter)
+    np.copyto(values[:m], np.nan, where=lost)
     return values, jitter
 
 
@@ -565,7 +575,8 @@ def _hourly_table(
 ) -> tuple[IntArray, npt.NDArray[np.str_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Building, quantity, temperature flag and heating flag of each hourly meter row.
 
-    Row order: electricity of every building, fuel/heat meters, indoor sensors, station.
+    Row order: electricity of every building, fuel/heat meters, indoor sensors, station
+    (the station's irradiance row is appended after these, see ``_observe``).
     """
     building = np.concatenate([np.arange(n), fuel_idx, sensor_idx, [-1]]).astype(np.int64)
     quantity = np.concatenate(

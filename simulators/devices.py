@@ -51,6 +51,7 @@ FORMAT_CHANNELS: Final[dict[str, dict[str, tuple[Spec, ...]]]] = {
         "grid_frequency": (_one("frequency", "Hz", "grid_frequency", False),),
         "grid_load": (_one("grid_load", "pu", "grid_load", False),),
         "pv": (_one("pv_power", "W", "pv", False),),
+        "irradiance": (_one("irradiance", "W/m2", "irradiance", False),),
     },
     "senml": {
         "electricity": _el("energy", "power"),

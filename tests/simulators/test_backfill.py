@@ -37,6 +37,13 @@ def _backfilled(url: str, seed: int) -> tuple[int, list[tuple[str, str, object, 
             "SELECT m.device_id, m.channel, r.ts, r.value FROM readings r"
             " JOIN meters m ON m.id = r.meter_id ORDER BY 1, 2, 3"
         ).fetchall()
+        # The weather station's irradiance arrives as its own meter (the ARX solar term).
+        ghi = conn.execute(
+            "SELECT m.unit, count(*), max(r.value) FROM readings r JOIN meters m"
+            " ON m.id = r.meter_id WHERE m.quantity = 'irradiance' GROUP BY 1"
+        ).fetchall()
+        assert [(u, n) for u, n, _ in ghi] == [("W/m2", city.meters.values.shape[1])]
+        assert 100 < ghi[0][2] < 1100
     non_nan = int(np.isfinite(city.meters.values).sum() + np.isfinite(city.grid.values).sum())
     derived = sum(c.derived_power for c in plan.channels)
     assert derived > 0 and n_expected > non_nan  # index channels plus their power channels

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 _ids = itertools.count()
 # Rounding of the devices' own payloads, per registered unit.
 _ATOL = {"kWh": 1.1e-3, "m3": 1.1e-3, "W": 0.51, "VA": 0.51, "degC": 1e-3, "V": 1e-3,
-         "Hz": 1e-3, "pu": 1e-3}  # fmt: skip
+         "Hz": 1e-3, "pu": 1e-3, "W/m2": 1e-3}  # fmt: skip
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
