@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from wattwatch import en50160
+
+# The quantities check_grid_reading looks at; readings of other meters never raise an event.
+GRID_QUANTITIES: Final = frozenset({"grid_voltage", "grid_frequency", "grid_load"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,23 @@
 """The broker side of the ingestor: a paho MQTT v5 client with a persistent session and
-manual acknowledgements, handing messages to the batch loop through a bounded buffer."""
+manual acknowledgements, handing messages to the batch loop through a bounded buffer.
+
+The batch loop's own thread runs paho's network loop (its external-loop API around our select)
+inside ``take``, so that receiving and parsing share one thread: with paho's thread apart, the
+two passed the interpreter lock back and forth between the cores at every message. The writer
+thread's acknowledgements are queued here and sent by that loop.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -18,6 +27,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ingest.mqtt_client import Client
 from ingest.routing import Route
 from wattwatch.errors import WattwatchError
 
@@ -25,15 +35,19 @@ log = logging.getLogger("wattwatch.ingest.mqtt")
 
 # paho numbers packets with 16 bits; more unacknowledged messages than this cannot exist.
 MAX_RECEIVE_MAXIMUM = 65535
+KEEPALIVE_S = 30
+# After a lost connection, reconnect after 1 s, then 2, 4… up to 10 s (paho's own loop's way).
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 10.0
 
 
 class BrokerError(WattwatchError):
     """The broker cannot be reached or refused the connection."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One received PUBLISH, not yet acknowledged."""
+class Message(NamedTuple):
+    """One received PUBLISH, not yet acknowledged (a NamedTuple: one is built per message, for
+    a fraction of a frozen dataclass's cost)."""
 
     mid: int
     qos: int
@@ -54,6 +68,8 @@ class MqttConsumer:
     The broker never has more than ``receive_maximum`` unacknowledged messages out to us, so
     the buffer is bounded by it. A PUBACK withheld on one connection is resent by the broker
     after the next connect, so messages of an older connection are never acknowledged.
+
+    One thread connects, takes and closes (paho runs in it); ``ack`` may come from any other.
     """
 
     def __init__(
@@ -74,13 +90,20 @@ class MqttConsumer:
         self.routes = tuple(routes)
         self.receive_maximum = max(1, min(receive_maximum, MAX_RECEIVE_MAXIMUM))
         self.session_expiry_s = session_expiry_s
-        self._cond = threading.Condition()
         self._buffer: list[Message] = []
         self._buffered_bytes = 0  # payload bytes in _buffer
         self._generation = 0
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
-        client = mqtt.Client(
+        self._reconnect = False  # after a lost connection (not after one we dropped)
+        self._reconnect_at = 0.0
+        self._reconnect_delay = RECONNECT_MIN_S
+        # PUBACKs to send, from the writer: (generation, packet ids), and a socket pair that
+        # wakes the loop for them.
+        self._acks: list[tuple[int, list[int]]] = []
+        self._acks_lock = threading.Lock()
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        client = Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
@@ -92,10 +115,9 @@ class MqttConsumer:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client = client
 
-    # --- paho callbacks (network thread) ------------------------------------------------------
+    # --- paho callbacks (in the taking thread, from the loop) ---------------------------------
     def _on_connect(
         self,
         client: mqtt.Client,
@@ -107,9 +129,9 @@ class MqttConsumer:
         if reason.is_failure:
             self._connect_error = str(reason)
             return
-        with self._cond:
-            self._generation += 1
+        self._generation += 1
         self._connect_error = None
+        self._reconnect_delay = RECONNECT_MIN_S
         # Subscribing again on a resumed session is harmless and heals a lost subscription.
         for route in self.routes:
             props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
@@ -145,25 +167,26 @@ class MqttConsumer:
         self._subscribed.clear()
         if reason.is_failure:
             log.warning("broker connection lost: %s", reason)
+        if self._reconnect:
+            self._reconnect_at = time.monotonic() + self._reconnect_delay
+            self._reconnect_delay = min(2 * self._reconnect_delay, RECONNECT_MAX_S)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        ids = getattr(msg.properties, "SubscriptionIdentifier", None) if msg.properties else None
+        ids = getattr(msg.properties, "SubscriptionIdentifier", None)
         payload = msg.payload
         message = Message(
-            mid=msg.mid,
-            qos=msg.qos,
-            topic=msg.topic,
-            payload=payload if type(payload) is bytes else bytes(payload),  # no copy of bytes
-            identifiers=tuple(ids) if isinstance(ids, list) else ((ids,) if ids else ()),
-            received_at=datetime.now(UTC),
-            received_monotonic=time.monotonic(),
-            generation=self._generation,
-            redelivered=bool(msg.dup),
+            msg.mid,
+            msg.qos,
+            msg.topic,
+            payload if type(payload) is bytes else bytes(payload),  # no copy of bytes
+            tuple(ids) if ids else (),  # paho gives a list
+            datetime.now(UTC),
+            msg.timestamp,  # paho's time.monotonic() at arrival
+            self._generation,
+            bool(msg.dup),
         )
-        with self._cond:
-            self._buffer.append(message)
-            self._buffered_bytes += len(message.payload)
-            self._cond.notify()
+        self._buffer.append(message)
+        self._buffered_bytes += len(payload)
 
     # --- used by the batch loop ---------------------------------------------------------------
     def connect(self, timeout_s: float = 10.0) -> None:
@@ -172,19 +195,31 @@ class MqttConsumer:
         props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = self.receive_maximum
         self._subscribed.clear()
+        self._connect_error = None
+        if self._wake is None:
+            self._wake = socket.socketpair()
+            for end in self._wake:
+                end.setblocking(False)
         try:
             self._client.connect(
-                self.host, self.port, keepalive=30, clean_start=False, properties=props
+                self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props
             )
         except OSError as exc:
             raise BrokerError(
                 f"cannot connect to the broker {self.host}:{self.port}: {exc}"
             ) from None
-        self._client.loop_start()
-        if not self._subscribed.wait(timeout_s):
-            self._client.loop_stop()
+        deadline = time.monotonic() + timeout_s
+        while not self._subscribed.is_set() and self._connect_error is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._client.socket() is None:
+                break
+            self._pump(min(remaining, 0.2))
+        if not self._subscribed.is_set():
+            self._client.disconnect()
             detail = self._connect_error or "no answer"
             raise BrokerError(f"broker {self.host}:{self.port} did not accept us: {detail}")
+        self._reconnect = True
+        self._reconnect_delay = RECONNECT_MIN_S
 
     def take(
         self,
@@ -195,51 +230,131 @@ class MqttConsumer:
     ) -> list[Message]:
         """Up to ``max_messages`` messages, returned once that many arrived, or they hold
         ``max_bytes`` of payload (packs of many readings), or the oldest has waited
-        ``max_wait_s`` (or at once when ``stop`` is set)."""
+        ``max_wait_s`` (or at once when ``stop`` is set). Runs the network loop meanwhile."""
         byte_limit = max_bytes if max_bytes is not None else float("inf")
-        with self._cond:
-            while not stop.is_set():
-                if len(self._buffer) >= max_messages or self._buffered_bytes >= byte_limit:
+        while not stop.is_set():
+            if len(self._buffer) >= max_messages or self._buffered_bytes >= byte_limit:
+                break
+            if self._buffer:
+                waited = time.monotonic() - self._buffer[0].received_monotonic
+                if waited >= max_wait_s:
                     break
-                if self._buffer:
-                    waited = time.monotonic() - self._buffer[0].received_monotonic
-                    if waited >= max_wait_s:
-                        break
-                    self._cond.wait(max_wait_s - waited)
-                else:
-                    self._cond.wait(0.2)
-            if len(self._buffer) <= max_messages:
-                taken, self._buffer, self._buffered_bytes = self._buffer, [], 0
+                self._pump(max_wait_s - waited)
             else:
-                taken, self._buffer = self._buffer[:max_messages], self._buffer[max_messages:]
-                self._buffered_bytes -= sum(len(m.payload) for m in taken)
-            return taken
+                self._pump(0.2)
+        if len(self._buffer) <= max_messages:
+            taken, self._buffer, self._buffered_bytes = self._buffer, [], 0
+        else:
+            taken, self._buffer = self._buffer[:max_messages], self._buffer[max_messages:]
+            self._buffered_bytes -= sum(len(m.payload) for m in taken)
+        return taken
 
     def ack(self, messages: Sequence[Message]) -> int:
         """Acknowledge, in arrival order, the messages this connection delivered; returns the
-        number acknowledged (the others will be redelivered and absorbed as duplicates)."""
+        number to acknowledge (the others will be redelivered and absorbed as duplicates).
+
+        Any thread: the PUBACKs are queued and the loop sends them (at once if it waits)."""
         current = self._generation
-        acked = 0
-        for message in messages:
-            if message.generation != current or message.qos == 0:
-                continue
-            if self._client.ack(message.mid, message.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                acked += 1
-        return acked
+        # QoS 0 needs none; QoS 2 cannot come through our QoS 1 subscriptions.
+        mids = [m.mid for m in messages if m.generation == current and m.qos == 1]
+        if mids:
+            with self._acks_lock:
+                self._acks.append((current, mids))
+            wake = self._wake
+            if wake is not None:
+                with contextlib.suppress(OSError):  # BlockingIOError: already woken
+                    wake[1].send(b"\0")
+        return len(mids)
 
     def drop_connection(self) -> None:
         """Disconnect and forget unacknowledged messages: the broker keeps and resends them."""
+        self._reconnect = False
+        self._flush_acks()  # of batches committed before the failure
         self._client.disconnect()
-        self._client.loop_stop()
-        with self._cond:
-            self._buffer.clear()
-            self._buffered_bytes = 0
+        self._buffer.clear()
+        self._buffered_bytes = 0
+        with self._acks_lock:
+            self._acks.clear()
 
     def close(self) -> None:
+        self._reconnect = False
+        self._flush_acks()
         self._client.disconnect()
-        self._client.loop_stop()
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
+            self._wake = None
 
     @property
     def buffered(self) -> int:
-        with self._cond:
-            return len(self._buffer)
+        return len(self._buffer)
+
+    # --- the network loop ---------------------------------------------------------------------
+    def _pump(self, timeout: float) -> None:
+        """One turn of the network loop: wait up to ``timeout`` for the broker or the writer,
+        handle every packet received, send what is queued, keep the connection alive."""
+        client = self._client
+        sock = client.socket()
+        if sock is None:
+            self._pump_disconnected(timeout)
+            return
+        pending = getattr(sock, "pending", None)
+        readable = bool(pending and pending())
+        if not readable:
+            wake = [self._wake[0]] if self._wake is not None else []
+            wants_write = [sock] if client.want_write() else []
+            ready, _, _ = select.select([sock, *wake], wants_write, [], timeout)
+            readable = sock in ready
+            if wake and wake[0] in ready:
+                _drain(wake[0])
+        if readable:
+            # One loop_read handles one packet; the socket's buffer holds many.
+            rc = client.loop_read()
+            while (
+                rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+                and pending is not None
+                and pending()
+                and client.socket() is sock
+            ):
+                rc = client.loop_read()
+        self._flush_acks()
+        if client.want_write():
+            client.loop_write()
+        client.loop_misc()  # keepalive: PINGREQ when idle, disconnect without PINGRESP
+
+    def _pump_disconnected(self, timeout: float) -> None:
+        """Reconnect when due after a lost connection, else only wait."""
+        now = time.monotonic()
+        if self._reconnect and now >= self._reconnect_at:
+            try:
+                self._client.reconnect()  # CONNACK, then on_connect, come through the loop
+            except OSError as exc:
+                delay = self._reconnect_delay
+                log.warning("broker unavailable, retrying in %.0f s: %s", delay, exc)
+                self._reconnect_at = now + self._reconnect_delay
+                self._reconnect_delay = min(2 * self._reconnect_delay, RECONNECT_MAX_S)
+            return
+        if self._reconnect:
+            timeout = min(timeout, self._reconnect_at - now)
+        wake = [self._wake[0]] if self._wake is not None else []
+        if wake:
+            ready, _, _ = select.select(wake, [], [], max(timeout, 0.0))
+            if ready:
+                _drain(wake[0])
+        else:
+            time.sleep(max(timeout, 0.0))
+
+    def _flush_acks(self) -> None:
+        """Send the queued PUBACKs of this connection, one write per committed batch."""
+        if not self._acks:
+            return
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        for generation, mids in acks:
+            if generation == self._generation:
+                self._client.ack_many(mids)
+
+
+def _drain(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # BlockingIOError: nothing left
+        sock.recv(4096)

@@ -1,4 +1,5 @@
-"""Resolve readings to meters: a cache of the meters table, with optional auto-registration."""
+"""Resolve readings to meters, a series at a time: a cache of the meters table, with optional
+auto-registration."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 
 import psycopg
 
-from ingest.reading import Reading
+from ingest.reading import Series
 from storage.meters import Meter, load_meters, register_meter
 from wattwatch.errors import PayloadError
 
@@ -41,46 +42,44 @@ class MeterRegistry:
             return True
         return time.monotonic() - self._loaded_at > self.RELOAD_EVERY_S
 
-    def resolve(
-        self, conn: psycopg.Connection, fmt: str, reading: Reading, topic: str = ""
-    ) -> Meter:
-        """The meter of a reading; raises PayloadError when it cannot have one.
+    def resolve(self, conn: psycopg.Connection, fmt: str, series: Series, topic: str = "") -> Meter:
+        """The meter of a series of readings; raises PayloadError when it cannot have one.
 
         ``conn`` must be in autocommit mode: a registration commits at once, apart from the
         batch being assembled.
         """
-        key = (fmt, reading.device_id, reading.channel)
+        key = (fmt, series.device_id, series.channel)
         meter = self._meters.get(key)
         if meter is None and self._may_reload(key):
             # Another process (the API enrolling a household) may have added it since.
             self.reload(conn)
             meter = self._meters.get(key)
         if meter is None:
-            meter = self._register(conn, fmt, reading)
-        if meter.household and not _names_device(topic, reading.device_id):
+            meter = self._register(conn, fmt, series)
+        if meter.household and not _names_device(topic, series.device_id):
             # A household's broker account may publish only on its own topics, but formats
             # that name the device in the payload (TIC's ADCO, SenML's bn) could still claim
             # another household's meter from there.
             raise PayloadError(
-                f"{fmt} device {reading.device_id!r} is a household's and topic {topic!r} is "
+                f"{fmt} device {series.device_id!r} is a household's and topic {topic!r} is "
                 "not its own"
             )
-        if reading.unit is not None and reading.unit != meter.unit:
+        if series.unit is not None and series.unit != meter.unit:
             raise PayloadError(
-                f"unit {reading.unit} for {fmt} device {reading.device_id!r} channel "
-                f"{reading.channel!r}, which is registered in {meter.unit}"
+                f"unit {series.unit} for {fmt} device {series.device_id!r} channel "
+                f"{series.channel!r}, which is registered in {meter.unit}"
             )
         return meter
 
-    def _register(self, conn: psycopg.Connection, fmt: str, reading: Reading) -> Meter:
+    def _register(self, conn: psycopg.Connection, fmt: str, series: Series) -> Meter:
         if not self.auto_register:
             raise PayloadError(
-                f"unknown {fmt} device {reading.device_id!r} channel {reading.channel!r}: "
+                f"unknown {fmt} device {series.device_id!r} channel {series.channel!r}: "
                 "enrol it first (auto-registration is off)"
             )
-        if reading.quantity is None or reading.unit is None:
+        if series.quantity is None or series.unit is None:
             raise PayloadError(
-                f"unknown {fmt} device {reading.device_id!r} channel {reading.channel!r}: "
+                f"unknown {fmt} device {series.device_id!r} channel {series.channel!r}: "
                 "its payload does not say what it measures (quantity and unit), so it must be "
                 "registered first"
             )
@@ -88,11 +87,11 @@ class MeterRegistry:
             meter = register_meter(
                 conn,
                 device_format=fmt,
-                device_id=reading.device_id,
-                channel=reading.channel,
-                quantity=reading.quantity,
-                unit=reading.unit,
-                cumulative=reading.cumulative,
+                device_id=series.device_id,
+                channel=series.channel,
+                quantity=series.quantity,
+                unit=series.unit,
+                cumulative=series.cumulative,
             )
         self._meters[meter.key] = meter
         return meter

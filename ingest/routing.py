@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from paho.mqtt.client import topic_matches_sub
 
-from ingest.adapters.registry import ADAPTERS, DEFAULT_TOPICS, Adapter
+from ingest.adapters.registry import (
+    ADAPTERS,
+    DEFAULT_TOPICS,
+    Adapter,
+    ColumnAdapter,
+    column_adapter,
+)
 from wattwatch.errors import ConfigError
 
 
@@ -19,6 +25,7 @@ class Route:
     topic_filter: str
     format: str
     adapter: Adapter
+    columns: ColumnAdapter  # the same parser, returning columns (the ingestor's path)
 
 
 class Router:
@@ -37,16 +44,19 @@ class Router:
                 raise ConfigError(
                     f"WATTWATCH_INGEST_TOPICS: bad topic filter {topic_filter!r} for {fmt}"
                 )
-            routes.append(Route(identifier, topic_filter, fmt, ADAPTERS[fmt]))
+            routes.append(Route(identifier, topic_filter, fmt, ADAPTERS[fmt], column_adapter(fmt)))
         self.routes: Sequence[Route] = tuple(routes)
         self._by_id = {route.identifier: route for route in routes}
 
     def route(self, topic: str, identifiers: Sequence[int] | None) -> Route | None:
         """The route of a message: its lowest subscription identifier, else the first filter
         that matches its topic (brokers without identifiers), else None."""
-        for identifier in sorted(identifiers or ()):
-            if identifier in self._by_id:
-                return self._by_id[identifier]
+        if identifiers:
+            # One identifier is the rule (filters seldom overlap): no sort for it.
+            for identifier in sorted(identifiers) if len(identifiers) > 1 else identifiers:
+                route = self._by_id.get(identifier)
+                if route is not None:
+                    return route
         for route in self.routes:
             if topic_matches_sub(route.topic_filter, topic):
                 return route

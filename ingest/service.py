@@ -8,9 +8,11 @@ redelivered message finds its rows already there.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,10 +30,10 @@ from ingest.mqtt import BrokerError, Message, MqttConsumer
 from ingest.registry import MeterRegistry
 from ingest.routing import Router
 from storage.anomalies import record_point_anomalies
+from storage.bulk import write_batch
 from storage.database import connect, is_transient
 from storage.dead_letters import write_dead_letters
 from storage.operations import record_ingest_batch
-from storage.readings import write_readings
 from wattwatch.errors import StackError, TransientStorageError
 from wattwatch.logs import setup_logging
 from wattwatch.settings import Settings
@@ -46,6 +48,7 @@ MAX_BATCH_READINGS = 20_000
 # ... and take() returns early once this much payload is buffered (some 20k-40k readings of
 # SenML packs) rather than waiting for ingest_batch_size messages or the flush interval.
 MAX_BATCH_BYTES = 1_000_000
+SWITCH_INTERVAL_S = 0.0005  # sys.setswitchinterval of the ingest process (default 0.005)
 
 
 @dataclass(slots=True)
@@ -199,7 +202,9 @@ class Ingestor:
         assert self._lookup is not None
         started = time.monotonic()
         with self._write.transaction():
-            staged, inserted = write_readings(self._write, batch.rows)
+            staged, inserted = write_batch(
+                self._write, batch.meter_ids, batch.ts_us.view("datetime64[us]"), batch.values
+            )
             if batch.dead_letters:
                 write_dead_letters(self._write, batch.dead_letters)
             if batch.anomalies:
@@ -362,4 +367,10 @@ def run_ingest(settings: Settings) -> None:
                 f"WATTWATCH_INGEST_METRICS_PORT: cannot serve metrics on "
                 f"{settings.ingest_metrics_port}: {exc.strerror or exc}"
             ) from None
+    # The writer waits for the interpreter lock after each database round trip while the batch
+    # loop parses: at the default 5 ms a commit of a few round trips stalls for tens of ms.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # Start-up's long-lived objects (modules, settings) leave the collector's generations, so
+    # the collections that paho's per-message allocations trigger stop walking them each time.
+    gc.freeze()
     ingestor.run()

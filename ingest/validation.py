@@ -2,6 +2,7 @@
 
 Adapters guarantee shape (finite value, aware timestamp, known unit); these checks reject values
 no real meter produces, so a faulty device or a unit mix-up is dead-lettered, not stored.
+``implausible`` applies the value and time checks of ``check_reading`` to whole columns.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from ingest.reading import QUANTITIES, UNITS, Reading
+import numpy as np
+import numpy.typing as npt
+
+from ingest.reading import EPOCH, ONE_US, QUANTITIES, UNITS, Reading, Series
 from wattwatch.errors import PayloadError
 
 MAX_PAYLOAD_BYTES: Final = 64 * 1024  # [bytes]; the ingestor checks before parsing
@@ -39,7 +43,7 @@ INDEX_RANGES: Final[dict[str, tuple[float, float]]] = {
     "m3": (0.0, 1e9),
 }
 
-_MAX_FUTURE: Final = timedelta(minutes=10)
+MAX_FUTURE: Final = timedelta(minutes=10)
 # (unit, cumulative) → (low, high, is the index range): both tables above, looked up once.
 _RANGES: Final[dict[tuple[str, bool], tuple[float, float, bool]]] = {
     (unit, cumulative): (
@@ -57,7 +61,7 @@ def check_reading(
     reading: Reading,
     *,
     now: datetime,
-    max_future: timedelta = _MAX_FUTURE,
+    max_future: timedelta = MAX_FUTURE,
     not_before: datetime | None = None,
 ) -> None:
     """Raise PayloadError when ``reading`` is implausible; return None when it may be stored.
@@ -82,13 +86,8 @@ def check_reading(
     if not_before is not None and not_before.tzinfo is not UTC:
         _require_aware(not_before, "not_before")
 
+    check_series(reading)
     unit = reading.unit
-    if unit is not None and unit not in UNITS:
-        raise PayloadError(f"{_where(reading)}: unknown unit {unit[:20]!r}")
-    quantity = reading.quantity
-    if quantity is not None and quantity not in QUANTITIES:
-        raise PayloadError(f"{_where(reading)}: unknown quantity {quantity[:30]!r}")
-
     value = reading.value
     if (
         type(value) is not float and (isinstance(value, bool) or not isinstance(value, int))
@@ -119,7 +118,75 @@ def check_reading(
         )
 
 
-def _where(reading: Reading) -> str:
+def check_series(series: Series | Reading) -> None:
+    """Raise PayloadError when a series names a unit or quantity wattwatch does not know."""
+    unit = series.unit
+    if unit is not None and unit not in UNITS:
+        raise PayloadError(f"{_where(series)}: unknown unit {unit[:20]!r}")
+    quantity = series.quantity
+    if quantity is not None and quantity not in QUANTITIES:
+        raise PayloadError(f"{_where(series)}: unknown quantity {quantity[:30]!r}")
+
+
+def value_range(unit: str | None, cumulative: bool) -> tuple[float, float]:
+    """The plausible [low, high] of a reading in ``unit`` (an index when ``cumulative``);
+    unbounded without a unit."""
+    if unit is None:
+        return _UNBOUNDED[0], _UNBOUNDED[1]
+    low, high, _ = _RANGES.get((unit, cumulative), _UNBOUNDED)
+    return low, high
+
+
+def to_us(ts: datetime) -> int:
+    """An aware datetime in µs since 1970-01-01 UTC, the unit of reading columns."""
+    return (ts - EPOCH) // ONE_US
+
+
+EARLIEST_US: Final = to_us(EARLIEST_TS)
+
+
+def implausible(
+    value: npt.ArrayLike,
+    ts_us: npt.ArrayLike,
+    low: npt.ArrayLike,
+    high: npt.ArrayLike,
+    not_before_us: npt.ArrayLike,
+    *,
+    now: datetime,
+    max_future: timedelta = MAX_FUTURE,
+) -> npt.NDArray[np.bool_]:
+    """Which readings ``check_reading`` refuses for their value or timestamp, for columns.
+
+    Parameters
+    ----------
+    value : array_like of float, (n,)
+        Reading values, in their unit.
+    ts_us : array_like of int, (n,)
+        Timestamps [µs since 1970-01-01 UTC].
+    low, high : array_like of float, (n,)
+        Each reading's plausible range, from ``value_range``.
+    not_before_us : array_like of int, (n,)
+        Each reading's earliest plausible timestamp [µs]: its meter's installation, else
+        ``EARLIEST_US``.
+    now, max_future
+        As in ``check_reading``.
+
+    Returns
+    -------
+    ndarray of bool, (n,)
+        True where a reading would be refused (``check_reading`` then says why).
+    """
+    if now.tzinfo is not UTC:
+        _require_aware(now, "now")
+    v = np.asarray(value, dtype=np.float64)
+    t = np.asarray(ts_us, dtype=np.int64)
+    latest = to_us(now) + max_future // ONE_US
+    ok = np.isfinite(v) & (np.asarray(low) <= v) & (v <= np.asarray(high))
+    ok &= (t <= latest) & (t >= np.asarray(not_before_us, dtype=np.int64))
+    return ~ok
+
+
+def _where(reading: Series | Reading) -> str:
     return f"{reading.device_id[:60]}/{reading.channel[:60]}"
 
 

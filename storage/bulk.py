@@ -1,7 +1,7 @@
 """Bulk readings from numpy arrays: PostgreSQL binary COPY built with numpy, no per-row Python.
 
 Same path as ``storage.readings.write_readings`` (staging table, ``ON CONFLICT DO NOTHING``,
-``rollup_dirty`` hours) for backfills of millions of rows.
+``rollup_dirty`` hours) for the ingestor's batches and for backfills of millions of rows.
 """
 
 from __future__ import annotations
@@ -63,6 +63,39 @@ def copy_payload(meter_id: npt.ArrayLike, ts: npt.ArrayLike, value: npt.ArrayLik
     return b"".join((_HEADER, rows.tobytes(), _TRAILER))
 
 
+def write_batch(
+    conn: psycopg.Connection, meter_id: npt.ArrayLike, ts: npt.ArrayLike, value: npt.ArrayLike
+) -> tuple[int, int]:
+    """Stage one batch of finite rows with a single COPY and insert those not stored yet.
+
+    The ingestor's write: runs inside the caller's transaction, which must not have staged
+    rows before (the staging table empties itself at each commit; ``write_arrays`` stages
+    several chunks in one transaction). Arguments as in ``copy_payload``.
+
+    Returns
+    -------
+    (staged, inserted)
+        ``staged - inserted`` rows were already stored.
+    """
+    staged = int(np.size(value))
+    if staged == 0:
+        return 0, 0
+    data = copy_payload(meter_id, ts, value)
+    with conn.cursor() as cur:
+        cur.execute(_STAGING_DDL)
+        with cur.copy(_COPY) as copy:
+            copy.write(data)
+        return staged, _insert_staged(cur)
+
+
+def _insert_staged(cur: psycopg.Cursor[tuple[object, ...]]) -> int:
+    """Insert the staged rows not stored yet and mark their hours for the rollups."""
+    cur.execute(_UPSERT)
+    inserted = max(cur.rowcount, 0)
+    cur.execute(_MARK_DIRTY)
+    return inserted
+
+
 def write_arrays(
     conn: psycopg.Connection,
     meter_id: npt.ArrayLike,
@@ -98,9 +131,7 @@ def write_arrays(
             with cur.copy(_COPY) as copy:
                 copy.write(data)
             del data
-            cur.execute(_UPSERT)
-            inserted += max(cur.rowcount, 0)
-            cur.execute(_MARK_DIRTY)
+            inserted += _insert_staged(cur)
             # Several chunks share one transaction, so ON COMMIT DELETE ROWS is not enough.
             cur.execute("TRUNCATE staging_readings")
             staged += hi - lo

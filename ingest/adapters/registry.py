@@ -1,6 +1,7 @@
 """The one table from device-format name to adapter, and each format's default MQTT subscription.
 
-Adding a format = one module in this package + one line in ``ADAPTERS`` and ``DEFAULT_TOPICS``.
+Adding a format = one module in this package + one line in ``ADAPTERS`` and ``DEFAULT_TOPICS``
+(and in ``COLUMN_ADAPTERS`` when its messages carry many readings).
 """
 
 from __future__ import annotations
@@ -9,13 +10,19 @@ from datetime import datetime
 from typing import Final, Protocol
 
 from ingest.adapters import dsmr, esphome, linky_tic, own_json, senml, shelly, tasmota, zigbee2mqtt
-from ingest.reading import Reading
+from ingest.reading import Reading, ReadingColumns
 
 
 class Adapter(Protocol):
     """A pure parser: one MQTT message to readings; raises only ``PayloadError`` on bad input."""
 
     def __call__(self, topic: str, payload: bytes, received_at: datetime) -> list[Reading]: ...
+
+
+class ColumnAdapter(Protocol):
+    """An adapter that returns its readings as columns (same readings, same errors)."""
+
+    def __call__(self, topic: str, payload: bytes, received_at: datetime) -> ReadingColumns: ...
 
 
 ADAPTERS: Final[dict[str, Adapter]] = {
@@ -27,6 +34,12 @@ ADAPTERS: Final[dict[str, Adapter]] = {
     "zigbee2mqtt": zigbee2mqtt.parse,
     "esphome": esphome.parse,
     "dsmr": dsmr.parse,
+}
+
+# Formats whose packs hold many readings parse straight to columns (the ingestor's path); their
+# ``ADAPTERS`` entry returns the same readings as ``Reading`` objects.
+COLUMN_ADAPTERS: Final[dict[str, ColumnAdapter]] = {
+    "senml": senml.parse_columns,
 }
 
 # Subscription filter per format, matching each tool's out-of-the-box topics:
@@ -60,3 +73,16 @@ def get_adapter(name: str) -> Adapter:
     except KeyError:
         known = ", ".join(sorted(ADAPTERS))
         raise KeyError(f"unknown device format {name!r}; known formats: {known}") from None
+
+
+def column_adapter(name: str) -> ColumnAdapter:
+    """The column parser of format ``name``: its own, else its readings turned into columns."""
+    own = COLUMN_ADAPTERS.get(name)
+    if own is not None:
+        return own
+    adapter = get_adapter(name)
+
+    def parse_columns(topic: str, payload: bytes, received_at: datetime) -> ReadingColumns:
+        return ReadingColumns.from_readings(adapter(topic, payload, received_at))
+
+    return parse_columns

@@ -13,6 +13,7 @@ from ingest.batch import BatchPreparer, PreparedBatch
 from ingest.mqtt import Message, MqttConsumer
 from ingest.routing import Router
 from ingest.service import _Writer
+from storage.meters import Meter
 
 
 def message(mid: int, *, generation: int = 1, qos: int = 1) -> Message:
@@ -87,6 +88,10 @@ class _RecordingClient:
         self.acked.append((mid, qos))
         return 0
 
+    def ack_many(self, mids: list[int]) -> int:
+        self.acked.extend((mid, 1) for mid in mids)
+        return 0
+
 
 def test_acks_follow_arrival_order_and_skip_older_connections() -> None:
     consumer = MqttConsumer(
@@ -104,6 +109,7 @@ def test_acks_follow_arrival_order_and_skip_older_connections() -> None:
         message(1, generation=2),
     ]
     assert consumer.ack(messages) == 3
+    consumer._flush_acks()  # what the network loop does next
     assert client.acked == [(7, 1), (65535, 1), (1, 1)]
 
 
@@ -118,3 +124,30 @@ def test_batches_cut_by_readings_cover_the_messages_in_order(max_rows: int) -> N
     chunks = list(preparer.prepare_split(messages, None, max_rows))  # type: ignore[arg-type]
     assert [m for chunk, _ in chunks for m in chunk] == messages
     assert sum(len(b.dead_letters) for _, b in chunks) == len(messages)
+
+
+def test_refused_messages_keep_their_place_whichever_stage_refuses_them() -> None:
+    # Parsing refuses some messages at once, plausibility checks refuse others a batch later.
+    class _Registry:
+        def resolve(self, _conn: object, fmt: str, series: object, _topic: str) -> Meter:
+            return Meter(7, None, "electricity", "W", False, fmt, "urn:dev:a", "p", None)
+
+    def senml(value: float, t: int = 1_735_689_600) -> bytes:
+        return f'[{{"bn":"urn:dev:a:","n":"p","u":"W","v":{value},"t":{t}}}]'.encode()
+
+    payloads = [senml(1.0), senml(1e300), b"not json", senml(2.0, 1_735_689_660), senml(3.0, 4e9)]
+    messages = [
+        Message(mid=i, qos=1, topic="senml/a", payload=p, identifiers=(2,),
+                received_at=datetime.now(UTC), received_monotonic=0.0, generation=1,
+                redelivered=False)
+        for i, p in enumerate(payloads, start=1)
+    ]  # fmt: skip
+    preparer = BatchPreparer(Router({}), _Registry())  # type: ignore[arg-type]
+    batch = preparer.prepare(messages, None)  # type: ignore[arg-type]
+    assert batch.values.tolist() == [1.0, 2.0]
+    assert batch.meter_ids.tolist() == [7, 7]
+    assert [d.payload for d in batch.dead_letters] == [payloads[1], payloads[2], payloads[4]]
+    assert "outside plausible range" in batch.dead_letters[0].reason
+    assert "ahead of" in batch.dead_letters[2].reason
+    assert batch.formats == {"senml": 2}
+    assert batch.dead_reasons == {"invalid_value": 2, "malformed": 1}

@@ -8,10 +8,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.adapters.registry import ADAPTERS
-from ingest.reading import Reading
-from ingest.validation import EARLIEST_TS, MAX_PAYLOAD_BYTES, check_reading
+from ingest.reading import UNITS, Reading
+from ingest.validation import (
+    EARLIEST_TS,
+    EARLIEST_US,
+    MAX_PAYLOAD_BYTES,
+    check_reading,
+    implausible,
+    to_us,
+    value_range,
+)
 from wattwatch.errors import PayloadError
 
 NOW = datetime(2024, 1, 5, 11, 0, 30, tzinfo=UTC)
@@ -129,3 +139,30 @@ def test_every_valid_adapter_case_is_plausible() -> None:
             check_reading(reading, now=datetime(2025, 1, 1, tzinfo=UTC))
             count += 1
     assert count > 100
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(
+    unit=st.sampled_from([None, *sorted(UNITS)]),
+    cumulative=st.booleans(),
+    value=st.floats() | st.sampled_from([-10e6, 10e6, 1e9, 0.0, 40.0, 70.0, 100.0]),
+    offset_us=st.integers(-(10**17), 10**12) | st.sampled_from([0, 600_000_000, 600_000_001]),
+    installed=st.none() | st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)),
+)
+def test_columns_are_refused_exactly_when_check_reading_refuses(
+    unit: str | None, cumulative: bool, value: float, offset_us: int, installed: datetime | None
+) -> None:
+    ts_us = to_us(NOW) + offset_us
+    try:
+        ts = NOW + timedelta(microseconds=offset_us)
+    except OverflowError:
+        return  # no datetime to compare with
+    reading = make(value, unit, cumulative=cumulative, ts=ts, quantity=None)
+    try:
+        check_reading(reading, now=NOW, not_before=installed)
+        refused = False
+    except PayloadError:
+        refused = True
+    low, high = value_range(unit, cumulative)
+    floor = to_us(installed) if installed is not None else EARLIEST_US
+    assert implausible([value], [ts_us], [low], [high], [floor], now=NOW).tolist() == [refused]
