@@ -124,6 +124,21 @@ def wait_rows_above(url: str, n: int, timeout_s: float = 60) -> None:
         time.sleep(0.1)
 
 
+def assert_stored_exactly(url: str, expected: set[tuple[str, int, float]]) -> None:
+    """The readings table holds the published set: nothing lost, nothing duplicated or
+    invented, and no dead letter."""
+    with psycopg.connect(url) as conn:
+        stored = conn.execute(
+            "SELECT m.device_id, extract(epoch FROM r.ts)::bigint, r.value"
+            " FROM readings r JOIN meters m ON m.id = r.meter_id"
+        ).fetchall()
+        dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+    stored_set = {(d, int(t), float(v)) for d, t, v in stored}
+    assert len(stored) == len(stored_set)  # no duplicate rows
+    assert stored_set == expected  # nothing lost, nothing invented
+    assert dead == (0,)
+
+
 def test_sigkill_and_database_restart_lose_and_duplicate_nothing(
     servers: tuple[EmbeddedPostgres, EmbeddedMosquitto],
 ) -> None:
@@ -172,16 +187,7 @@ def test_sigkill_and_database_restart_lose_and_duplicate_nothing(
         ingest.stop()
         shutil.rmtree(state, ignore_errors=True)
 
-    with psycopg.connect(url) as conn:
-        stored = conn.execute(
-            "SELECT m.device_id, extract(epoch FROM r.ts)::bigint, r.value"
-            " FROM readings r JOIN meters m ON m.id = r.meter_id"
-        ).fetchall()
-        dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
-    stored_set = {(d, int(t), float(v)) for d, t, v in stored}
-    assert len(stored) == len(stored_set)  # no duplicate rows
-    assert stored_set == expected  # nothing lost, nothing invented
-    assert dead == (0,)
+    assert_stored_exactly(url, expected)
     print(
         f"\n{len(expected)} readings published in {MESSAGES} QoS 1 messages; 3 SIGKILLs and one "
         f"PostgreSQL restart; 0 lost, 0 duplicated; {ingest.redelivered_seen} messages "
@@ -239,12 +245,4 @@ def test_broker_restart_is_survived_with_nothing_lost(
         thread.join(30)
         shutil.rmtree(state, ignore_errors=True)
     assert not thread.is_alive()
-    with psycopg.connect(url) as conn:
-        stored = conn.execute(
-            "SELECT m.device_id, extract(epoch FROM r.ts)::bigint, r.value"
-            " FROM readings r JOIN meters m ON m.id = r.meter_id"
-        ).fetchall()
-        dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
-    assert len(stored) == len(expected)
-    assert {(d, int(t), float(v)) for d, t, v in stored} == expected
-    assert dead == (0,)
+    assert_stored_exactly(url, expected)
