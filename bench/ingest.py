@@ -880,13 +880,14 @@ PROFILE_STAGES = {
     "paho: MQTT v5 properties of each PUBLISH": "Properties.unpack (mqtt/properties.py)",
     "ingest.mqtt: on_message → Message": "MqttConsumer._on_message (ingest/mqtt.py)",
     "ingest.mqtt: ack → PUBACKs": "MqttConsumer.ack (ingest/mqtt.py)",
-    "ingest.batch: prepare (parse, resolve, validate)": "BatchPreparer.prepare (ingest/batch.py)",
-    "  adapter parse (SenML)": "parse (adapters/senml.py)",
+    "ingest.batch: prepare (parse, resolve, validate)": (
+        "BatchPreparer.prepare_split (ingest/batch.py)"
+    ),
+    "  adapter parse (SenML)": "parse_columns (adapters/senml.py)",
     "  registry resolve": "MeterRegistry.resolve (ingest/registry.py)",
-    "  check_reading": "check_reading (ingest/validation.py)",
+    "  plausibility (numpy, per batch)": "implausible (ingest/validation.py)",
     "  check_grid_reading": "check_grid_reading (ingest/grid_rules.py)",
-    "storage: write_readings (COPY, INSERT)": "write_readings (storage/readings.py)",
-    "  COPY write_row": "Copy.write_row (psycopg/_copy.py)",
+    "storage: write_batch (COPY, INSERT)": "write_batch (storage/bulk.py)",
     "metrics: observe/inc": "Histogram.observe (prometheus_client/metrics.py)",
 }
 _FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")

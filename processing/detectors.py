@@ -668,8 +668,8 @@ def _sustained_change(
     days: int,
 ) -> FloatArray:
     """Largest, over the windows of ``days`` days starting in ``[onset, end)`` and at most
-    ``ONSET_SLACK_DAYS`` after the onset, of the
-    window's residual relative to its expected use [-]; NaN when none is valid.
+    ``ONSET_SLACK_DAYS`` after the onset, of the window's residual relative to its expected
+    use [-]; NaN when none is valid.
 
     Pass the residual times the event's sign (+1 up, −1 down). It is against the
     trailing-weeks (temperature-corrected) baseline, which absorbs a lasting shift within
@@ -833,7 +833,7 @@ def _scan_in_threads(
             for lo, hi in itertools.pairwise(bounds)
         ]
         found: list[Anomaly] = []
-        for lo, future in zip(bounds, futures, strict=False):
+        for lo, future in zip(bounds[:-1], futures, strict=True):
             found.extend(
                 dataclasses.replace(an, meter_index=an.meter_index + lo) for an in future.result()
             )

@@ -185,7 +185,7 @@ def scan_meters(
         rows = np.flatnonzero(k == kind)
         q = quality if quality is not None else QualityConfig()
         if kind == "temperature":
-            q = replace(q, flatline_exact=True)
+            q = replace(q, flatline_exact=TEMPERATURE_QUALITY.flatline_exact)
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=q,
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, threads=threads,
@@ -704,8 +704,6 @@ def assessment_rows(
                     hlc_w_per_k=f(result.arx_hlc_w_per_k[i]),
                     tau_h=f(result.arx_tau_h[i]),
                     methods_disagree=bool(result.methods_disagree[i]),
-                    slope_change_rel=f(result.slope_change.relative_change[i]),
-                    slope_change_p=f(result.slope_change.p_value[i]),
                 )
             )
         elif arx_status:
