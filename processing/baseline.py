@@ -282,70 +282,132 @@ class BaselineScan:
     daily_expected: FloatArray
 
 
-def _shared_or_block(a: FloatArray, i: int, j: int) -> FloatArray:
-    return a if a.shape[0] == 1 else a[i:j]
+# Balance temperatures tried per meter [°C]: a well-insulated building or one with large
+# internal gains starts heating well below 16 °C, a leaky one above it.
+HEATING_BASES_C = (8.0, 10.0, 12.0, 14.0, 16.0, 18.0)
 
 
-def _degree_hour_anomaly(
-    degree_hours: npt.ArrayLike | None, m: int, n: int, weeks: int, steps_per_hour: int
-) -> FloatArray | None:
-    """Degree hours minus their own hour-of-week baseline (shape (1, n) or (m, n))."""
-    if degree_hours is None:
-        return None
-    dh = _as_matrix(degree_hours, "degree_hours")
-    if dh.shape[1] != n or dh.shape[0] not in (1, m):
-        raise ValueError(f"degree_hours: expected shape ({n},) or ({m}, {n}), got {dh.shape}")
-    med, _ = hour_of_week_baseline(dh, weeks=weeks, steps_per_hour=steps_per_hour)
-    return np.asarray(dh - med, dtype=np.float64)
+@dataclass(slots=True, frozen=True)
+class HeatingTerm:
+    """Degree-hour term of heating meters: ``expected = median + slope·(dh − median dh)``,
+    with ``dh = max(base − Te, 0)`` at each meter's own balance temperature.
+
+    Attributes
+    ----------
+    slope : ndarray, shape (meters,)
+        [unit per K·h]; 0 for meters whose use does not follow the cold.
+    base_index : ndarray of int, shape (meters,)
+        Row of ``degree_hours`` and ``anomaly`` used by each meter.
+    bases_c : ndarray, shape (bases,)
+        Balance temperature of each row [°C].
+    degree_hours : ndarray, shape (bases, steps)
+        Heating degree-hours per step at each base [K·h].
+    anomaly : ndarray, shape (bases, steps)
+        ``degree_hours`` minus its own hour-of-week median (0 where that is undefined).
+    """
+
+    slope: FloatArray
+    base_index: IntArray
+    bases_c: FloatArray
+    degree_hours: FloatArray
+    anomaly: FloatArray
+
+    def rows(self, i: int, j: int) -> HeatingTerm:
+        """The term of meters ``i:j`` (the per-base tables are shared)."""
+        return HeatingTerm(
+            self.slope[i:j], self.base_index[i:j], self.bases_c, self.degree_hours, self.anomaly
+        )
+
+    def anomaly_of(self, i: int, j: int) -> FloatArray:
+        """``slope·(dh − median dh)`` of meters ``i:j``, shape (j − i, steps)."""
+        term = self.slope[i:j, np.newaxis] * self.anomaly[self.base_index[i:j]]
+        return np.asarray(term, dtype=np.float64)
 
 
-def fit_heating_slope(
-    x: npt.ArrayLike,
-    degree_hours: npt.ArrayLike,
+def heating_degree_hours(
+    outdoor_temp_c: npt.ArrayLike,
+    bases_c: npt.ArrayLike = HEATING_BASES_C,
     *,
+    steps_per_hour: int = 1,
+) -> FloatArray:
+    """``max(base − Te, 0)/steps_per_hour`` for every base, shape (bases, steps) [K·h].
+
+    Gaps in the temperature are filled linearly first: a missing reading is not a mild hour.
+    """
+    te = np.asarray(outdoor_temp_c, dtype=np.float64).reshape(-1)
+    ok = ~np.isnan(te)
+    if ok.sum() >= 2 and not ok.all():
+        idx = np.arange(te.size)
+        te = np.interp(idx, idx[ok], te[ok])
+    bases = np.asarray(bases_c, dtype=np.float64).reshape(-1, 1)
+    dh = np.maximum(bases - te[np.newaxis, :], 0.0) / steps_per_hour
+    return np.asarray(np.nan_to_num(dh), dtype=np.float64)
+
+
+def fit_heating_term(
+    x: npt.ArrayLike,
+    outdoor_temp_c: npt.ArrayLike,
+    *,
+    bases_c: npt.ArrayLike = HEATING_BASES_C,
     weeks: int = 4,
     steps_per_hour: int = 1,
     block_meters: int = DEFAULT_BLOCK_METERS,
-) -> FloatArray:
-    """Per-meter slope of the baseline residual on the degree-hour anomaly.
+) -> HeatingTerm:
+    """Per-meter balance temperature and slope of the baseline's degree-hour term.
 
     Parameters
     ----------
     x : array_like, shape (meters, steps)
         Consumption of heating meters [unit per step].
-    degree_hours : array_like, shape (steps,) or (meters, steps)
-        Heating degree-hours per step, e.g. ``max(18 − Te, 0) / steps_per_hour`` [K·h].
+    outdoor_temp_c : array_like, shape (steps,)
+        Outdoor temperature [°C].
+    bases_c : array_like
+        Balance temperatures tried [°C].
 
     Returns
     -------
-    ndarray, shape (meters,)
-        ``β`` [unit per K·h] such that ``expected = median + β·(dh − median_dh)``; NaN when
-        the degree hours never deviate from their own baseline.
+    HeatingTerm
 
     Notes
     -----
     The residual against the hour-of-week median is regressed through the origin on the
-    same-hour anomaly of degree-hours, so a cold snap explains part of a high reading.
+    same-hour anomaly of degree-hours at every base; each meter keeps the base whose positive
+    slope explains the most of it (``sxy²/sxx``). One fixed base both under-predicts a
+    well-insulated building's cold snaps and drives its expected use below the hot-water
+    floor on mild days: those were most false level shifts of gas meters.
     """
     a = _as_matrix(x, "x")
     week_steps = _check(weeks, steps_per_hour, block_meters)
     m, n = a.shape
-    anomaly = _degree_hour_anomaly(degree_hours, m, n, weeks, steps_per_hour)
-    assert anomaly is not None
+    dh = heating_degree_hours(outdoor_temp_c, bases_c, steps_per_hour=steps_per_hour)
+    if dh.shape[1] != n:
+        raise ValueError(f"outdoor_temp_c: expected shape ({n},), got ({dh.shape[1]},)")
+    med_dh, _ = hour_of_week_baseline(dh, weeks=weeks, steps_per_hour=steps_per_hour)
+    anomaly = np.nan_to_num(dh - med_dh)
+    k = dh.shape[0]
     work = _Workspace(min(block_meters, m), n)
-    slope = np.full(m, np.nan)
+    sxy = np.zeros((m, k))
+    sxx = np.zeros((m, k))
     for i in _blocks(m, block_meters):
         j = min(i + block_meters, m)
         r = j - i
         med, mad = np.empty((r, n)), np.empty((r, n))
         _block_median_mad(a[i:j], weeks=weeks, week_steps=week_steps, med=med, mad=mad, work=work)
         resid = a[i:j] - med
-        d = np.broadcast_to(anomaly if anomaly.shape[0] == 1 else anomaly[i:j], (r, n))
-        ok = ~(np.isnan(resid) | np.isnan(d))
-        sxy = np.where(ok, resid * d, 0.0).sum(axis=1)
-        sxx = np.where(ok, d * d, 0.0).sum(axis=1)
-        np.divide(sxy, sxx, out=slope[i:j], where=sxx > 0)
-    return slope
+        ok = ~np.isnan(resid)
+        np.copyto(resid, 0.0, where=~ok)
+        sxy[i:j] = resid @ anomaly.T
+        sxx[i:j] = ok.astype(np.float64) @ (anomaly * anomaly).T
+    slope = np.maximum(np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0), 0.0)
+    best = np.argmax(slope * sxy, axis=1)  # the base explaining the most of the residual
+    rows = np.arange(m)
+    return HeatingTerm(
+        slope=slope[rows, best],
+        base_index=best.astype(np.int64),
+        bases_c=np.asarray(bases_c, dtype=np.float64).reshape(-1),
+        degree_hours=dh,
+        anomaly=anomaly,
+    )
 
 
 def baseline_scan(
@@ -356,8 +418,7 @@ def baseline_scan(
     floor: float = 0.01,
     rel_floor: float = 0.05,
     meter_floor: float = 1.0,
-    degree_hours: npt.ArrayLike | None = None,
-    heating_slope: npt.ArrayLike | None = None,
+    heating: HeatingTerm | None = None,
     quantum: npt.ArrayLike | None = None,
     tail_quantile: float = 0.0,
     tail_divisor: float = 2.0,
@@ -374,10 +435,8 @@ def baseline_scan(
         See :func:`hour_of_week_baseline`.
     floor, rel_floor, meter_floor : float
         See :func:`robust_z`.
-    degree_hours : array_like, optional, shape (steps,) or (meters, steps)
-        Heating degree-hours per step [K·h]; with ``heating_slope``, adds the temperature term.
-    heating_slope : array_like, optional, shape (meters,)
-        From :func:`fit_heating_slope` [unit per K·h]; 0 or NaN for meters without heating.
+    heating : HeatingTerm, optional
+        From :func:`fit_heating_term`: adds each meter's degree-hour term to the median.
     quantum : array_like, optional, shape (meters,)
         Resolution of each meter [unit]: the scale is never below it, so a register that
         reads 0 or 0.112 kWh all summer does not make one quantum look extreme.
@@ -406,14 +465,8 @@ def baseline_scan(
     week_steps = _check(weeks, steps_per_hour, block_meters)
     m, n = a.shape
     steps_per_day = 24 * steps_per_hour
-    anomaly = _degree_hour_anomaly(degree_hours, m, n, weeks, steps_per_hour)
-    slope: FloatArray | None = None
-    if anomaly is not None:
-        if heating_slope is None:
-            raise ValueError("heating_slope: required with degree_hours")
-        slope = np.nan_to_num(np.asarray(heating_slope, dtype=np.float64).reshape(-1))
-        if slope.shape != (m,):
-            raise ValueError(f"heating_slope: expected shape ({m},), got {slope.shape}")
+    if heating is not None and heating.slope.shape != (m,):
+        raise ValueError(f"heating: expected a term of {m} meters, got {heating.slope.shape[0]}")
     if out is None:
         z = np.empty((m, n))
     else:
@@ -439,11 +492,10 @@ def baseline_scan(
         j = min(i + block_meters, m)
         med, scale, tmp = bufs.views(j - i, n)[:3]
         _block_median_mad(a[i:j], weeks=weeks, week_steps=week_steps, med=med, mad=scale, work=work)
-        if slope is not None and anomaly is not None:
-            # expected = median + β·(dh − median_dh)
-            np.multiply(slope[i:j, np.newaxis], _shared_or_block(anomaly, i, j), out=tmp)
-            np.nan_to_num(tmp, copy=False)
-            med += tmp
+        if heating is not None:
+            med += heating.anomaly_of(i, j)  # expected = median + β·(dh − median dh)
+            # A mild spell cannot take use below zero (gas for hot water stays).
+            np.maximum(med, 0.0, out=med)
         daily_residual[i:j], daily_expected[i:j] = _z_block(
             a[i:j],
             expected=med,

@@ -19,8 +19,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from processing.baseline import (
     MAD_TO_SIGMA,
+    HeatingTerm,
     baseline_scan,
-    fit_heating_slope,
+    fit_heating_term,
     median_at,
     nan_median_mad,
 )
@@ -94,7 +95,8 @@ class DetectorConfig:
     min_nights : int
         Consecutive flagged nights needed for a night-use event (closed days: one) [-].
     temperature_term : bool
-        Correct the hour-of-week baseline with a per-meter degree-hour slope when an
+        Correct the hour-of-week baseline with a per-meter degree-hour slope, at the
+        meter's own balance temperature (:func:`~processing.baseline.fit_heating_term`), when an
         outdoor temperature is given (heating meters).
     schedule_min_share : float
         A flagged night or closed day must also exceed its expected level by this share
@@ -304,29 +306,46 @@ def _period_typical(values: FloatArray, period: IntArray, n_periods: int) -> Flo
     return np.asarray(typical[:, period], dtype=np.float64)
 
 
+SCHEDULE_LEVEL_FLOOR: Final = 0.5  # share of the typical expected window added to the level
+
+
 def _weather_corrected_excess(
     mean: FloatArray, dh: FloatArray | None, period: IntArray, n_periods: int
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Excess of each window over the meter's typical window of its period, corrected for
-    degree-hours; returns (excess, expected, robust σ per meter) [unit per step].
+    degree-hours; returns (excess, expected, robust σ per window) [unit per step].
 
-    ``mean − typical = β·(dh − typical dh) + e``, β fitted per meter through the origin:
-    a cold night explains part of a high one. σ is 1.4826·MAD of ``e`` per meter.
+    ``dh`` holds the windows' mean degree-hours at several balance temperatures, shape
+    (bases, windows). ``mean − typical = β·(dh_b − typical dh_b) + e``, β fitted per meter
+    through the origin at each base b, keeping the base that explains the most: a cold night
+    explains part of a high one, and a building held at a night setback starts heating at
+    night at its own outdoor temperature. σ is relative: 1.4826·MAD of ``e / level`` per
+    meter, times each window's level.
     """
     typical = _period_typical(mean, period, n_periods)
     resid = mean - typical
     expected = typical
     if dh is not None:
-        d = dh - _period_typical(dh, period, n_periods)
-        ok = ~(np.isnan(resid) | np.isnan(d))
-        sxy = np.where(ok, resid * d, 0.0).sum(axis=1, keepdims=True)
-        sxx = np.where(ok, d * d, 0.0).sum(axis=1, keepdims=True)
+        d = dh - _period_typical(dh, period, n_periods)  # (bases, windows)
+        ok = ~np.isnan(resid)
+        r0 = np.where(ok, resid, 0.0)
+        d0 = np.nan_to_num(d)
+        sxy = r0 @ d0.T  # (meters, bases)
+        sxx = ok.astype(np.float64) @ (d0 * d0).T
         beta = np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0)
         beta = np.maximum(beta, 0.0)  # heating only ever adds use in the cold
-        expected = typical + beta * np.nan_to_num(d)
+        best = np.argmax(beta * sxy, axis=1)
+        rows = np.arange(mean.shape[0])
+        expected = typical + beta[rows, best][:, np.newaxis] * d0[best]
         resid = mean - expected
-    sigma = MAD_TO_SIGMA * nan_median_mad(resid)[1]
-    return resid, expected, sigma
+    # Heating windows err in proportion to their level (a 10 % miss on a cold night is many
+    # kWh, on a mild one a few hundred Wh): σ is relative, to a level floored at a share of
+    # the meter's typical expected window so near-zero windows do not get a zero scale.
+    level = np.abs(expected)
+    level = level + SCHEDULE_LEVEL_FLOOR * nan_median_mad(level)[0][:, np.newaxis]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma_rel = MAD_TO_SIGMA * nan_median_mad(resid / level)[1]
+    return resid, expected, sigma_rel[:, np.newaxis] * level
 
 
 def schedule_anomalies(
@@ -335,7 +354,7 @@ def schedule_anomalies(
     start: datetime,
     steps_per_hour: int = 1,
     holidays: Sequence[date] = (),
-    degree_hours: npt.ArrayLike | None = None,
+    heating: HeatingTerm | None = None,
     quantum: npt.ArrayLike | None = None,
     config: DetectorConfig | None = None,
     mean_use: npt.ArrayLike | None = None,
@@ -352,8 +371,9 @@ def schedule_anomalies(
         Samples per hour.
     holidays : sequence of date
         Public or site holidays (whole local days), e.g. :func:`french_holidays`.
-    degree_hours : array_like, optional, shape (steps,) or (meters, steps)
-        Heating degree-hours per step [K·h]; corrects the typical level for the weather.
+    heating : HeatingTerm, optional
+        Each meter's degree-hours (from :func:`~processing.baseline.fit_heating_term`);
+        corrects the typical level for the weather.
     quantum : array_like, optional, shape (meters,)
         Register resolution [unit]; the σ of window means is never below quantum/√steps.
     config : DetectorConfig, optional
@@ -373,7 +393,8 @@ def schedule_anomalies(
     The typical level of a window is the median of the meter's windows of the same kind
     (nights; weekend and holiday daytimes) over fixed ``reference_weeks`` periods, plus a
     per-meter degree-hour term, so the seasonal rise of night heating is not flagged every
-    cold night. Heating left on overnight lasts several nights: night events need
+    cold night; the scale grows with the expected level (see ``_weather_corrected_excess``).
+    Heating left on overnight lasts several nights: night events need
     ``min_nights`` in a row; a weekend or holiday needs one day.
     """
     cfg = config if config is not None else DetectorConfig()
@@ -382,7 +403,6 @@ def schedule_anomalies(
     hour, day = _step_calendar(n, start, steps_per_hour)
     period_days = 7 * cfg.reference_weeks
     n_periods = int(day[-1]) // period_days + 1 if n else 1
-    dh = None if degree_hours is None else _as_matrix(degree_hours, "degree_hours")
     q = (
         np.zeros((m, 1))
         if quantum is None
@@ -411,11 +431,11 @@ def schedule_anomalies(
         if w_start.size == 0:
             continue
         mean = _window_means(a, w_start, w_end)
-        dh_mean = None if dh is None else _window_means(dh, w_start, w_end)
+        dh_mean = None if heating is None else _window_means(heating.degree_hours, w_start, w_end)
         period = day[w_start] // period_days
         excess, expected, sigma = _weather_corrected_excess(mean, dh_mean, period, n_periods)
         steps_in = (w_end - w_start).astype(np.float64)
-        scale = np.maximum(sigma[:, np.newaxis], q / np.sqrt(steps_in))
+        scale = np.maximum(sigma, q / np.sqrt(steps_in))
         with np.errstate(invalid="ignore", divide="ignore"):
             z = excess / scale
             flagged = (z > cfg.schedule_z) & (excess > margin)
@@ -699,16 +719,6 @@ def _sustained_change(
 # --- full scan -----------------------------------------------------------------------------
 
 
-HEATING_BASE_C: Final = 16.0  # base of the degree-hours the detectors use [°C]
-
-
-def degree_hours(outdoor_temp_c: npt.ArrayLike, *, steps_per_hour: int = 1) -> FloatArray:
-    """Heating degree-hours per step ``max(16 − Te, 0)/steps_per_hour`` [K·h]; gaps → 0."""
-    te = np.asarray(outdoor_temp_c, dtype=np.float64)
-    dh = np.maximum(HEATING_BASE_C - te, 0.0) / steps_per_hour
-    return np.asarray(np.nan_to_num(dh), dtype=np.float64)
-
-
 def _local_median_z(a: FloatArray, width: int, quantum: FloatArray) -> FloatArray:
     """Robust z against a centred running median of ``width`` steps (NaN-aware at gaps)."""
     m, n = a.shape
@@ -767,23 +777,18 @@ def anomaly_scan(
     found: list[Anomaly] = []
     for ev in quality_scan(a, quality, quantum=quantum).values():
         found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit))
-    dh: FloatArray | None = None
-    slope: FloatArray | None = None
+    heating: HeatingTerm | None = None
     if outdoor_temp_c is not None and cfg.temperature_term:
-        dh = degree_hours(outdoor_temp_c, steps_per_hour=steps_per_hour)
-        if dh.shape != (a.shape[1],):
-            raise ValueError(f"outdoor_temp_c: expected shape ({a.shape[1]},), got {dh.shape}")
-        slope = np.maximum(
-            np.nan_to_num(fit_heating_slope(a, dh, weeks=weeks, steps_per_hour=steps_per_hour)),
-            0.0,
-        )
+        te = np.asarray(outdoor_temp_c, dtype=np.float64)
+        if te.shape != (a.shape[1],):
+            raise ValueError(f"outdoor_temp_c: expected shape ({a.shape[1]},), got {te.shape}")
+        heating = fit_heating_term(a, te, weeks=weeks, steps_per_hour=steps_per_hour)
     scan = baseline_scan(
         a,
         weeks=weeks,
         steps_per_hour=steps_per_hour,
         rel_floor=cfg.rel_floor,
-        degree_hours=dh,
-        heating_slope=slope,
+        heating=heating,
         quantum=quantum,
         tail_quantile=cfg.tail_quantile,
         tail_divisor=cfg.tail_divisor,
@@ -801,7 +806,7 @@ def anomaly_scan(
             start=start,
             steps_per_hour=steps_per_hour,
             holidays=holidays,
-            degree_hours=dh,
+            heating=heating,
             quantum=quantum,
             config=cfg,
             mean_use=_mean_daily(scan.daily_expected) / (24 * steps_per_hour),

@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from processing.baseline import (
     baseline_scan,
-    fit_heating_slope,
+    fit_heating_term,
     hour_of_week_baseline,
     median_at,
     robust_z,
@@ -81,17 +81,37 @@ def test_spike_of_eight_sigma_stands_out():
 def test_temperature_term_explains_cold_snap():
     rng = np.random.default_rng(3)
     n = W * 8
-    dh = np.clip(rng.normal(5.0, 3.0, n), 0, None)  # degree-hours per step [K·h]
+    te = rng.normal(11.0, 3.0, n)  # outdoor temperature [°C]
+    dh = np.maximum(16.0 - te, 0.0)  # degree-hours at the building's 16 °C balance [K·h]
     x = 0.5 + 0.2 * dh[None, :] + rng.normal(0, 0.02, (3, n))
-    slope = fit_heating_slope(x, dh)
-    assert_allclose(slope, 0.2, rtol=0.1)
+    term = fit_heating_term(x, te)
+    assert_allclose(term.bases_c[term.base_index], 16.0)
+    assert_allclose(term.slope, 0.2, rtol=0.1)
     plain = baseline_scan(x).z
-    adjusted = baseline_scan(x, degree_hours=dh, heating_slope=slope).z
+    adjusted = baseline_scan(x, heating=term).z
     assert np.nanstd(adjusted) < 0.5 * np.nanstd(plain)
+
+
+def test_heating_term_finds_each_meters_balance_temperature():
+    rng = np.random.default_rng(4)
+    n = W * 10
+    te = 10.0 + 6.0 * np.sin(2 * np.pi * np.arange(n) / (24 * 11)) + rng.normal(0, 1.0, n)
+    bases = np.asarray([10.0, 14.0, 18.0])
+    x = 0.3 + 0.15 * np.maximum(bases[:, None] - te[None, :], 0.0) + rng.normal(0, 0.02, (3, n))
+    term = fit_heating_term(x, te)
+    assert_allclose(term.bases_c[term.base_index], bases)
+    assert_allclose(term.slope, 0.15, rtol=0.1)
+    # With its own base, no building's daily use strays far from expected after the
+    # baseline's first weeks (a fixed 16 °C base would heat the 10 °C one on mild days).
+    scan = baseline_scan(x, heating=term)
+    assert np.nanmax(np.abs(scan.daily_residual[:, 28:] / scan.daily_expected[:, 28:])) < 0.1
 
 
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="weeks"):
         hour_of_week_baseline(np.ones((1, 10)), weeks=1)
-    with pytest.raises(ValueError, match="heating_slope"):
-        baseline_scan(np.ones((1, W * 3)), degree_hours=np.ones(W * 3))
+    with pytest.raises(ValueError, match="outdoor_temp_c"):
+        fit_heating_term(np.ones((1, W * 3)), np.ones(W * 2))
+    term = fit_heating_term(np.ones((2, W * 3)), np.ones(W * 3))
+    with pytest.raises(ValueError, match="heating"):
+        baseline_scan(np.ones((1, W * 3)), heating=term)

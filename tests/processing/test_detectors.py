@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pytest
 
-from processing.baseline import baseline_scan
+from processing.baseline import baseline_scan, fit_heating_term
 from processing.detectors import (
     TEMPERATURE_DETECTOR,
     DetectorConfig,
@@ -152,10 +152,14 @@ def test_cold_nights_are_explained_by_degree_hours():
     rng = np.random.default_rng(7)
     n_days = 56
     hours = np.arange(24 * n_days)
-    te = 8.0 + 6.0 * np.sin(2 * np.pi * hours / (24 * 9)) + rng.normal(0, 0.5, hours.size)
+    te = 8.0 + 2.0 * np.sin(2 * np.pi * hours / (24 * 9)) + rng.normal(0, 0.5, hours.size)
+    te[40 * 24 : 43 * 24] = -6.0  # a three-day cold snap
     dh = np.maximum(16.0 - te, 0.0)
     x = (0.3 + 0.1 * dh + rng.normal(0, 0.02, hours.size))[np.newaxis, :]
-    with_dh = schedule_anomalies(x, start=START, degree_hours=dh, config=config_for("gas"))
+    plain = schedule_anomalies(x, start=START, config=config_for("gas"))
+    assert [a for a in plain if a.kind == "night_use"]  # without the weather: cold nights
+    term = fit_heating_term(x, te)
+    with_dh = schedule_anomalies(x, start=START, heating=term, config=config_for("gas"))
     assert not [a for a in with_dh if a.kind == "night_use"]
 
 
