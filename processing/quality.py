@@ -44,6 +44,10 @@ class QualityConfig:
     outage_steps : int
         Shortest NaN run reported as an outage [steps]; shorter gaps are common and are
         bridged by the consumers of the data.
+    outage_false_runs : float
+        Chance runs of the meter's own transmission losses accepted per meter over the
+        scanned window: a lossy link needs a longer gap before it is an outage (see
+        :func:`outages`) [-].
     zero_steps : int
         Shortest run of exact zeros reported [steps] (24 h at hourly steps).
     flatline_steps : int
@@ -77,6 +81,7 @@ class QualityConfig:
     """
 
     outage_steps: int = 3
+    outage_false_runs: float = 0.1
     zero_steps: int = 24
     flatline_steps: int = 6
     flatline_rel_tol: float = 0.04
@@ -98,10 +103,28 @@ def negative(x: npt.ArrayLike) -> AnomalyEvents:
     return events_from_mask(mask, kind="negative", observed=a, expected=0.0, aggregate="sum")
 
 
-def outages(x: npt.ArrayLike, *, min_steps: int = 1, max_gap: int = 0) -> AnomalyEvents:
-    """Runs of missing values (NaN); severity is the run length [steps]."""
+def outages(
+    x: npt.ArrayLike, *, min_steps: int = 1, max_gap: int = 0, false_runs: float = 0.0
+) -> AnomalyEvents:
+    """Runs of missing values (NaN); severity is the run length [steps].
+
+    With ``false_runs`` > 0 the shortest run reported also adapts to the meter's own
+    transmission losses. A link that drops a share ``g`` of readings independently starts
+    a gap at about ``g`` of the steps and, with ``p ≈ g``, leaves ``L`` or more in a row by
+    chance about ``n·g·p^(L−1) ≈ n·g^L`` times in ``n`` steps; runs shorter than the ``L``
+    that makes this ``false_runs`` are the link's usual losses, not an outage. ``g`` is
+    counted from gap starts, so one long outage does not raise it.
+    """
     a = _as_matrix(x, "x")
-    return events_from_mask(np.isnan(a), kind="outage", min_steps=min_steps, max_gap=max_gap)
+    gap = np.isnan(a)
+    ev = events_from_mask(gap, kind="outage", min_steps=min_steps, max_gap=max_gap)
+    if false_runs <= 0 or not len(ev):
+        return ev
+    n = a.shape[1]
+    starts = gap[:, :1].sum(axis=1) + (gap[:, 1:] & ~gap[:, :-1]).sum(axis=1)
+    g = np.clip(starts / max(n, 1), 1e-6, 0.5)
+    shortest = np.maximum(min_steps, np.ceil(np.log(false_runs / max(n, 1)) / np.log(g)))
+    return ev.select(ev.end - ev.start >= shortest[ev.meter_index])
 
 
 def zero_runs(x: npt.ArrayLike, *, min_steps: int = 24, max_gap: int = 0) -> AnomalyEvents:
@@ -530,7 +553,9 @@ def quality_scan(
         zeros = zeros.select(usual > ZERO_RUN_USUAL_QUANTA * quanta)
     return {
         "negative": negative(a),
-        "outage": outages(a, min_steps=cfg.outage_steps, max_gap=cfg.max_gap),
+        "outage": outages(
+            a, min_steps=cfg.outage_steps, max_gap=cfg.max_gap, false_runs=cfg.outage_false_runs
+        ),
         "zero_run": zeros,
         "flatline": flat_ev,
     }

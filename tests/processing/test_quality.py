@@ -52,6 +52,22 @@ def test_negative_outage_jump_reset():
     assert (resets.start[0], resets.expected[0], resets.observed[0]) == (2, 6.0, 1.0)
 
 
+def test_outages_longer_than_the_links_own_losses():
+    rng = np.random.default_rng(11)
+    n = 8760
+    x = np.ones((2, n))
+    x[0, rng.random(n) < 0.1] = np.nan  # a lossy link: 10 % of readings lost
+    x[1, rng.random(n) < 0.005] = np.nan  # a good one
+    x[:, 4000:4008] = np.nan  # an 8-hour outage on both
+    x[1, 6000:6003] = np.nan  # and a 3-hour one on the good link
+    plain = outages(x, min_steps=3)
+    assert (plain.meter_index == 0).sum() > 3  # chance runs of three lost readings
+    ev = outages(x, min_steps=3, false_runs=0.1)
+    lossy = ev.meter_index == 0
+    assert_array_equal(ev.start[lossy], [4000])
+    assert_array_equal(ev.start[~lossy], [4000, 6000])
+
+
 def test_scan_returns_every_rule():
     assert set(quality_scan(np.ones((2, 48)))) == {"negative", "outage", "zero_run", "flatline"}
 
