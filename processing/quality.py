@@ -513,6 +513,25 @@ def _block_median(v: FloatArray, rows: IntArray, cols: IntArray, period: int) ->
     return np.asarray(med[inverse.reshape(-1)], dtype=np.float64)
 
 
+def _usually_zero_share(a: FloatArray, ev: AnomalyEvents, weeks: int = 4) -> FloatArray:
+    """Share of each event's steps at which the meter read zero in at least half of the
+    ``weeks`` trailing weeks at the same hour of week (NaN lags ignored; 0 with none)."""
+    length = ev.end - ev.start
+    event = np.repeat(np.arange(len(ev)), length)
+    first = np.cumsum(length) - length
+    steps = np.arange(int(length.sum())) - first[event] + ev.start[event]
+    rows = ev.meter_index[event]
+    lags = steps[:, np.newaxis] - HOURS_PER_WEEK * np.arange(1, weeks + 1)[np.newaxis, :]
+    valid = lags >= 0
+    vals = np.where(valid, a[rows[:, np.newaxis], np.maximum(lags, 0)], np.nan)
+    known = ~np.isnan(vals)
+    zero = (vals == 0.0).sum(axis=1)
+    usual = (known.sum(axis=1) > 0) & (2 * zero >= known.sum(axis=1))
+    hits = np.bincount(event, weights=usual.astype(np.float64), minlength=len(ev))
+    share: FloatArray = hits / np.maximum(length, 1)
+    return share
+
+
 def quality_scan(
     consumption: npt.ArrayLike,
     config: QualityConfig | None = None,
@@ -524,7 +543,8 @@ def quality_scan(
     ``quantum`` is the resolution per meter [unit] (default: :func:`register_quantum`).
     Zero runs are reported only where the meter usually consumes (its median over the
     four-week block is above ``ZERO_RUN_USUAL_QUANTA`` quanta): a gas register idle all
-    summer is not a metering fault.
+    summer is not a metering fault; nor are runs that mostly fall on hours of the week the
+    meter usually reads zero at (``_usually_zero_share``).
     """
     cfg = config if config is not None else QualityConfig()
     a = _as_matrix(consumption, "consumption")
@@ -551,6 +571,9 @@ def quality_scan(
         usual = _block_median(a, zeros.meter_index, zeros.start, 4 * HOURS_PER_WEEK)
         quanta = np.broadcast_to(q, (a.shape[0],))[zeros.meter_index]
         zeros = zeros.select(usual > ZERO_RUN_USUAL_QUANTA * quanta)
+    if len(zeros):
+        # An office heated only on weekdays reads zero every weekend: not a fault.
+        zeros = zeros.select(_usually_zero_share(a, zeros) < 0.5)
     return {
         "negative": negative(a),
         "outage": outages(

@@ -96,6 +96,19 @@ def test_idle_summer_gas_is_not_a_zero_run():
     assert len(quality_scan(x)["zero_run"]) == 0
 
 
+def test_weekend_shutdown_is_not_a_zero_run():
+    rng = np.random.default_rng(12)
+    hours = np.arange(24 * 7 * 8)  # step 0 is a Monday 00:00
+    weekend = (hours % 168 >= 4 * 24 + 18) | (hours % 168 < 6)  # Friday 18:00 to Monday 06:00
+    x = np.where(weekend, 0.0, rng.uniform(1.0, 3.0, hours.size))[np.newaxis, :]
+    # Only the first weekend, which has no trailing weeks to compare with.
+    assert_array_equal(quality_scan(x)["zero_run"].start, [4 * 24 + 18])
+    broken = x.copy()
+    broken[0, 168 * 6 + 48 : 168 * 6 + 78] = 0.0  # 30 h from a Wednesday 00:00
+    ev = quality_scan(broken)["zero_run"]
+    assert_array_equal(ev.start, [4 * 24 + 18, 168 * 6 + 48])
+
+
 def _stuck_registers(rng, meters=9, hours=24 * 7 * 7):
     h = np.arange(hours)
     flow = 0.5 + 0.4 * np.sin(2 * np.pi * h / 24) + rng.gamma(2.0, 0.1, (meters, hours))
