@@ -129,7 +129,7 @@ class DetectorConfig:
     rel_floor: float = 0.05
     local_median_steps: int = 0
     day_hours: tuple[int, int] = (7, 19)
-    schedule_z: float = 5.0
+    schedule_z: float = 7.0
     min_nights: int = 2
     temperature_term: bool = True
     shift_min_rel: float = 0.0
@@ -137,13 +137,17 @@ class DetectorConfig:
     schedule_min_share: float = 0.2
 
 
+# Homes (and whatever is open every day) are in use at weekends and on holidays: only their
+# nights are checked. Heat and gas meters respond to the weather: larger swings before a spike.
+_OPEN_DAILY: Final = DetectorConfig(check_weekends=False, check_holidays=False)
 DETECTOR_CONFIGS: Final = {
-    "household": DetectorConfig(),
+    "household": _OPEN_DAILY,
     "office": DetectorConfig(),
     "school": DetectorConfig(),
-    # Heat and gas meters respond to the weather: allow larger swings before a spike.
     "heat": DetectorConfig(z_threshold=6.0),
     "gas": DetectorConfig(z_threshold=6.0),
+    "household_heat": dataclasses.replace(_OPEN_DAILY, z_threshold=6.0),
+    "household_gas": dataclasses.replace(_OPEN_DAILY, z_threshold=6.0),
 }
 # Temperature sensors: quality rules, spikes against a running median, level shifts.
 TEMPERATURE_DETECTOR: Final = DetectorConfig(
@@ -298,35 +302,63 @@ def _hour_mask(hour: FloatArray, window: tuple[int, int]) -> BoolArray:
     return np.asarray((hour >= lo) & (hour < hi))
 
 
-def _period_typical(values: FloatArray, period: IntArray, n_periods: int) -> FloatArray:
-    """Per-window median of ``values`` over the windows of the same period, (meters, windows)."""
+def _group_typical(values: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
+    """Per-window median of ``values`` over the windows of the same group, (meters, windows)."""
     if values.shape[1] == 0:
         return values.copy()
-    typical = _typical_night_level(values, period, n_periods)
-    return np.asarray(typical[:, period], dtype=np.float64)
+    order = np.argsort(group, kind="stable")  # the grouping wants groups in ascending order
+    typical = _typical_night_level(values[:, order], group[order], n_groups)
+    return np.asarray(typical[:, group], dtype=np.float64)
+
+
+WEATHER_BIN_WINDOWS: Final = 20  # windows per weather bin of a heating meter's schedule check
+
+
+def _weather_bins(weather: FloatArray, per_bin: int) -> tuple[IntArray, int]:
+    """Bins of about ``per_bin`` windows with similar ``weather`` (e.g. mean degree-hours),
+    by rank so every bin is equally full; one bin for fewer than ``2·per_bin`` windows."""
+    n = weather.size
+    n_bins = int(np.clip(n // per_bin, 1, None))
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(weather, kind="stable")] = np.arange(n)
+    return (rank * n_bins) // max(n, 1), n_bins
 
 
 SCHEDULE_LEVEL_FLOOR: Final = 0.5  # share of the typical expected window added to the level
 
 
 def _weather_corrected_excess(
-    mean: FloatArray, dh: FloatArray | None, period: IntArray, n_periods: int
+    mean: FloatArray,
+    dh: FloatArray | None,
+    period: IntArray,
+    n_periods: int,
+    *,
+    split: IntArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Excess of each window over the meter's typical window of its period, corrected for
     degree-hours; returns (excess, expected, robust σ per window) [unit per step].
 
     ``dh`` holds the windows' mean degree-hours at several balance temperatures, shape
-    (bases, windows). ``mean − typical = β·(dh_b − typical dh_b) + e``, β fitted per meter
-    through the origin at each base b, keeping the base that explains the most: a cold night
-    explains part of a high one, and a building held at a night setback starts heating at
-    night at its own outdoor temperature. σ is relative: 1.4826·MAD of ``e / level`` per
-    meter, times each window's level.
+    (bases, windows). With it, the typical window is that of windows with similar weather
+    (bins of ``WEATHER_BIN_WINDOWS`` by the degree-hours at the highest base) rather than of
+    the same weeks: night heating behind a setback is far from linear in the cold, and a
+    cold night is best compared with nights as cold. ``split`` (0/1 per window) further
+    separates two sorts of window, e.g. nights after an open and after a closed day. What
+    the bin leaves is corrected by ``mean − typical = β·(dh_b − typical dh_b) + e``, β
+    fitted per meter through the origin at each base b, keeping the base that explains the
+    most. σ is relative: 1.4826·MAD of
+    ``e / level`` per meter, times each window's level.
     """
-    typical = _period_typical(mean, period, n_periods)
+    if dh is not None:
+        # Heating meters: the windows of similar weather, not of the same weeks.
+        period, n_periods = _weather_bins(dh[-1], WEATHER_BIN_WINDOWS)
+    if split is not None and split.any():
+        period, n_periods = period * 2 + split, n_periods * 2
+    typical = _group_typical(mean, period, n_periods)
     resid = mean - typical
     expected = typical
     if dh is not None:
-        d = dh - _period_typical(dh, period, n_periods)  # (bases, windows)
+        d = dh - _group_typical(dh, period, n_periods)  # (bases, windows)
         ok = ~np.isnan(resid)
         r0 = np.where(ok, resid, 0.0)
         d0 = np.nan_to_num(d)
@@ -433,7 +465,12 @@ def schedule_anomalies(
         mean = _window_means(a, w_start, w_end)
         dh_mean = None if heating is None else _window_means(heating.degree_hours, w_start, w_end)
         period = day[w_start] // period_days
-        excess, expected, sigma = _weather_corrected_excess(mean, dh_mean, period, n_periods)
+        # A night after a closed day starts from a cold building held at its setback: it is
+        # compared only with such nights (nights of homes are all alike: closed is empty).
+        after_closed = closed[w_start].astype(np.int64) if kind == "night_use" else None
+        excess, expected, sigma = _weather_corrected_excess(
+            mean, dh_mean, period, n_periods, split=after_closed
+        )
         steps_in = (w_end - w_start).astype(np.float64)
         scale = np.maximum(sigma, q / np.sqrt(steps_in))
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -53,8 +53,10 @@ TEMPERATURE_QUANTITIES: Final = ("indoor_temperature", "outdoor_temperature")
 TEMPERATURE_CONFIG: Final = TEMPERATURE_DETECTOR
 # A stuck sensor repeats its reading exactly (see ``quality.repeat_runs``).
 TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True)
-# Public buildings without their own thresholds close at weekends like offices.
-_OFFICE_LIKE: Final = frozenset({"town_hall", "library", "gym"})
+# Public buildings without their own thresholds close at weekends like offices; a gym is
+# open every day, like a home.
+_OFFICE_LIKE: Final = frozenset({"town_hall", "library"})
+_OPEN_DAILY: Final = frozenset({"household", "gym"})
 DAY_KINDS: Final = frozenset({"level_shift", "drift"})  # detectors that report day indexes
 # Conventional hot water of electrically heated buildings [kWh/m²/yr]: their electricity
 # baseload mixes it with appliances, so it cannot be read off the change-point fit.
@@ -134,7 +136,7 @@ def detector_kind(quantity: str, use: str) -> str:
     if quantity in TEMPERATURE_QUANTITIES:
         return "temperature"
     if quantity in ("gas", "heat"):
-        return quantity
+        return f"household_{quantity}" if use in _OPEN_DAILY else quantity
     if use in DETECTOR_CONFIGS:
         return use
     return "office" if use in _OFFICE_LIKE else "household"

@@ -154,21 +154,29 @@ def place_events(
 
 
 def default_eligibility(
-    *, temperature: npt.ArrayLike, heating: npt.ArrayLike, cumulative: npt.ArrayLike
+    *,
+    temperature: npt.ArrayLike,
+    heating: npt.ArrayLike,
+    cumulative: npt.ArrayLike,
+    closes: npt.ArrayLike = True,
 ) -> BoolArray:
     """Which kinds may hit each meter, shape (meters, len(KINDS)).
 
     Temperature sensors: spike, dropout, flatline, drift, sensor_offset. Energy meters: the
     generic kinds and baseload_increase; heating ones also the schedule and efficiency
-    kinds; counter_reset only for cumulative meters.
+    kinds, heating_on_holiday only where the building ``closes`` at weekends (a home or a
+    gym heated on Sunday is in use, not left on); counter_reset only for cumulative meters.
     """
     temp = np.asarray(temperature, dtype=bool)
     heat = np.asarray(heating, dtype=bool) & ~temp
     cum = np.asarray(cumulative, dtype=bool) & ~temp
+    shut = np.broadcast_to(np.asarray(closes, dtype=bool), temp.shape)
     cols = []
     for kind in KINDS:
         if kind == "counter_reset":
             cols.append(cum)
+        elif kind == "heating_on_holiday":
+            cols.append(heat & shut)
         elif kind in _HEATING_KINDS:
             cols.append(heat)
         else:

@@ -371,7 +371,10 @@ def simulate_city(
         rate_per_year=anomaly_rate,
         mix=anomaly_mix,
         eligible=default_eligibility(
-            temperature=is_temp, heating=heating_meter, cumulative=~is_temp
+            temperature=is_temp,
+            heating=heating_meter,
+            cumulative=~is_temp,
+            closes=(building >= 0) & stock.weekend_setback[np.maximum(building, 0)],
         ),
         temperature=is_temp,
         outdoor_temp_c=weather.temp_c,

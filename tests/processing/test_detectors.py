@@ -153,7 +153,7 @@ def test_cold_nights_are_explained_by_degree_hours():
     n_days = 56
     hours = np.arange(24 * n_days)
     te = 8.0 + 2.0 * np.sin(2 * np.pi * hours / (24 * 9)) + rng.normal(0, 0.5, hours.size)
-    te[40 * 24 : 43 * 24] = -6.0  # a three-day cold snap
+    te[40 * 24 : 43 * 24] = -12.0  # a three-day cold snap
     dh = np.maximum(16.0 - te, 0.0)
     x = (0.3 + 0.1 * dh + rng.normal(0, 0.02, hours.size))[np.newaxis, :]
     plain = schedule_anomalies(x, start=START, config=config_for("gas"))
@@ -161,6 +161,23 @@ def test_cold_nights_are_explained_by_degree_hours():
     term = fit_heating_term(x, te)
     with_dh = schedule_anomalies(x, start=START, heating=term, config=config_for("gas"))
     assert not [a for a in with_dh if a.kind == "night_use"]
+
+
+def test_nights_after_closed_days_are_compared_with_each_other():
+    rng = np.random.default_rng(10)
+    hours = np.arange(24 * 7 * 10)  # START is a Monday
+    hod, day = hours % 24, hours // 24
+    closed = (day % 7) >= 5
+    night = (hod >= 23) | (hod < 5)
+    # Weekday 8-18 busy; after a closed day the building sits at its setback all night.
+    x = np.where((hod >= 8) & (hod < 18) & ~closed, 10.0, 1.0)
+    night_after_closed = night & np.where(hod >= 23, closed, np.roll(closed, 24))
+    x = np.where(night_after_closed, 2.0, x) * rng.lognormal(0.0, 0.05, hours.size)
+    start = 24 * 7 * 6 + 2 * 24  # heating left on five weekday nights from a Wednesday
+    left_on = night & (hours >= start - 1) & (hours < start + 4 * 24 + 5)
+    x = np.where(left_on, 6.0, x)[np.newaxis, :]
+    found = schedule_anomalies(x, start=START, config=config_for("office"))
+    assert [(a.kind, a.start) for a in found if a.kind == "night_use"] == [("night_use", start - 1)]
 
 
 def test_one_step_peak_needs_single_step_threshold():

@@ -9,7 +9,14 @@ import psycopg
 import pytest
 from numpy.testing import assert_allclose
 
-from processing.pipeline import PipelineConfig, chunk_size, run_anomalies, run_insulation
+from processing.detectors import config_for
+from processing.pipeline import (
+    PipelineConfig,
+    chunk_size,
+    detector_kind,
+    run_anomalies,
+    run_insulation,
+)
 from storage.meters import create_building, create_municipality, register_meter
 from storage.readings import write_readings
 from storage.results import fetch_anomalies, fetch_assessments
@@ -195,6 +202,20 @@ def test_insulation_recovers_hlc_and_writes_assessments_idempotently(
     assert short.qualified == 0
     reasons = {a.status_reason for a in fetch_assessments(conn) if a.status != "ok"}
     assert any("shorter than the 365 days" in (r or "") for r in reasons)
+
+
+def test_only_buildings_that_close_get_weekend_and_holiday_checks() -> None:
+    kinds = {
+        (q, u): detector_kind(q, u)
+        for q in ("electricity", "gas", "heat")
+        for u in ("household", "gym", "office", "school", "town_hall")
+    }
+    for (quantity, use), kind in kinds.items():
+        cfg = config_for(kind)
+        closes = use not in ("household", "gym")
+        assert cfg.check_weekends == closes and cfg.check_holidays == closes, (quantity, use)
+        assert cfg.check_nights
+    assert detector_kind("indoor_temperature", "office") == "temperature"
 
 
 def test_chunks_are_sized_by_memory_unless_fixed():

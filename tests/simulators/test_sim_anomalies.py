@@ -79,6 +79,19 @@ def test_rate_mix_and_eligibility(injected):
     assert np.all(np.abs(labels.magnitude[shift]) >= 0.2)
 
 
+def test_heating_on_holiday_only_where_the_building_closes():
+    is_temp = np.array([False, False, False, True])
+    closes = np.array([True, False, True, True])
+    heating = np.array([True, True, False, False])
+    ok = default_eligibility(
+        temperature=is_temp, heating=heating, cumulative=~is_temp, closes=closes
+    )
+    holiday = ok[:, KINDS.index("heating_on_holiday")]
+    night = ok[:, KINDS.index("heating_at_night")]
+    assert_array_equal(holiday, [True, False, False, False])  # a home heated on Sunday is in use
+    assert_array_equal(night, [True, True, False, False])
+
+
 def test_schedule_kinds_hit_the_right_hours(injected):
     clean, out, labels, _ = injected
     hour, weekday = paris_local_time(TS)
