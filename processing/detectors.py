@@ -102,6 +102,9 @@ class DetectorConfig:
         A flagged night or closed day must also exceed its expected level by this share
         of the meter's mean use per step [-]: a few tens of watt-hours above a very steady
         baseload are many σ but nothing an engineer can act on.
+    cusum_local_days : int
+        With > 0, the CUSUM's σ of each day is at least that of this many days two weeks
+        earlier (see :func:`cusum`); 0 keeps one σ for the whole window.
     shift_min_rel, shift_min_days : float, int
         With both > 0, a level shift or drift is reported only when some run of
         ``shift_min_days`` days starting within the event moves the daily use by at least
@@ -121,6 +124,7 @@ class DetectorConfig:
     reference_weeks: int = 4
     cusum_k: float = 0.5
     cusum_h: float = 8.0
+    cusum_local_days: int = 0
     drift_ratio: float = 0.5
     unit: str = "kWh"
     z_single: float = 8.0
@@ -160,6 +164,7 @@ TEMPERATURE_DETECTOR: Final = DetectorConfig(
     local_median_steps=9,
     z_single=5.0,
     temperature_term=False,
+    cusum_local_days=28,
 )
 
 
@@ -564,7 +569,25 @@ class Cusum:
     center: FloatArray
 
 
-def cusum(daily_residual: npt.ArrayLike, *, k: float = 0.5) -> Cusum:
+LOCAL_SCALE_LAG_DAYS: Final = 14  # a shift of up to two weeks does not widen its own scale
+
+
+def _lagged_scale(dev: FloatArray, days: int, lag: int) -> FloatArray:
+    """σ of each day from the mean |deviation| of the ``days`` days ending ``lag`` days
+    before it (1.2533·mean |x| is σ for a normal x); 0 where fewer than half are valid."""
+    ok = ~np.isnan(dev)
+    zero = np.zeros((dev.shape[0], 1))
+    total = np.concatenate((zero, np.cumsum(np.where(ok, np.abs(dev), 0.0), axis=1)), axis=1)
+    count = np.concatenate((zero, np.cumsum(ok, axis=1, dtype=np.float64)), axis=1)
+    n = dev.shape[1]
+    hi = np.clip(np.arange(n) - lag, 0, n)
+    lo = np.clip(hi - days, 0, n)
+    t, c = total[:, hi] - total[:, lo], count[:, hi] - count[:, lo]
+    scale: FloatArray = 1.2533 * np.divide(t, c, out=np.zeros_like(t), where=c >= days / 2)
+    return scale
+
+
+def cusum(daily_residual: npt.ArrayLike, *, k: float = 0.5, local_days: int = 0) -> Cusum:
     """Two-sided tabular CUSUM of standardised daily residuals, with no loop over days.
 
     Parameters
@@ -573,6 +596,10 @@ def cusum(daily_residual: npt.ArrayLike, *, k: float = 0.5) -> Cusum:
         Observed minus expected per day [unit·day]; NaN days add no evidence.
     k : float
         Allowance [σ].
+    local_days : int
+        With > 0, each day's σ is at least that of the ``local_days`` days ending
+        ``LOCAL_SCALE_LAG_DAYS`` before it: a room free-floating in summer swings by kelvins
+        from day to day, one held by its thermostat in winter by tenths.
 
     Returns
     -------
@@ -588,8 +615,12 @@ def cusum(daily_residual: npt.ArrayLike, *, k: float = 0.5) -> Cusum:
     r = _as_matrix(daily_residual, "daily_residual")
     center, mad = nan_median_mad(r)
     sigma = 1.4826 * mad
+    dev = r - center[:, np.newaxis]
+    scale = np.broadcast_to(sigma[:, np.newaxis], r.shape)
+    if local_days > 0:
+        scale = np.maximum(scale, _lagged_scale(dev, local_days, LOCAL_SCALE_LAG_DAYS))
     with np.errstate(invalid="ignore", divide="ignore"):
-        y = (r - center[:, np.newaxis]) / sigma[:, np.newaxis]
+        y = dev / scale
     y[~np.isfinite(y)] = np.nan
 
     def one_side(v: FloatArray) -> FloatArray:
@@ -652,7 +683,7 @@ def level_shifts(
     exp_daily = (
         np.zeros_like(r) if daily_expected is None else _as_matrix(daily_expected, "daily_expected")
     )
-    cs = cusum(r, k=cfg.cusum_k)
+    cs = cusum(r, k=cfg.cusum_k, local_days=cfg.cusum_local_days)
     days = np.arange(r.shape[1])
     out: list[Anomaly] = []
     seg_mean = _SegmentMeans(r)

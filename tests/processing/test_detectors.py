@@ -180,6 +180,20 @@ def test_nights_after_closed_days_are_compared_with_each_other():
     assert [(a.kind, a.start) for a in found if a.kind == "night_use"] == [("night_use", start - 1)]
 
 
+def test_local_scale_spares_a_free_floating_summer_not_a_winter_offset():
+    rng = np.random.default_rng(13)
+    # Daily residual of a room [K·h/day]: held by its thermostat for 150 days, then free
+    # floating with ten times the day-to-day spread.
+    r = np.concatenate([rng.normal(0.0, 2.0, 150), rng.normal(0.0, 20.0, 150)])[np.newaxis, :]
+    r[0, 100:110] += 24.0  # a 1 K sensor offset for ten winter days
+    local = dataclasses.replace(config_for("household"), cusum_local_days=28)
+    settled = 150 + 28 + 14  # the local scale has seen only summer days from here
+    for cfg, summer_alarms in ((config_for("household"), True), (local, False)):
+        found = level_shifts(r, start=date(2024, 10, 1), config=cfg)
+        assert found[0].start == 100 and found[0].kind == "level_shift"
+        assert any(a.start >= settled for a in found) == summer_alarms
+
+
 def test_one_step_peak_needs_single_step_threshold():
     rng = np.random.default_rng(8)
     x = _profile(20, 1, rng)
