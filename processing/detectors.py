@@ -87,6 +87,10 @@ class DetectorConfig:
         When > 0, spikes and drops are measured against a centred running median of this
         many steps instead of the hour-of-week baseline (temperature sensors: a room does
         not change by 5 K within an hour and back) [steps].
+    bridged_gaps : bool
+        The series comes from a register whose first reading after a gap covers the gap:
+        a spike there must hold once shared over the steps it covers (see
+        ``_bridged_peak``).
     day_hours : tuple of int
         Local daytime window ``(start, end)`` of weekends and holidays [h].
     schedule_z : float
@@ -132,6 +136,7 @@ class DetectorConfig:
     tail_divisor: float = 2.0
     rel_floor: float = 0.05
     local_median_steps: int = 0
+    bridged_gaps: bool = True
     day_hours: tuple[int, int] = (7, 19)
     schedule_z: float = 7.0
     min_nights: int = 2
@@ -165,6 +170,7 @@ TEMPERATURE_DETECTOR: Final = DetectorConfig(
     z_single=5.0,
     temperature_term=False,
     cusum_local_days=28,
+    bridged_gaps=False,
 )
 
 
@@ -232,8 +238,36 @@ def spikes_and_drops(
             continue
         expected = median_at(a, ev.meter_index, ev.peak, weeks=weeks, steps_per_hour=steps_per_hour)
         ev = dataclasses.replace(ev, expected=expected)
+        if kind == "spike" and cfg.bridged_gaps:
+            ev = ev.select(~_bridged_peak(a, ev, cfg))
         out.extend(ev.to_anomalies(_spike_reason(start, steps_per_hour, cfg.unit)))
     return out
+
+
+BRIDGE_LOOKBACK: Final = 24  # longest gap before a peak that is checked for bridging [steps]
+
+
+def _bridged_peak(a: FloatArray, ev: AnomalyEvents, cfg: DetectorConfig) -> BoolArray:
+    """Spike events whose peak is the first reading after a gap of ``k`` steps and no longer
+    clears the thresholds once the ``k`` missing steps' expected use is taken off it.
+
+    A register's reading after a gap carries the energy of the whole gap (the rollups and
+    :func:`~processing.consumption.interval_consumption` bridge it), so a lost reading
+    makes the next one look twice as large; what exceeds ``(k + 1) × expected`` is still
+    unexplained (a spike in the lost hour shows there). The event's own z gives its scale:
+    ``scale = (x − expected)/z``.
+    """
+    rows, peak = ev.meter_index, ev.peak
+    back = peak[:, np.newaxis] - np.arange(1, BRIDGE_LOOKBACK + 1)[np.newaxis, :]
+    before = np.where(back >= 0, a[rows[:, np.newaxis], np.maximum(back, 0)], 0.0)
+    gap = np.cumprod(np.isnan(before), axis=1).sum(axis=1)  # NaN steps right before the peak
+    x = a[rows, peak]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = (x - ev.expected) / ev.severity
+        shared = (x - (gap + 1) * ev.expected) / scale
+    single = ev.end - ev.start < 2
+    need = np.where(single, cfg.z_single, cfg.z_threshold)
+    return np.asarray((gap > 0) & ~(shared > need), dtype=bool)
 
 
 def _spike_reason(start: datetime, steps_per_hour: int, unit: str) -> ReasonFn:

@@ -194,6 +194,24 @@ def test_local_scale_spares_a_free_floating_summer_not_a_winter_offset():
         assert any(a.start >= settled for a in found) == summer_alarms
 
 
+def test_reading_after_a_gap_carries_the_gap_not_a_spike():
+    rng = np.random.default_rng(14)
+    x = _profile(10, 2, rng, noise=0.02)
+    t = W * 9 + 27
+    for row in (0, 1):
+        x[row, t - 2 : t] = np.nan  # two readings lost...
+        x[row, t] = 3 * x[row, t - 3]  # ...the next one covers three hours
+    x[1, t] += 3.0  # and on meter 1 something ran during the gap
+    z = baseline_scan(x).z
+    found = [a for a in spikes_and_drops(x, z, start=START) if a.kind == "spike"]
+    assert [(a.meter_index, a.start) for a in found] == [(1, t)]
+    plain = dataclasses.replace(config_for("household"), bridged_gaps=False)
+    assert (
+        len([a for a in spikes_and_drops(x, z, start=START, config=plain) if a.kind == "spike"])
+        == 2
+    )
+
+
 def test_one_step_peak_needs_single_step_threshold():
     rng = np.random.default_rng(8)
     x = _profile(20, 1, rng)
