@@ -51,8 +51,9 @@ LOCAL_TZ: Final = ZoneInfo("Europe/Paris")
 ENERGY_QUANTITIES: Final = ("electricity", "gas", "heat", "water")
 TEMPERATURE_QUANTITIES: Final = ("indoor_temperature", "outdoor_temperature")
 TEMPERATURE_CONFIG: Final = TEMPERATURE_DETECTOR
-# A stuck sensor repeats its reading exactly (see ``quality.repeat_runs``).
-TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True)
+# A stuck sensor repeats its reading exactly (see ``quality.repeat_runs``); below zero is
+# only weather.
+TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=False)
 # Public buildings without their own thresholds close at weekends like offices; a gym is
 # open every day, like a home.
 _OFFICE_LIKE: Final = frozenset({"town_hall", "library"})
@@ -187,7 +188,11 @@ def scan_meters(
         rows = np.flatnonzero(k == kind)
         q = quality if quality is not None else QualityConfig()
         if kind == "temperature":
-            q = replace(q, flatline_exact=TEMPERATURE_QUALITY.flatline_exact)
+            q = replace(
+                q,
+                flatline_exact=TEMPERATURE_QUALITY.flatline_exact,
+                check_negative=TEMPERATURE_QUALITY.check_negative,
+            )
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=q,
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, threads=threads,

@@ -76,6 +76,9 @@ class QualityConfig:
         use :func:`repeat_runs` instead of the near-flat test.
     flatline_false_runs : float
         With ``flatline_exact``: chance runs accepted per meter over the scanned window [-].
+    check_negative : bool
+        Report negative values; off for temperatures, which have no natural zero (an
+        outdoor sensor reads below zero every frost).
     max_gap : int
         Runs separated by at most this many steps are merged [steps].
     """
@@ -92,6 +95,7 @@ class QualityConfig:
     flatline_min_quanta: float = 3.0
     flatline_exact: bool = False
     flatline_false_runs: float = 0.02
+    check_negative: bool = True
     max_gap: int = 0
 
 
@@ -575,7 +579,7 @@ def quality_scan(
         # An office heated only on weekdays reads zero every weekend: not a fault.
         zeros = zeros.select(_usually_zero_share(a, zeros) < 0.5)
     return {
-        "negative": negative(a),
+        "negative": negative(a) if cfg.check_negative else AnomalyEvents.empty("negative"),
         "outage": outages(
             a, min_steps=cfg.outage_steps, max_gap=cfg.max_gap, false_runs=cfg.outage_false_runs
         ),

@@ -68,6 +68,12 @@ def test_outages_longer_than_the_links_own_losses():
     assert_array_equal(ev.start[~lossy], [4000, 6000])
 
 
+def test_frost_is_not_negative_consumption_for_a_thermometer():
+    x = np.array([[2.0, 0.5, -1.5, -2.0, 0.3] * 10])
+    assert len(quality_scan(x)["negative"]) == 10
+    assert len(quality_scan(x, QualityConfig(check_negative=False))["negative"]) == 0
+
+
 def test_scan_returns_every_rule():
     assert set(quality_scan(np.ones((2, 48)))) == {"negative", "outage", "zero_run", "flatline"}
 
