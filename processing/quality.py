@@ -5,6 +5,7 @@ Each rule returns :class:`~processing.events.AnomalyEvents`; masks are available
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,10 @@ class QualityConfig:
     flatline_min_quanta : float
         A flat window's level must be at least this many register quanta: one or two
         quanta per step read "flat" by rounding alone (an idling gas register) [-].
+    flatline_habit_days, flatline_habit_need : int
+        A flat event is the meter's routine, not a fault, when its first hours were as flat
+        at the same level on at least ``flatline_habit_need`` of the ``flatline_habit_days``
+        previous days (0: off) [days].
     flatline_exact : bool
         Sensors that report the value itself (temperatures) repeat it exactly when stuck:
         use :func:`repeat_runs` instead of the near-flat test.
@@ -93,6 +98,8 @@ class QualityConfig:
     flatline_merge_gap: int = 2
     flatline_event_steps: int = 10
     flatline_min_quanta: float = 3.0
+    flatline_habit_days: int = 14
+    flatline_habit_need: int = 3
     flatline_exact: bool = False
     flatline_false_runs: float = 0.02
     check_negative: bool = True
@@ -536,6 +543,41 @@ def _usually_zero_share(a: FloatArray, ev: AnomalyEvents, weeks: int = 4) -> Flo
     return share
 
 
+HABIT_PROBE_STEPS = 12  # leading steps of a flat event compared with the previous days
+
+
+def _habitually_flat(
+    a: FloatArray, ev: AnomalyEvents, q: npt.ArrayLike, cfg: QualityConfig
+) -> npt.NDArray[np.bool_]:
+    """Flat events whose first hours were just as flat, at the same level (within the flat
+    tolerance), on at least ``flatline_habit_need`` of the ``flatline_habit_days`` previous
+    days: a boiler's constant hot-water draw every morning is its routine, not a stuck
+    register. Same hours of previous days rather than weeks, as a routine is daily."""
+    m, n = a.shape
+    k = HABIT_PROBE_STEPS
+    start = ev.start
+    length = np.minimum(ev.end - start, k)
+    rows = ev.meter_index
+    qq = np.broadcast_to(np.asarray(q, dtype=np.float64).reshape(-1), (m,))[rows]
+    offs = np.arange(k)
+    cols = start[:, None] + offs[None, :]
+    inside = offs[None, :] < length[:, None]
+    now = np.where(inside, a[rows[:, None], np.minimum(cols, n - 1)], np.nan)
+    level = np.nanmean(now, axis=1)
+    tol = cfg.flatline_quanta * qq + cfg.flatline_rel_tol * np.abs(level)
+    hits = np.zeros(rows.size)
+    for d in range(1, cfg.flatline_habit_days + 1):  # a loop over days, not samples
+        c = cols - 24 * d  # hourly series, as the pipeline loads them
+        ok = inside & (c >= 0)
+        prev = np.where(ok, a[rows[:, None], np.maximum(c, 0)], np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spread = np.nanmax(prev, axis=1) - np.nanmin(prev, axis=1)
+            same = (spread <= tol) & (np.abs(np.nanmean(prev, axis=1) - level) <= tol)
+        hits += same & (ok.sum(axis=1) >= length // 2)
+    return np.asarray(hits >= cfg.flatline_habit_need, dtype=bool)
+
+
 def quality_scan(
     consumption: npt.ArrayLike,
     config: QualityConfig | None = None,
@@ -570,6 +612,8 @@ def quality_scan(
         )
         if cfg.flatline_event_steps > 0 and len(flat_ev):
             flat_ev = flat_ev.select(flat_ev.end - flat_ev.start >= cfg.flatline_event_steps)
+        if len(flat_ev) and cfg.flatline_habit_need > 0:
+            flat_ev = flat_ev.select(~_habitually_flat(a, flat_ev, q, cfg))
     zeros = zero_runs(a, min_steps=cfg.zero_steps, max_gap=cfg.max_gap)
     if len(zeros):
         usual = _block_median(a, zeros.meter_index, zeros.start, 4 * HOURS_PER_WEEK)

@@ -74,6 +74,20 @@ def test_frost_is_not_negative_consumption_for_a_thermometer():
     assert len(quality_scan(x, QualityConfig(check_negative=False))["negative"]) == 0
 
 
+def test_a_daily_flat_routine_is_not_a_stuck_register():
+    rng = np.random.default_rng(15)
+    hours = np.arange(24 * 7 * 8)
+    x = np.round(rng.gamma(2.0, 1.5, hours.size), 2)[np.newaxis, :]  # a busy, varied meter
+    hot_water = (hours % 24 >= 7) & (hours % 24 < 17)
+    x[0, hot_water] = 2.46  # ... but a constant draw 07-17 every day
+    stuck = slice(24 * 40 + 18, 24 * 40 + 48)
+    x[0, stuck] = 4.0  # stuck for 30 h from 18:00 on day 40
+    ev = quality_scan(x, QualityConfig(flatline_habit_need=3))["flatline"]
+    routine = QualityConfig(flatline_habit_need=0)
+    assert (quality_scan(x, routine)["flatline"].start >= 24 * 3).sum() > 3
+    assert [s for s in ev.start if s >= 24 * 3] == [24 * 40 + 18]
+
+
 def test_scan_returns_every_rule():
     assert set(quality_scan(np.ones((2, 48)))) == {"negative", "outage", "zero_run", "flatline"}
 
