@@ -97,20 +97,8 @@ def _closed_form(
         np.maximum(a, b, out=t2)
         np.minimum(c, d, out=t3)
         np.maximum(c, d, out=t4)
-        np.minimum(t1, t3, out=t5)  # smallest
-        np.maximum(t1, t3, out=t1)  # p
-        np.maximum(t2, t4, out=t6)  # largest
-        np.minimum(t2, t4, out=t2)  # q
-        np.add(t1, t2, out=med)
-        med *= 0.5
-        np.subtract(t1, t2, out=t3)
-        np.abs(t3, out=t3)
-        np.subtract(med, t5, out=t4)
-        np.subtract(t6, med, out=t5)
-        np.minimum(t4, t5, out=t4)
-        t3 *= 0.5
-        np.add(t3, t4, out=mad)
-        mad *= 0.5
+        # p and q overwrite the first pair in place; t5, t6 are free.
+        _median_mad_of_pairs((t1, t2), (t3, t4), med, mad, [t5, t1, t6, t2])
     elif len(lags) == 3:
         a, b, c = lags
         np.minimum(a, b, out=t1)
@@ -132,6 +120,36 @@ def _closed_form(
         mad *= 0.5
 
 
+def _median_mad_of_pairs(
+    first: tuple[FloatArray, FloatArray],
+    second: tuple[FloatArray, FloatArray],
+    med: FloatArray,
+    mad: FloatArray,
+    out: list[FloatArray],
+) -> None:
+    """The four-value branch of :func:`_closed_form` from the (min, max) of each pair.
+
+    ``out`` holds four buffers for the smallest, p, the largest and q; p and q may be the
+    first pair's own buffers (updated in place), the others must not overlap the pairs.
+    """
+    (lo1, hi1), (lo2, hi2) = first, second
+    smallest, p, largest, q = out
+    np.minimum(lo1, lo2, out=smallest)
+    np.maximum(lo1, lo2, out=p)
+    np.maximum(hi1, hi2, out=largest)
+    np.minimum(hi1, hi2, out=q)
+    np.add(p, q, out=med)
+    med *= 0.5
+    np.subtract(p, q, out=p)
+    np.abs(p, out=p)  # 2h
+    np.subtract(med, smallest, out=smallest)
+    np.subtract(largest, med, out=largest)
+    np.minimum(smallest, largest, out=smallest)
+    p *= 0.5
+    np.add(p, smallest, out=mad)
+    mad *= 0.5
+
+
 def _block_median_mad(
     xb: FloatArray,
     *,
@@ -143,9 +161,10 @@ def _block_median_mad(
 ) -> None:
     """Trailing same-hour median and MAD of one block of meters into ``med`` and ``mad``."""
     rows, n = xb.shape
+    w = week_steps
     # Segment w (the w-th week of the series) has min(w, weeks) lags; the last one runs to
     # the end. A handful of segments, each vectorised over meters and steps.
-    bounds = [*range(0, min(n, weeks * week_steps + 1), week_steps), n]
+    bounds = [*range(0, min(n, weeks * w + 1), w), n]
     for seg, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         n_lags = min(seg, weeks)
         m_out = med[:, lo:hi]
@@ -154,18 +173,50 @@ def _block_median_mad(
             m_out.fill(np.nan)
             d_out.fill(np.nan)
             continue
-        lags = [xb[:, lo - k * week_steps : hi - k * week_steps] for k in range(1, n_lags + 1)]
-        if n_lags <= 4:
+        lags = [xb[:, lo - k * w : hi - k * w] for k in range(1, n_lags + 1)]
+        if n_lags == 4:
+            # Lags 3 and 4 are lags 1 and 2 two weeks earlier: one (min, max) pass over the
+            # pairs of neighbouring weeks serves both, with the operands in the same order.
+            span = hi - lo + 2 * w
+            pmin, pmax = work.views(rows, span)[:2]
+            np.minimum(xb[:, lo - 3 * w : hi - w], xb[:, lo - 4 * w : hi - 2 * w], out=pmin)
+            np.maximum(xb[:, lo - 3 * w : hi - w], xb[:, lo - 4 * w : hi - 2 * w], out=pmax)
+            first = (pmin[:, 2 * w :], pmax[:, 2 * w :])
+            second = (pmin[:, : hi - lo], pmax[:, : hi - lo])
+            _median_mad_of_pairs(first, second, m_out, d_out, work.views(rows, hi - lo)[2:])
+        elif n_lags < 4:
             _closed_form(lags, m_out, d_out, work.views(rows, hi - lo))
-            # The closed form propagates NaN; redo only those points NaN-aware (gaps are sparse).
-            # np.flatnonzero of a flat mask is ~15× faster than np.nonzero of a 2-D one.
-            nan_at = np.isnan(m_out, out=work.mask(rows, hi - lo))
-            r_idx, c_idx = np.divmod(np.flatnonzero(nan_at), hi - lo)
-            if r_idx.size:
-                vals = np.stack([lag[r_idx, c_idx] for lag in lags], axis=-1)
-                m_out[r_idx, c_idx], d_out[r_idx, c_idx] = nan_median_mad(vals)
         else:
             m_out[:], d_out[:] = nan_median_mad(np.stack(lags, axis=-1))
+    _redo_gaps(xb, weeks=weeks, week_steps=w, med=med, mad=mad, work=work)
+
+
+def _redo_gaps(
+    xb: FloatArray,
+    *,
+    weeks: int,
+    week_steps: int,
+    med: FloatArray,
+    mad: FloatArray,
+    work: _Workspace,
+) -> None:
+    """Median and MAD, NaN-aware, at the points where the closed form gave NaN.
+
+    The closed form propagates NaN and gaps are sparse: the points are gathered over the
+    whole block in one call, absent lags (before the series starts) given as NaN, which
+    :func:`nan_median_mad` ignores as it does the gaps. np.flatnonzero of a flat mask is
+    ~15× faster than np.nonzero of a 2-D one.
+    """
+    rows, n = xb.shape
+    lo = min(2 * week_steps, n)
+    nan_at = np.isnan(med[:, lo:], out=work.mask(rows, n - lo))
+    r_idx, c_idx = np.divmod(np.flatnonzero(nan_at), n - lo)
+    if r_idx.size == 0:
+        return
+    c_idx += lo
+    lag_cols = c_idx[:, np.newaxis] - week_steps * np.arange(1, weeks + 1)
+    vals = np.where(lag_cols >= 0, xb[r_idx[:, np.newaxis], np.maximum(lag_cols, 0)], np.nan)
+    med[r_idx, c_idx], mad[r_idx, c_idx] = nan_median_mad(vals)
 
 
 def _blocks(m: int, block_meters: int) -> range:
