@@ -600,19 +600,25 @@ def _z_block(
     """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out."""
     # scale = max(1.4826·max(MAD, meter_floor·mean MAD), quantum, tail/divisor)
     #         + floor + rel_floor·|expected|
-    np.maximum(scale, meter_floor * _row_mean_into(scale, tmp, gap), out=scale)
+    # Scaling by 1.4826 > 0 commutes with max exactly (rounding is monotone), so every
+    # per-meter floor is folded into one column and applied with the tail in one pass.
+    # (Which zero of ±0 a tie keeps cannot matter: a positive floor is added after.)
+    col = (meter_floor * _row_mean_into(scale, tmp, gap)) * MAD_TO_SIGMA
+    if quantum is not None:
+        col = np.maximum(col, quantum)
     scale *= MAD_TO_SIGMA
     np.subtract(xb, expected, out=z)
-    if quantum is not None:
-        np.maximum(scale, quantum, out=scale)
     if tail_quantile > 0:
         # ``tmp`` is free here: it holds the float32 copy the selection works on.
         tail = _block_tail_values(z, tail_quantile, TAIL_BLOCK_STEPS, scratch=tmp)
         tail /= tail_divisor
+        np.maximum(tail, col, out=tail)
         # Block by block against a column: no (rows, steps) copy of the tail.
         for b, lo in enumerate(range(0, z.shape[1], TAIL_BLOCK_STEPS)):
             part = scale[:, lo : lo + TAIL_BLOCK_STEPS]
             np.maximum(part, tail[:, b : b + 1], out=part)
+    else:
+        np.maximum(scale, col, out=scale)
     np.abs(expected, out=tmp)
     tmp *= rel_floor
     tmp += floor
