@@ -344,9 +344,12 @@ def _near_flat_block(
     _running_extreme(a, min_steps, np.minimum, spread, tmp)
     # max(high, −low) bounds |window mean|, so a window whose spread exceeds the allowed
     # spread at that bound is not flat: only the few others need the mean itself.
-    b = bound[:, :k]
-    np.negative(spread[:, :k], out=b)
-    np.maximum(b, high[:, :k], out=b)
+    # Consumption is rarely negative: without a negative value the bound is ``high``.
+    nonneg = bool(np.fmin.reduce(a, axis=None) >= 0.0)  # fmin skips gaps
+    b = high[:, :k] if nonneg else bound[:, :k]
+    if not nonneg:
+        np.negative(spread[:, :k], out=b)
+        np.maximum(b, high[:, :k], out=b)
     np.subtract(high[:, :k], spread[:, :k], out=spread[:, :k])
     spread[:, k:] = np.nan
     qq = quanta * q
