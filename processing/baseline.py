@@ -98,7 +98,7 @@ def _closed_form(
         np.minimum(c, d, out=t3)
         np.maximum(c, d, out=t4)
         # p and q overwrite the first pair in place; t5, t6 are free.
-        _median_mad_of_pairs((t1, t2), (t3, t4), med, mad, [t5, t1, t6, t2])
+        _median_mad_of_pairs((t1, t2), (t3, t4), med, mad, [t5, t1, t6, t2, t3])
     elif len(lags) == 3:
         a, b, c = lags
         np.minimum(a, b, out=t1)
@@ -129,24 +129,25 @@ def _median_mad_of_pairs(
 ) -> None:
     """The four-value branch of :func:`_closed_form` from the (min, max) of each pair.
 
-    ``out`` holds four buffers for the smallest, p, the largest and q; p and q may be the
-    first pair's own buffers (updated in place), the others must not overlap the pairs.
+    ``out`` holds buffers for the smallest, p, the largest, q and p − q. p and q may be
+    the first pair's own buffers (updated in place), p − q one of the pairs' (free once
+    p and q are known), the largest ``mad`` and q ``med``: fewer buffers stay in cache.
     """
     (lo1, hi1), (lo2, hi2) = first, second
-    smallest, p, largest, q = out
+    smallest, p, largest, q, diff = out
     np.minimum(lo1, lo2, out=smallest)
     np.maximum(lo1, lo2, out=p)
     np.maximum(hi1, hi2, out=largest)
     np.minimum(hi1, hi2, out=q)
+    np.subtract(p, q, out=diff)
     np.add(p, q, out=med)
     med *= 0.5
-    np.subtract(p, q, out=p)
-    np.abs(p, out=p)  # 2h
+    np.abs(diff, out=diff)  # 2h
     np.subtract(med, smallest, out=smallest)
     np.subtract(largest, med, out=largest)
     np.minimum(smallest, largest, out=smallest)
-    p *= 0.5
-    np.add(p, smallest, out=mad)
+    diff *= 0.5
+    np.add(diff, smallest, out=mad)
     mad *= 0.5
 
 
@@ -183,7 +184,9 @@ def _block_median_mad(
             np.maximum(xb[:, lo - 3 * w : hi - w], xb[:, lo - 4 * w : hi - 2 * w], out=pmax)
             first = (pmin[:, 2 * w :], pmax[:, 2 * w :])
             second = (pmin[:, : hi - lo], pmax[:, : hi - lo])
-            _median_mad_of_pairs(first, second, m_out, d_out, work.views(rows, hi - lo)[2:])
+            smallest, p = work.views(rows, hi - lo)[2:4]
+            out = [smallest, p, d_out, m_out, pmin[:, : hi - lo]]
+            _median_mad_of_pairs(first, second, m_out, d_out, out)
         elif n_lags < 4:
             _closed_form(lags, m_out, d_out, work.views(rows, hi - lo))
         else:
