@@ -129,16 +129,17 @@ def _median_mad_of_pairs(
 ) -> None:
     """The four-value branch of :func:`_closed_form` from the (min, max) of each pair.
 
-    ``out`` holds buffers for the smallest, p, the largest, q and p − q. p and q may be
-    the first pair's own buffers (updated in place), p − q one of the pairs' (free once
-    p and q are known), the largest ``mad`` and q ``med``: fewer buffers stay in cache.
+    ``out`` holds buffers for the smallest, p, the largest, q and p − q, filled in the
+    order largest, q, smallest, p: each may reuse the memory of a pair already spent (q
+    the first max, p the first min or the second max, p − q a min), the largest ``mad``
+    and q ``med``: the fewer buffers a block touches, the more of it stays in cache.
     """
     (lo1, hi1), (lo2, hi2) = first, second
     smallest, p, largest, q, diff = out
-    np.minimum(lo1, lo2, out=smallest)
-    np.maximum(lo1, lo2, out=p)
     np.maximum(hi1, hi2, out=largest)
     np.minimum(hi1, hi2, out=q)
+    np.minimum(lo1, lo2, out=smallest)
+    np.maximum(lo1, lo2, out=p)
     np.subtract(p, q, out=diff)
     np.add(p, q, out=med)
     med *= 0.5
@@ -184,8 +185,8 @@ def _block_median_mad(
             np.maximum(xb[:, lo - 3 * w : hi - w], xb[:, lo - 4 * w : hi - 2 * w], out=pmax)
             first = (pmin[:, 2 * w :], pmax[:, 2 * w :])
             second = (pmin[:, : hi - lo], pmax[:, : hi - lo])
-            smallest, p = work.views(rows, hi - lo)[2:4]
-            out = [smallest, p, d_out, m_out, pmin[:, : hi - lo]]
+            smallest = work.views(rows, hi - lo)[2]
+            out = [smallest, pmax[:, : hi - lo], d_out, m_out, pmin[:, : hi - lo]]
             _median_mad_of_pairs(first, second, m_out, d_out, out)
         elif n_lags < 4:
             _closed_form(lags, m_out, d_out, work.views(rows, hi - lo))
