@@ -69,10 +69,15 @@ class _Workspace:
     def __init__(self, rows: int, steps: int) -> None:
         self.size = rows * steps
         self.bufs = [np.empty(self.size) for _ in range(6)]
+        self.flags = np.empty(self.size, dtype=bool)
 
     def views(self, rows: int, steps: int) -> list[FloatArray]:
         # Contiguous (rows, steps) views so the ufuncs stream through memory.
         return [b[: rows * steps].reshape(rows, steps) for b in self.bufs]
+
+    def mask(self, rows: int, steps: int) -> npt.NDArray[np.bool_]:
+        """A contiguous boolean (rows, steps) view."""
+        return self.flags[: rows * steps].reshape(rows, steps)
 
 
 def _closed_form(
@@ -92,20 +97,8 @@ def _closed_form(
         np.maximum(a, b, out=t2)
         np.minimum(c, d, out=t3)
         np.maximum(c, d, out=t4)
-        np.minimum(t1, t3, out=t5)  # smallest
-        np.maximum(t1, t3, out=t1)  # p
-        np.maximum(t2, t4, out=t6)  # largest
-        np.minimum(t2, t4, out=t2)  # q
-        np.add(t1, t2, out=med)
-        med *= 0.5
-        np.subtract(t1, t2, out=t3)
-        np.abs(t3, out=t3)
-        np.subtract(med, t5, out=t4)
-        np.subtract(t6, med, out=t5)
-        np.minimum(t4, t5, out=t4)
-        t3 *= 0.5
-        np.add(t3, t4, out=mad)
-        mad *= 0.5
+        # p and q overwrite the first pair in place; t5, t6 are free.
+        _median_mad_of_pairs((t1, t2), (t3, t4), med, mad, [t5, t1, t6, t2, t3])
     elif len(lags) == 3:
         a, b, c = lags
         np.minimum(a, b, out=t1)
@@ -127,6 +120,38 @@ def _closed_form(
         mad *= 0.5
 
 
+def _median_mad_of_pairs(
+    first: tuple[FloatArray, FloatArray],
+    second: tuple[FloatArray, FloatArray],
+    med: FloatArray,
+    mad: FloatArray,
+    out: list[FloatArray],
+) -> None:
+    """The four-value branch of :func:`_closed_form` from the (min, max) of each pair.
+
+    ``out`` holds buffers for the smallest, p, the largest, q and p − q, filled in the
+    order largest, q, smallest, p: each may reuse the memory of a pair already spent (q
+    the first max, p the first min or the second max, p − q a min), the largest ``mad``
+    and q ``med``: the fewer buffers a block touches, the more of it stays in cache.
+    """
+    (lo1, hi1), (lo2, hi2) = first, second
+    smallest, p, largest, q, diff = out
+    np.maximum(hi1, hi2, out=largest)
+    np.minimum(hi1, hi2, out=q)
+    np.minimum(lo1, lo2, out=smallest)
+    np.maximum(lo1, lo2, out=p)
+    np.subtract(p, q, out=diff)
+    np.add(p, q, out=med)
+    med *= 0.5
+    np.abs(diff, out=diff)  # 2h
+    np.subtract(med, smallest, out=smallest)
+    np.subtract(largest, med, out=largest)
+    np.minimum(smallest, largest, out=smallest)
+    diff *= 0.5
+    np.add(diff, smallest, out=mad)
+    mad *= 0.5
+
+
 def _block_median_mad(
     xb: FloatArray,
     *,
@@ -138,9 +163,10 @@ def _block_median_mad(
 ) -> None:
     """Trailing same-hour median and MAD of one block of meters into ``med`` and ``mad``."""
     rows, n = xb.shape
+    w = week_steps
     # Segment w (the w-th week of the series) has min(w, weeks) lags; the last one runs to
     # the end. A handful of segments, each vectorised over meters and steps.
-    bounds = [*range(0, min(n, weeks * week_steps + 1), week_steps), n]
+    bounds = [*range(0, min(n, weeks * w + 1), w), n]
     for seg, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         n_lags = min(seg, weeks)
         m_out = med[:, lo:hi]
@@ -149,16 +175,52 @@ def _block_median_mad(
             m_out.fill(np.nan)
             d_out.fill(np.nan)
             continue
-        lags = [xb[:, lo - k * week_steps : hi - k * week_steps] for k in range(1, n_lags + 1)]
-        if n_lags <= 4:
+        lags = [xb[:, lo - k * w : hi - k * w] for k in range(1, n_lags + 1)]
+        if n_lags == 4:
+            # Lags 3 and 4 are lags 1 and 2 two weeks earlier: one (min, max) pass over the
+            # pairs of neighbouring weeks serves both, with the operands in the same order.
+            span = hi - lo + 2 * w
+            pmin, pmax = work.views(rows, span)[:2]
+            np.minimum(xb[:, lo - 3 * w : hi - w], xb[:, lo - 4 * w : hi - 2 * w], out=pmin)
+            np.maximum(xb[:, lo - 3 * w : hi - w], xb[:, lo - 4 * w : hi - 2 * w], out=pmax)
+            first = (pmin[:, 2 * w :], pmax[:, 2 * w :])
+            second = (pmin[:, : hi - lo], pmax[:, : hi - lo])
+            smallest = work.views(rows, hi - lo)[2]
+            out = [smallest, pmax[:, : hi - lo], d_out, m_out, pmin[:, : hi - lo]]
+            _median_mad_of_pairs(first, second, m_out, d_out, out)
+        elif n_lags < 4:
             _closed_form(lags, m_out, d_out, work.views(rows, hi - lo))
-            # The closed form propagates NaN; redo only those points NaN-aware (gaps are sparse).
-            r_idx, c_idx = np.nonzero(np.isnan(m_out))
-            if r_idx.size:
-                vals = np.stack([lag[r_idx, c_idx] for lag in lags], axis=-1)
-                m_out[r_idx, c_idx], d_out[r_idx, c_idx] = nan_median_mad(vals)
         else:
             m_out[:], d_out[:] = nan_median_mad(np.stack(lags, axis=-1))
+    _redo_gaps(xb, weeks=weeks, week_steps=w, med=med, mad=mad, work=work)
+
+
+def _redo_gaps(
+    xb: FloatArray,
+    *,
+    weeks: int,
+    week_steps: int,
+    med: FloatArray,
+    mad: FloatArray,
+    work: _Workspace,
+) -> None:
+    """Median and MAD, NaN-aware, at the points where the closed form gave NaN.
+
+    The closed form propagates NaN and gaps are sparse: the points are gathered over the
+    whole block in one call, absent lags (before the series starts) given as NaN, which
+    :func:`nan_median_mad` ignores as it does the gaps. np.flatnonzero of a flat mask is
+    ~15× faster than np.nonzero of a 2-D one.
+    """
+    rows, n = xb.shape
+    lo = min(2 * week_steps, n)
+    nan_at = np.isnan(med[:, lo:], out=work.mask(rows, n - lo))
+    r_idx, c_idx = np.divmod(np.flatnonzero(nan_at), n - lo)
+    if r_idx.size == 0:
+        return
+    c_idx += lo
+    lag_cols = c_idx[:, np.newaxis] - week_steps * np.arange(1, weeks + 1)
+    vals = np.where(lag_cols >= 0, xb[r_idx[:, np.newaxis], np.maximum(lag_cols, 0)], np.nan)
+    med[r_idx, c_idx], mad[r_idx, c_idx] = nan_median_mad(vals)
 
 
 def _blocks(m: int, block_meters: int) -> range:
@@ -255,9 +317,16 @@ def robust_z(
 
 def _row_mean(a: FloatArray) -> FloatArray:
     """NaN-ignoring mean over the last axis, kept as a column (0 for an all-NaN row)."""
-    ok = ~np.isnan(a)
-    total = np.where(ok, a, 0.0).sum(axis=-1, keepdims=True)
-    count = ok.sum(axis=-1, keepdims=True)
+    return _row_mean_into(a, np.empty(a.shape), np.empty(a.shape, dtype=bool))
+
+
+def _row_mean_into(a: FloatArray, tmp: FloatArray, gaps: npt.NDArray[np.bool_]) -> FloatArray:
+    """:func:`_row_mean` with caller's buffers of ``a``'s shape (overwritten)."""
+    np.isnan(a, out=gaps)
+    np.copyto(tmp, a)
+    np.copyto(tmp, 0.0, where=gaps)  # the same sum, in the same order, as before
+    total = tmp.sum(axis=-1, keepdims=True)
+    count = a.shape[-1] - np.count_nonzero(gaps, axis=-1, keepdims=True)
     mean: FloatArray = np.divide(total, count, out=np.zeros(total.shape), where=count > 0)
     return mean
 
@@ -535,27 +604,32 @@ def _z_block(
     """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out."""
     # scale = max(1.4826·max(MAD, meter_floor·mean MAD), quantum, tail/divisor)
     #         + floor + rel_floor·|expected|
-    np.maximum(scale, meter_floor * _row_mean(scale), out=scale)
+    # Scaling by 1.4826 > 0 commutes with max exactly (rounding is monotone), so every
+    # per-meter floor is folded into one column and applied with the tail in one pass.
+    # (Which zero of ±0 a tie keeps cannot matter: a positive floor is added after.)
+    col = (meter_floor * _row_mean_into(scale, tmp, gap)) * MAD_TO_SIGMA
+    if quantum is not None:
+        col = np.maximum(col, quantum)
     scale *= MAD_TO_SIGMA
     np.subtract(xb, expected, out=z)
-    if quantum is not None:
-        np.maximum(scale, quantum, out=scale)
     if tail_quantile > 0:
-        np.maximum(scale, _block_tail(z, tail_quantile) / tail_divisor, out=scale)
+        # ``tmp`` is free here: it holds the float32 copy the selection works on.
+        tail = _block_tail_values(z, tail_quantile, TAIL_BLOCK_STEPS, scratch=tmp)
+        tail /= tail_divisor
+        np.maximum(tail, col, out=tail)
+        # Block by block against a column: no (rows, steps) copy of the tail.
+        for b, lo in enumerate(range(0, z.shape[1], TAIL_BLOCK_STEPS)):
+            part = scale[:, lo : lo + TAIL_BLOCK_STEPS]
+            np.maximum(part, tail[:, b : b + 1], out=part)
+    else:
+        np.maximum(scale, col, out=scale)
     np.abs(expected, out=tmp)
     tmp *= rel_floor
     tmp += floor
     scale += tmp
     # Daily sums over the steps where both x and the expectation exist (z is NaN wherever
     # either is missing).
-    np.isnan(z, out=gap)
-    count = steps_in_day - np.add.reduceat(gap, day_starts, axis=1, dtype=np.float64)
-    np.copyto(tmp, z)
-    np.copyto(tmp, 0.0, where=gap)
-    res_sum = np.add.reduceat(tmp, day_starts, axis=1)
-    np.copyto(tmp, expected)
-    np.copyto(tmp, 0.0, where=gap)
-    exp_sum = np.add.reduceat(tmp, day_starts, axis=1)
+    res_sum, exp_sum, count = _daily_sums(z, expected, day_starts, steps_in_day)
     enough = count >= 0.5 * steps_in_day
     factor = np.divide(steps_in_day, count, out=np.zeros_like(count), where=enough)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -566,6 +640,41 @@ def _z_block(
     )
 
 
+def _daily_sums(
+    z: FloatArray, expected: FloatArray, day_starts: IntArray, steps_in_day: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Sums of ``z`` and ``expected`` per day over the steps where ``z`` is not NaN, and the
+    count of those steps, each shape (rows, days).
+
+    Days without a gap are summed in place; only the few days whose sum is NaN are gathered
+    and summed again with their gaps as 0, with the same ``reduceat`` (so the same rounding)
+    as a sum over a zero-filled copy of the whole block.
+    """
+    res = np.add.reduceat(z, day_starts, axis=1)
+    exp = np.add.reduceat(expected, day_starts, axis=1)
+    count = np.repeat(steps_in_day[np.newaxis, :], z.shape[0], axis=0)
+    n_days = day_starts.size
+    rows, days = np.divmod(np.flatnonzero(np.isnan(res)), n_days)
+    # Only the last day may be shorter: redo each length of day on its own.
+    for short in (False, True):
+        pick = (days == n_days - 1) == short
+        if not pick.any():
+            continue
+        r, d = rows[pick], days[pick]
+        length = int(steps_in_day[d[0]])
+        cols = day_starts[d][:, np.newaxis] + np.arange(length)
+        seg_z = z[r[:, np.newaxis], cols]
+        seg_e = expected[r[:, np.newaxis], cols]
+        gaps = np.isnan(seg_z)
+        seg_z[gaps] = 0.0
+        seg_e[gaps] = 0.0
+        first = np.zeros(1, dtype=np.int64)
+        res[r, d] = np.add.reduceat(seg_z, first, axis=1)[:, 0]
+        exp[r, d] = np.add.reduceat(seg_e, first, axis=1)[:, 0]
+        count[r, d] -= gaps.sum(axis=1)
+    return res, exp, count
+
+
 TAIL_BLOCK_STEPS = 4 * HOURS_PER_WEEK
 
 
@@ -574,16 +683,64 @@ def _block_tail(resid: FloatArray, q: float, block: int = TAIL_BLOCK_STEPS) -> F
 
     NaN counts as 0 (gaps are sparse), which only lowers the quantile.
     """
+    n = resid.shape[1]
+    return np.repeat(_block_tail_values(resid, q, block), block, axis=1)[:, :n]
+
+
+def _block_tail_values(
+    resid: FloatArray, q: float, block: int, scratch: FloatArray | None = None
+) -> FloatArray:
+    """:func:`_block_tail` once per block, shape (rows, blocks); ``scratch`` (contiguous,
+    overwritten) spares the float32 copy's allocation when it is large enough."""
     m, n = resid.shape
     blocks = -(-n // block)
+    size = m * blocks * block
     # float32 is plenty for a noise floor and halves the selection's work.
-    padded = np.zeros((m, blocks * block), dtype=np.float32)
+    if scratch is not None and 2 * scratch.size >= size and scratch.flags.c_contiguous:
+        padded = scratch.reshape(-1).view(np.float32)[:size].reshape(m, blocks * block)
+    else:
+        padded = np.empty((m, blocks * block), dtype=np.float32)
     np.abs(resid, out=padded[:, :n], casting="same_kind")
-    np.nan_to_num(padded, copy=False)
     # The last block may be short: its padding zeros lower its quantile a little.
+    padded[:, n:] = 0.0
+    np.fmax(padded, 0.0, out=padded)  # NaN → 0
     k = min(block - 1, int(q * block))
-    tail = np.partition(padded.reshape(m, blocks, block), k, axis=2)[:, :, k]
-    return np.repeat(tail.astype(np.float64), block, axis=1)[:, :n]
+    by_block = padded.reshape(m, blocks, block)
+    top = block - k  # the k-th smallest is the top-th largest
+    if block % TAIL_GROUP == 0 and 4 * top * TAIL_GROUP <= block:
+        kth = _top_from_groups(by_block, top, TAIL_GROUP)
+    else:
+        by_block.partition(k, axis=2)
+        kth = by_block[:, :, k]
+    # An infinite |resid| counts as the largest float32; mapping it after the selection
+    # is the same, as the order does not change.
+    return np.asarray(np.nan_to_num(kth), dtype=np.float64)
+
+
+TAIL_GROUP = 6
+
+
+def _top_from_groups(v: npt.NDArray[np.float32], top: int, size: int) -> npt.NDArray[np.float32]:
+    """``top``-th largest along the last axis of ``v`` (no NaN), 3-4× faster than a partition
+    of the whole axis when ``top`` is small.
+
+    The axis is cut into groups of ``size`` strided values. At most ``top`` groups hold a
+    value of the ``top`` largest; if one of them is not among the ``top`` groups of largest
+    maximum, those ``top`` maxima are themselves ``top`` values at least as large. Either
+    way the ``top`` largest of the selected groups' values is the answer, exactly.
+    """
+    m, blocks, width = v.shape
+    g = width // size
+    group_max = np.maximum(v[:, :, :g], v[:, :, g : 2 * g])
+    for j in range(2, size):
+        np.maximum(group_max, v[:, :, j * g : (j + 1) * g], out=group_max)
+    best = np.argpartition(group_max, g - top, axis=2)[:, :, g - top :]
+    start = np.arange(m * blocks).reshape(m, blocks, 1) * width + best
+    idx = start[:, :, :, np.newaxis] + g * np.arange(size)
+    cand = v.reshape(-1)[idx.reshape(m, blocks, top * size)]
+    cand.partition(top * size - top, axis=2)
+    kth: npt.NDArray[np.float32] = cand[:, :, top * size - top]
+    return kth
 
 
 def median_at(

@@ -305,12 +305,26 @@ def _window_means(
     pick = np.searchsorted(cuts, starts)
     length = (ends - starts).astype(np.float64)
     out = np.empty((m, starts.size))
-    for i in range(0, m, block_meters):
-        xb = x[i : i + block_meters]
-        ok = ~np.isnan(xb)
-        total = np.add.reduceat(np.where(ok, xb, 0.0), cuts, axis=1)[:, pick]
-        count = np.add.reduceat(ok, cuts, axis=1, dtype=np.float64)[:, pick]
-        out[i : i + block_meters] = np.divide(
+    # Cache-sized blocks and buffers reused from block to block: matrix-sized temporaries
+    # cost more in page faults than the sums.
+    rows = min(block_meters, 32)
+    filled = np.empty((rows, n))
+    gaps = np.empty((rows, n), dtype=bool)
+    seg_len = np.diff(np.append(cuts, n))
+    for i in range(0, m, rows):
+        xb = x[i : i + rows]
+        r = xb.shape[0]
+        gap = np.isnan(xb, out=gaps[:r])
+        total_in = filled[:r]
+        np.copyto(total_in, xb)
+        np.copyto(total_in, 0.0, where=gap)
+        total = np.add.reduceat(total_in, cuts, axis=1)[:, pick]
+        # Gaps are sparse: count them from their positions, not with a pass per segment.
+        g_row, g_col = np.divmod(np.flatnonzero(gap), n)
+        seg = np.searchsorted(cuts, g_col, side="right") - 1
+        missing = np.bincount(g_row * cuts.size + seg, minlength=r * cuts.size)
+        count = (seg_len - missing.reshape(r, cuts.size)).astype(np.float64)[:, pick]
+        out[i : i + r] = np.divide(
             total, count, out=np.full(total.shape, np.nan), where=count >= 0.5 * length
         )
     return out

@@ -349,47 +349,56 @@ def _near_flat_block(
     if n < min_steps:
         return
     k = n - min_steps + 1
-    (spread, w_mean, tol, tmp), (cand, cmp) = work.views(rows, n)
+    (spread, high, bound, tmp), (cand, _) = work.views(rows, n)
     # Spread of each window: running max − running min.
-    _running_extreme(a, min_steps, np.maximum, spread, tmp)
-    _running_extreme(a, min_steps, np.minimum, w_mean, tmp)
-    np.subtract(spread[:, :k], w_mean[:, :k], out=spread[:, :k])
+    _running_extreme(a, min_steps, np.maximum, high, tmp)
+    _running_extreme(a, min_steps, np.minimum, spread, tmp)
+    # max(high, −low) bounds |window mean|, so a window whose spread exceeds the allowed
+    # spread at that bound is not flat: only the few others need the mean itself.
+    # Consumption is rarely negative: without a negative value the bound is ``high``.
+    nonneg = bool(np.fmin.reduce(a, axis=None) >= 0.0)  # fmin skips gaps
+    b = high[:, :k] if nonneg else bound[:, :k]
+    if not nonneg:
+        np.negative(spread[:, :k], out=b)
+        np.maximum(b, high[:, :k], out=b)
+    np.subtract(high[:, :k], spread[:, :k], out=spread[:, :k])
     spread[:, k:] = np.nan
-    # Window mean, summed in order (same rounding as a plain loop).
-    wm = w_mean[:, :k]
-    np.copyto(wm, a[:, :k])
-    for j in range(1, min_steps):  # loop over the window width, not over samples
-        np.add(wm, a[:, j : j + k], out=wm)
-    np.divide(wm, min_steps, out=wm)
-    t = tol[:, :k]
-    np.abs(wm, out=t)
-    np.multiply(t, rel_tol, out=t)
-    np.add(t, quanta * q, out=t)
-    c = cand[:, :k]
-    r = cmp[:, :k]
+    qq = quanta * q
+    # A relative margin far above the rounding of the mean keeps every flat window in.
+    np.multiply(b, max(rel_tol, 0.0) * (1 + 1e-9), out=b)
+    np.add(b, qq + np.abs(qq) * 1e-9, out=b)
     with np.errstate(invalid="ignore"):
-        np.less_equal(spread[:, :k], t, out=c)
-        np.not_equal(wm, 0.0, out=r)
-        c &= r
+        np.less_equal(spread[:, :k], b, out=cand[:, :k])
     cand[:, k:] = False
-    r_idx, c_idx = np.nonzero(c)
+    r_idx, c_idx = np.divmod(np.flatnonzero(cand), n)
+    if r_idx.size == 0:
+        return
+    # Window mean and allowed spread of those windows, with the operations, and so the
+    # rounding, of a whole-matrix pass: summed in order, then divided.
+    wm = a[r_idx, c_idx]
+    for j in range(1, min_steps):  # loop over the window width, not over samples
+        wm = wm + a[r_idx, c_idx + j]
+    wm = wm / min_steps
+    tol = np.abs(wm) * rel_tol + qq[r_idx, 0]
+    with np.errstate(invalid="ignore"):
+        flat = (spread[r_idx, c_idx] <= tol) & (wm != 0.0)
+    r_idx, c_idx, level, tol = r_idx[flat], c_idx[flat], wm[flat], tol[flat]
     if r_idx.size == 0:
         return
     # Flat at full load is a boiler or heat pump at capacity, flat at the idle level a
     # closed building; a stuck value sits anywhere in between. The quantiles are the costly
     # part, so only meters with a flat window get them.
-    held, r_idx = np.unique(r_idx, return_inverse=True)
+    held, inverse = np.unique(r_idx, return_inverse=True)
     idle, ceiling = _row_quantiles(a[held], (0.02, 0.995), tmp[: held.size])
-    level = wm[held[r_idx], c_idx]
-    idle, ceiling = idle[r_idx, 0], ceiling[r_idx, 0]
+    idle, ceiling = idle[inverse, 0], ceiling[inverse, 0]
     between = (level < CEILING_SHARE * ceiling) & (level > idle + IDLE_MARGIN * (ceiling - idle))
-    between &= np.abs(level) >= min_level_quanta * q[held[r_idx], 0]
-    r_idx, c_idx = held[r_idx[between]], c_idx[between]
+    between &= np.abs(level) >= min_level_quanta * q[r_idx, 0]
+    r_idx, c_idx, tol = r_idx[between], c_idx[between], tol[between]
     # Typical spread of the same window start in the trailing weeks: offices idle flat at
     # night and boilers run flat out on cold nights; neither is stuck.
     typical = _typical_spread(spread, r_idx, c_idx, period=period)
     with np.errstate(invalid="ignore"):
-        keep = typical > contrast * tol[r_idx, c_idx]
+        keep = typical > contrast * tol
     r_idx, c_idx = r_idx[keep], c_idx[keep]
     # Each flagged window start covers the window's steps.
     for j in range(min_steps):

@@ -7,6 +7,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from processing.baseline import (
+    TAIL_BLOCK_STEPS,
+    _block_tail,
     baseline_scan,
     fit_heating_term,
     hour_of_week_baseline,
@@ -32,6 +34,28 @@ def _reference(x, weeks):
     med[few] = np.nan
     mad[few] = np.nan
     return med, mad
+
+
+@pytest.mark.parametrize("values", ["noise", "ties", "mostly_zero"])
+def test_block_tail_equals_a_plain_partition(values):
+    """The grouped selection returns exactly the partition's order statistic."""
+    rng = np.random.default_rng(3)
+    shape = (7, 3 * TAIL_BLOCK_STEPS + 50)  # a short last block
+    if values == "noise":
+        resid = rng.standard_normal(shape)
+    elif values == "ties":
+        resid = rng.integers(-3, 4, shape).astype(float)
+    else:
+        resid = np.where(rng.random(shape) < 0.97, 0.0, rng.standard_normal(shape))
+    resid[rng.random(shape) < 0.01] = np.nan
+    resid[0, 5] = np.inf
+    for q in (0.5, 0.98, 0.999):
+        padded = np.zeros((shape[0], 4 * TAIL_BLOCK_STEPS), dtype=np.float32)
+        padded[:, : shape[1]] = np.nan_to_num(np.abs(resid).astype(np.float32))
+        k = min(TAIL_BLOCK_STEPS - 1, int(q * TAIL_BLOCK_STEPS))
+        per_block = np.partition(padded.reshape(shape[0], 4, -1), k, axis=2)[:, :, k]
+        expected = np.repeat(per_block.astype(np.float64), TAIL_BLOCK_STEPS, axis=1)
+        np.testing.assert_array_equal(_block_tail(resid, q), expected[:, : shape[1]])
 
 
 @pytest.mark.parametrize("weeks", [2, 3, 4, 6])
