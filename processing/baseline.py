@@ -493,6 +493,7 @@ def baseline_scan(
     tail_divisor: float = 2.0,
     block_meters: int = DEFAULT_BLOCK_METERS,
     out: FloatArray | None = None,
+    bridged_gaps: bool = False,
 ) -> BaselineScan:
     """Robust z of every step and daily residuals, without materialising median or MAD.
 
@@ -514,6 +515,10 @@ def baseline_scan(
         |x − expected| over each four-week block of the meter, divided by
         ``tail_divisor``: a household's appliance peaks or a school's term starts are
         ordinary for that meter, and a spike must stand out against them.
+    bridged_gaps : bool
+        The series comes from registers whose first reading after a gap carries the gap's
+        energy (as the rollups bridge it): a day's observed use is then the plain sum of its
+        readings, not their mean scaled up to the whole day.
     out : ndarray, optional, shape (meters, steps)
         Buffer for ``z`` (float64, C-contiguous), e.g. reused across chunks.
 
@@ -580,6 +585,7 @@ def baseline_scan(
             quantum=None if q_arr is None else q_arr[i:j, np.newaxis],
             tail_quantile=tail_quantile,
             tail_divisor=tail_divisor,
+            bridged_gaps=bridged_gaps,
         )
     return BaselineScan(z=z, daily_residual=daily_residual, daily_expected=daily_expected)
 
@@ -600,6 +606,7 @@ def _z_block(
     quantum: FloatArray | None = None,
     tail_quantile: float = 0.0,
     tail_divisor: float = 2.0,
+    bridged_gaps: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out."""
     # scale = max(1.4826·max(MAD, meter_floor·mean MAD), quantum, tail/divisor)
@@ -629,11 +636,22 @@ def _z_block(
     scale += tmp
     # Daily sums over the steps where both x and the expectation exist (z is NaN wherever
     # either is missing).
-    res_sum, exp_sum, count = _daily_sums(z, expected, day_starts, steps_in_day)
+    res_sum, exp_sum, count, exp_all, count_e = _daily_sums(z, expected, day_starts, steps_in_day)
     enough = count >= 0.5 * steps_in_day
-    factor = np.divide(steps_in_day, count, out=np.zeros_like(count), where=enough)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(z, scale, out=z)
+    if bridged_gaps:
+        # The readings after a gap carry its energy: the day's use is their plain sum,
+        # against the expectation of every step of the day.
+        enough &= count_e >= 0.5 * steps_in_day
+        day_exp = exp_all * np.divide(
+            steps_in_day, count_e, out=np.zeros_like(count_e), where=enough
+        )
+        return (
+            np.where(enough, res_sum + exp_sum - day_exp, np.nan),
+            np.where(enough, day_exp, np.nan),
+        )
+    factor = np.divide(steps_in_day, count, out=np.zeros_like(count), where=enough)
     return (
         np.where(enough, res_sum * factor, np.nan),
         np.where(enough, exp_sum * factor, np.nan),
@@ -642,9 +660,10 @@ def _z_block(
 
 def _daily_sums(
     z: FloatArray, expected: FloatArray, day_starts: IntArray, steps_in_day: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Sums of ``z`` and ``expected`` per day over the steps where ``z`` is not NaN, and the
-    count of those steps, each shape (rows, days).
+    count of those steps; then the sum of ``expected`` over the steps where it alone is not
+    NaN, and their count; each shape (rows, days).
 
     Days without a gap are summed in place; only the few days whose sum is NaN are gathered
     and summed again with their gaps as 0, with the same ``reduceat`` (so the same rounding)
@@ -653,6 +672,7 @@ def _daily_sums(
     res = np.add.reduceat(z, day_starts, axis=1)
     exp = np.add.reduceat(expected, day_starts, axis=1)
     count = np.repeat(steps_in_day[np.newaxis, :], z.shape[0], axis=0)
+    exp_all, count_e = exp.copy(), count.copy()
     n_days = day_starts.size
     rows, days = np.divmod(np.flatnonzero(np.isnan(res)), n_days)
     # Only the last day may be shorter: redo each length of day on its own.
@@ -665,6 +685,9 @@ def _daily_sums(
         cols = day_starts[d][:, np.newaxis] + np.arange(length)
         seg_z = z[r[:, np.newaxis], cols]
         seg_e = expected[r[:, np.newaxis], cols]
+        e_gaps = np.isnan(seg_e)
+        exp_all[r, d] = np.where(e_gaps, 0.0, seg_e).sum(axis=1)
+        count_e[r, d] -= e_gaps.sum(axis=1)
         gaps = np.isnan(seg_z)
         seg_z[gaps] = 0.0
         seg_e[gaps] = 0.0
@@ -672,7 +695,7 @@ def _daily_sums(
         res[r, d] = np.add.reduceat(seg_z, first, axis=1)[:, 0]
         exp[r, d] = np.add.reduceat(seg_e, first, axis=1)[:, 0]
         count[r, d] -= gaps.sum(axis=1)
-    return res, exp, count
+    return res, exp, count, exp_all, count_e
 
 
 TAIL_BLOCK_STEPS = 4 * HOURS_PER_WEEK

@@ -909,6 +909,7 @@ def anomaly_scan(
         tail_quantile=cfg.tail_quantile,
         tail_divisor=cfg.tail_divisor,
         out=z_out,
+        bridged_gaps=cfg.bridged_gaps,
     )
     z = scan.z
     if cfg.local_median_steps > 0:

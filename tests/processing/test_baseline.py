@@ -131,6 +131,20 @@ def test_heating_term_finds_each_meters_balance_temperature():
     assert np.nanmax(np.abs(scan.daily_residual[:, 28:] / scan.daily_expected[:, 28:])) < 0.1
 
 
+def test_bridged_reading_makes_the_day_whole():
+    x = np.ones((1, W * 4))
+    day = W * 3 + 24  # a Tuesday in the fourth week
+    x[0, day + 10 : day + 12] = np.nan  # two readings lost...
+    x[0, day + 12] = 3.0  # ...the next one carries their energy
+    plain = baseline_scan(x)
+    bridged = baseline_scan(x, bridged_gaps=True)
+    d = day // 24
+    assert plain.daily_residual[0, d] > 1.0  # 24 kWh read as 24/22 × 24 ≈ 26.2
+    assert_allclose(bridged.daily_residual[0, d], 0.0, atol=1e-12)
+    assert_allclose(bridged.daily_expected[0, d], 24.0)
+    assert_allclose(bridged.daily_residual[0, d - 1], plain.daily_residual[0, d - 1])
+
+
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="weeks"):
         hour_of_week_baseline(np.ones((1, 10)), weeks=1)
