@@ -296,9 +296,18 @@ def _step_calendar(
 
 
 def _window_means(
-    x: FloatArray, starts: IntArray, ends: IntArray, block_meters: int = 256
+    x: FloatArray,
+    starts: IntArray,
+    ends: IntArray,
+    block_meters: int = 256,
+    *,
+    bridged: bool = False,
 ) -> FloatArray:
-    """NaN-ignoring mean of each meter over contiguous step windows; NaN if < half valid."""
+    """NaN-ignoring mean of each meter over contiguous step windows; NaN if < half valid.
+
+    ``bridged``: the series is a register's, whose reading after a gap carries the gap's
+    energy, so the window's sum is divided by its length rather than by its valid steps.
+    """
     m, n = x.shape
     cuts = np.unique(np.concatenate((starts, ends, [0])))
     cuts = cuts[cuts < n]
@@ -325,7 +334,10 @@ def _window_means(
         missing = np.bincount(g_row * cuts.size + seg, minlength=r * cuts.size)
         count = (seg_len - missing.reshape(r, cuts.size)).astype(np.float64)[:, pick]
         out[i : i + r] = np.divide(
-            total, count, out=np.full(total.shape, np.nan), where=count >= 0.5 * length
+            total,
+            length if bridged else count,
+            out=np.full(total.shape, np.nan),
+            where=count >= 0.5 * length,
         )
     return out
 
@@ -515,7 +527,7 @@ def schedule_anomalies(
         w_start, w_end = mask_runs(in_window[np.newaxis, :])[1:]
         if w_start.size == 0:
             continue
-        mean = _window_means(a, w_start, w_end)
+        mean = _window_means(a, w_start, w_end, bridged=cfg.bridged_gaps)
         dh_mean = None if heating is None else _window_means(heating.degree_hours, w_start, w_end)
         period = day[w_start] // period_days
         # A night after a closed day starts from a cold building held at its setback: it is

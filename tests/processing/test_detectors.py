@@ -5,11 +5,13 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 
 from processing.baseline import baseline_scan, fit_heating_term
 from processing.detectors import (
     TEMPERATURE_DETECTOR,
     DetectorConfig,
+    _window_means,
     anomaly_scan,
     config_for,
     cusum,
@@ -210,6 +212,15 @@ def test_reading_after_a_gap_carries_the_gap_not_a_spike():
         len([a for a in spikes_and_drops(x, z, start=START, config=plain) if a.kind == "spike"])
         == 2
     )
+
+
+def test_window_mean_of_a_register_keeps_the_gaps_energy():
+    x = np.ones((1, 12))
+    x[0, 3] = np.nan
+    x[0, 4] = 2.0  # the reading after the gap covers two hours
+    starts, ends = np.array([0, 6]), np.array([6, 12])
+    assert_allclose(_window_means(x, starts, ends, bridged=True), [[1.0, 1.0]])
+    assert_allclose(_window_means(x, starts, ends), [[6.0 / 5.0, 1.0]])
 
 
 def test_one_step_peak_needs_single_step_threshold():
