@@ -89,8 +89,8 @@ class DetectorConfig:
         not change by 5 K within an hour and back) [steps].
     bridged_gaps : bool
         The series comes from a register whose first reading after a gap covers the gap:
-        a spike there must hold once shared over the steps it covers (see
-        ``_bridged_peak``).
+        a spike there must hold once the missing steps' expected use is taken off (see
+        ``_bridged_peak``), and daily sums and window means take the readings as they are.
     day_hours : tuple of int
         Local daytime window ``(start, end)`` of weekends and holidays [h].
     schedule_z : float
@@ -411,8 +411,7 @@ def _weather_corrected_excess(
     separates two sorts of window, e.g. nights after an open and after a closed day. What
     the bin leaves is corrected by ``mean − typical = β·(dh_b − typical dh_b) + e``, β
     fitted per meter through the origin at each base b, keeping the base that explains the
-    most. σ is relative: 1.4826·MAD of
-    ``e / level`` per meter, times each window's level.
+    most. σ is relative: 1.4826·MAD of ``e / level`` per meter, times each window's level.
     """
     if dh is not None:
         # Heating meters: the windows of similar weather, not of the same weeks.

@@ -201,7 +201,7 @@ def mask_runs(
     return rows, starts, ends
 
 
-def _segment_index(starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:
+def segment_index(starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:
     """Concatenated column indexes of all segments, and the offset of each segment in them."""
     lengths = ends - starts
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
@@ -248,7 +248,7 @@ def events_from_mask(
     if rows.size == 0:
         return AnomalyEvents.empty(kind)
     lengths = ends - starts
-    cols, offsets = _segment_index(starts, ends)
+    cols, offsets = segment_index(starts, ends)
     rows_rep = np.repeat(rows, lengths)
 
     if score is None:

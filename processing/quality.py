@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from processing.baseline import HOURS_PER_WEEK, nan_median_mad
 from processing.consumption import interval_consumption
-from processing.events import AnomalyEvents, events_from_mask, mask_runs
+from processing.events import AnomalyEvents, events_from_mask, mask_runs, segment_index
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -538,8 +538,7 @@ def _usually_zero_share(a: FloatArray, ev: AnomalyEvents, weeks: int = 4) -> Flo
     ``weeks`` trailing weeks at the same hour of week (NaN lags ignored; 0 with none)."""
     length = ev.end - ev.start
     event = np.repeat(np.arange(len(ev)), length)
-    first = np.cumsum(length) - length
-    steps = np.arange(int(length.sum())) - first[event] + ev.start[event]
+    steps, _ = segment_index(ev.start, ev.end)
     rows = ev.meter_index[event]
     lags = steps[:, np.newaxis] - HOURS_PER_WEEK * np.arange(1, weeks + 1)[np.newaxis, :]
     valid = lags >= 0
