@@ -39,6 +39,7 @@ from storage.matrices import (
     load_meter_info,
 )
 from storage.results import AnomalyRow, Assessment, write_anomalies, write_assessments
+from wattwatch.climate import normal_daily_temp_c
 from wattwatch.holidays import french_holidays
 
 FloatArray = npt.NDArray[np.float64]
@@ -495,6 +496,26 @@ def _shared_te(te: FloatArray) -> FloatArray:
     return te
 
 
+# A daily mean this far from the site's normal for the date is a faulty station, not weather:
+# Lille's coldest days (February 2012, −8 °C) and hottest (July 2019, 30 °C) stay within 12 K.
+OUTDOOR_PLAUSIBLE_K: Final = 15.0
+
+
+def plausible_outdoor(te: FloatArray, first_day: date) -> FloatArray:
+    """Daily outdoor temperatures with NaN where they stray more than ``OUTDOOR_PLAUSIBLE_K``
+    from the climate normal of the date (``wattwatch.climate``).
+
+    Every building's heat-loss fit shares the station's series: three days of a probe
+    reading 0 °C in August would read as cold days without heating for all of them.
+    """
+    days = np.arange(te.shape[-1])
+    doy = np.asarray([(first_day + timedelta(days=int(d))).timetuple().tm_yday - 0.5 for d in days])
+    normal = normal_daily_temp_c(doy)
+    with np.errstate(invalid="ignore"):
+        wrong = np.abs(te - normal) > OUTDOOR_PLAUSIBLE_K
+    return np.where(wrong, np.nan, te)
+
+
 def assess_buildings(
     daily: BuildingDaily,
     *,
@@ -525,7 +546,7 @@ def assess_buildings(
     (:func:`arx.fit_daily_balance`); τ still comes from the hourly 1R1C ARX.
     """
     cfg = config if config is not None else PipelineConfig()
-    q, te = daily.heating_kwh, _shared_te(daily.outdoor_temp_c)
+    q, te = daily.heating_kwh, _shared_te(plausible_outdoor(daily.outdoor_temp_c, daily.first_day))
     quantity = daily.heating_quantity
     default_eta = np.asarray([DEFAULT_EFFICIENCY.get(str(k), 1.0) for k in quantity])
     eta = np.where(np.isfinite(daily.heating_efficiency), daily.heating_efficiency, default_eta)

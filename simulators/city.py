@@ -31,12 +31,12 @@ from simulators.stock import BuildingStock, draw_stock, heat_pump_cop, setpoint_
 from simulators.thermal import simulate_thermal, transpose_copy
 from simulators.weather import (
     Weather,
-    normal_daily_temp_c,
     normal_heating_degree_days,
     occupancy_weekday,
     paris_local_time,
     simulate_weather,
 )
+from wattwatch.climate import normal_daily_temp_c
 
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]

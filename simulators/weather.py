@@ -16,6 +16,7 @@ import numpy.typing as npt
 from scipy.signal import lfilter
 from scipy.special import ndtr
 
+from wattwatch.climate import normal_daily_temp_c
 from wattwatch.errors import WattwatchError
 from wattwatch.holidays import french_holidays
 
@@ -24,23 +25,6 @@ TimeArray = npt.NDArray[np.datetime64]
 
 LILLE_LAT_DEG: Final = 50.63
 LILLE_LON_DEG: Final = 3.06
-
-# Monthly normal air temperature [°C], Lille-Lesquin-like (Jan 3.6 … Jul 18.6).
-MONTHLY_NORMAL_C: Final = (3.6, 4.4, 7.6, 10.3, 13.8, 16.7, 18.6, 18.5, 16.0, 12.2, 7.7, 4.6)
-_MONTH_MID_DOY: Final = (
-    15.5,
-    45.0,
-    74.5,
-    105.0,
-    135.5,
-    166.0,
-    196.5,
-    227.5,
-    258.0,
-    288.5,
-    319.0,
-    349.5,
-)
 
 DAILY_ANOMALY_SD_K: Final = 3.0  # stationary std of the day-to-day anomaly [K]
 DAILY_ANOMALY_AR1: Final = 0.75  # lag-1 autocorrelation of daily anomalies [-]
@@ -157,18 +141,6 @@ def _day_of_year(ts: TimeArray) -> FloatArray:
     """Fractional day of year from 0 at 1 January 00:00 UTC [day]."""
     since_year = ts - ts.astype("datetime64[Y]").astype("datetime64[s]")
     return np.asarray(since_year.astype(np.int64) / 86400.0, dtype=np.float64)
-
-
-def normal_daily_temp_c(day_of_year: npt.ArrayLike) -> FloatArray:
-    """Climate-normal daily mean temperature on a (fractional) day of year [°C].
-
-    Periodic linear interpolation between mid-month normals of ``MONTHLY_NORMAL_C``.
-    """
-    doy = np.asarray(day_of_year, dtype=np.float64)
-    mid = np.asarray(_MONTH_MID_DOY)
-    normals = np.asarray(MONTHLY_NORMAL_C)
-    days = np.r_[mid - 365.0, mid, mid + 365.0]
-    return np.asarray(np.interp(doy % 365.0, days, np.tile(normals, 3)), dtype=np.float64)
 
 
 def normal_heating_degree_days(

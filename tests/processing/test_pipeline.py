@@ -14,6 +14,7 @@ from processing.pipeline import (
     PipelineConfig,
     chunk_size,
     detector_kind,
+    plausible_outdoor,
     run_anomalies,
     run_insulation,
 )
@@ -216,6 +217,15 @@ def test_only_buildings_that_close_get_weekend_and_holiday_checks() -> None:
         assert cfg.check_weekends == closes and cfg.check_holidays == closes, (quantity, use)
         assert cfg.check_nights
     assert detector_kind("indoor_temperature", "office") == "temperature"
+
+
+def test_a_station_reading_far_from_the_climate_is_left_out() -> None:
+    te = np.array([[19.0, 0.2, -0.1, 20.5]])  # 14-17 August: a probe reading 0 °C
+    assert np.isnan(plausible_outdoor(te, date(2025, 8, 14))).tolist() == [
+        [False, True, True, False]
+    ]
+    cold = np.array([[-8.0, -6.5]])  # February 2012's cold spell in Lille is weather
+    assert not np.isnan(plausible_outdoor(cold, date(2025, 2, 7))).any()
 
 
 def test_chunks_are_sized_by_memory_unless_fixed():

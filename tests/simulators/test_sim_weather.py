@@ -7,7 +7,6 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from simulators.weather import (
-    MONTHLY_NORMAL_C,
     NORMAL_HDD_BASE18,
     WeatherFileError,
     load_weather_csv,
@@ -16,6 +15,7 @@ from simulators.weather import (
     paris_local_time,
     simulate_weather,
 )
+from wattwatch.climate import MONTHLY_NORMAL_C
 
 
 def test_normal_hdd_is_lille_like_and_broadcasts():
