@@ -577,7 +577,9 @@ def assess_buildings(
     tb = np.nan_to_num(fit.balance_point)[:, np.newaxis]
     hdd_tb_days = np.where(valid, np.maximum(tb - te_full, 0.0), 0.0)
     if day_weight is not None:
-        hdd_tb_days *= day_weight  # a heat pump's register energy per degree-day varies
+        # A heat pump's register energy per degree-day varies; days without a temperature
+        # have no weight and no degree-days.
+        hdd_tb_days *= np.where(valid, day_weight, 0.0)
     hdd_tb = hdd_tb_days.sum(axis=1)
     hdd_18 = np.where(valid, normalise.degree_days(te_full), 0.0).sum(axis=1)
     metered_heating = fit.slope * hdd_tb  # register energy for heating over the valid days

@@ -12,12 +12,14 @@ from numpy.testing import assert_allclose
 from processing.detectors import config_for
 from processing.pipeline import (
     PipelineConfig,
+    assess_buildings,
     chunk_size,
     detector_kind,
     plausible_outdoor,
     run_anomalies,
     run_insulation,
 )
+from storage.matrices import BuildingDaily
 from storage.meters import create_building, create_municipality, register_meter
 from storage.readings import write_readings
 from storage.results import fetch_anomalies, fetch_assessments
@@ -226,6 +228,28 @@ def test_a_station_reading_far_from_the_climate_is_left_out() -> None:
     ]
     cold = np.array([[-8.0, -6.5]])  # February 2012's cold spell in Lille is weather
     assert not np.isnan(plausible_outdoor(cold, date(2025, 2, 7))).any()
+
+
+def test_a_heat_pump_keeps_its_label_when_the_station_misses_days() -> None:
+    rng = np.random.default_rng(16)
+    days = 365
+    te = 11.0 + 7.0 * np.cos(2 * np.pi * (np.arange(days) - 15) / 365) + rng.normal(0, 2, days)
+    te = te[::-1].copy()  # from July: summer first
+    need = 120.0 / 1000 * 24 * np.maximum(15.0 - te, 0.0)  # HLC 120 W/K, balance 15 °C [kWh/d]
+    q = 4.0 + need / 3.0 + rng.normal(0, 0.2, days)  # electricity of a COP-3 heat pump
+    te[100:103] = np.nan  # the station missed three days
+    one = np.ones(1)
+    daily = BuildingDaily(
+        first_day=date(2024, 7, 1), building_id=np.array([1]), heating_meter_id=np.array([7]),
+        heating_quantity=np.array(["electricity"]), heating_kwh=q[np.newaxis, :],
+        outdoor_temp_c=te[np.newaxis, :], floor_area_m2=100.0 * one,
+        heating_efficiency=3.0 * one, normal_hdd=np.full(1, np.nan),
+        year_built=np.array([1975]), municipality_id=np.array([0]),
+        use=np.array(["household"]), heating_carrier=np.array(["heat_pump"]),
+    )  # fmt: skip
+    res = assess_buildings(daily, on=date(2025, 6, 30), config=PipelineConfig(n_boot=10))
+    assert res.fit.qualified[0]
+    assert np.isfinite(res.final_kwh_per_m2[0]) and res.dpe.label[0] in "ABCDEFG"
 
 
 def test_chunks_are_sized_by_memory_unless_fixed():
