@@ -327,7 +327,8 @@ def spike_sigma(city: City, x: FloatArray) -> FloatArray:
 
 
 def building_daily(city: City, x: FloatArray) -> tuple[BuildingDaily, npt.NDArray[np.int64]]:
-    """Daily heating register energy and station temperature per building (Paris days)."""
+    """Daily heating register energy, station temperature and irradiance per building (Paris
+    days)."""
     m, stock, truth = city.meters, city.stock, city.truth
     n = len(stock)
     days = x.shape[1] // 24
@@ -342,6 +343,7 @@ def building_daily(city: City, x: FloatArray) -> tuple[BuildingDaily, npt.NDArra
         heat_row[m.building[rows]] = rows
     station = int(m.rows("outdoor_temperature")[0])
     te = np.nanmean(daily[station], axis=1)
+    solar = np.nanmean(daily[int(m.rows("irradiance")[0])], axis=1)
     quantity = m.quantity[heat_row]
     eff = np.where(quantity == "heat", stock.efficiency, truth.meter_efficiency)
     bd = BuildingDaily(
@@ -358,6 +360,7 @@ def building_daily(city: City, x: FloatArray) -> tuple[BuildingDaily, npt.NDArra
         municipality_id=stock.municipality.astype(np.int64),
         use=stock.use,
         heating_carrier=stock.carrier,
+        solar_w_per_m2=solar,
     )
     return bd, heat_row
 

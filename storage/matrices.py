@@ -440,6 +440,8 @@ class BuildingDaily:
     floor_area_m2, heating_efficiency, normal_hdd : ndarray of float (NaN unknown).
     year_built, municipality_id : ndarray of int64 (−1 unknown).
     use, heating_carrier : ndarray of str.
+    solar_w_per_m2 : ndarray (days,) or None — daily mean global horizontal irradiance of the
+        city's irradiance meters [W/m²]; None without one.
     """
 
     first_day: date
@@ -455,6 +457,7 @@ class BuildingDaily:
     municipality_id: IntArray
     use: npt.NDArray[np.str_]
     heating_carrier: npt.NDArray[np.str_]
+    solar_w_per_m2: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.building_id.size)
@@ -501,6 +504,7 @@ COPY (
 ) TO STDOUT (FORMAT BINARY)
 """
 
+_IRRADIANCE_METERS: Final = "SELECT id FROM meters WHERE quantity = 'irradiance' ORDER BY id"
 _OUTDOOR_METERS: Final = """
 SELECT m.id, coalesce(b.municipality_id, -1)
 FROM meters m LEFT JOIN buildings b ON b.id = m.building_id
@@ -561,6 +565,14 @@ def load_building_daily(
             field="consumption",
         ) * factor[has, np.newaxis]  # fmt: skip
     te = _outdoor(conn, muni, first_day, stop_day, outdoor_meter_id)
+    sun = conn.execute(_IRRADIANCE_METERS).fetchall()
+    solar = None
+    if sun:
+        solar = _nanmean_rows(
+            load_daily(
+                conn, [r[0] for r in sun], first_day=first_day, stop_day=stop_day, field="mean"
+            )
+        )
     return BuildingDaily(
         first_day=first_day,
         building_id=b_id,
@@ -575,6 +587,7 @@ def load_building_daily(
         municipality_id=muni,
         use=np.asarray(cols[9], dtype="<U24"),
         heating_carrier=np.asarray(cols[10], dtype="<U16"),
+        solar_w_per_m2=solar,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -250,6 +251,35 @@ def test_a_heat_pump_keeps_its_label_when_the_station_misses_days() -> None:
     res = assess_buildings(daily, on=date(2025, 6, 30), config=PipelineConfig(n_boot=10))
     assert res.fit.qualified[0]
     assert np.isfinite(res.final_kwh_per_m2[0]) and res.dpe.label[0] in "ABCDEFG"
+
+
+def test_hlc_comes_from_the_dim_days_when_the_city_measures_the_sun() -> None:
+    rng = np.random.default_rng(17)
+    days = 365
+    # From July: coldest in mid-January (day 200), brightest in mid-July (day 10).
+    te = 11.0 - 7.0 * np.cos(2 * np.pi * (np.arange(days) - 200) / 365) + rng.normal(0, 2, days)
+    # Summer days are bright, winter ones dim; clouds come and go. The sun saves heating.
+    season = 130.0 + 110.0 * np.cos(2 * np.pi * (np.arange(days) - 10) / 365)
+    sun = season * rng.uniform(0.15, 1.0, days)  # daily mean irradiance [W/m²]
+    hlc, tb = 150.0, 16.0  # [W/K], [°C]
+    heat = np.maximum(hlc * 24 / 1000 * (tb - te) - 0.06 * sun, 0.0) * (te < tb)
+    q = 5.0 + heat / 0.9 + rng.normal(0, 0.3, days)  # a gas boiler, η 0.9
+    one = np.ones(1)
+    daily = BuildingDaily(
+        first_day=date(2024, 7, 1), building_id=np.array([1]), heating_meter_id=np.array([7]),
+        heating_quantity=np.array(["gas"]), heating_kwh=q[np.newaxis, :],
+        outdoor_temp_c=te[np.newaxis, :], floor_area_m2=100.0 * one,
+        heating_efficiency=0.9 * one, normal_hdd=np.full(1, np.nan),
+        year_built=np.array([1975]), municipality_id=np.array([0]),
+        use=np.array(["household"]), heating_carrier=np.array(["gas"]),
+    )  # fmt: skip
+    cfg = PipelineConfig(n_boot=20, dim_day_w_per_m2=40.0)
+    every_day = assess_buildings(daily, on=date(2025, 6, 30), config=cfg).fit.hlc_w_per_k[0]
+    daily = dataclasses.replace(daily, solar_w_per_m2=sun)
+    dim = assess_buildings(daily, on=date(2025, 6, 30), config=cfg)
+    assert every_day > 1.05 * hlc  # the sun steepens heating against Te
+    assert abs(dim.fit.hlc_w_per_k[0] - hlc) < 0.5 * (every_day - hlc)
+    assert dim.interval.low[0] <= dim.fit.hlc_w_per_k[0] <= dim.interval.high[0]
 
 
 def test_chunks_are_sized_by_memory_unless_fixed():
