@@ -369,6 +369,47 @@ def fit_change_point(
     )
 
 
+def fit_balance_point(
+    q: npt.ArrayLike,
+    te: npt.ArrayLike,
+    slope: npt.ArrayLike,
+    *,
+    tb_grid: npt.ArrayLike = DEFAULT_TB_GRID,
+    min_heating_days: int = 10,
+    day_weight: npt.ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Balance point and baseload of ``Q = b + s·(Tb − Te)⁺`` with the slope ``s`` given.
+
+    For a slope estimated elsewhere (e.g. on dim days): per candidate ``Tb`` the
+    least-squares baseload is the mean residual and the SSE is
+    ``Σyc² − 2s·Σx·yc + s²·(Σx² − (Σx)²/n)``, from the same sums as
+    :func:`fit_change_point`. Returns ``(balance_point, baseload)``, shape (buildings,);
+    NaN where the slope is NaN or no candidate has ``min_heating_days``.
+    """
+    qq, tt, shared = _inputs(q, te)
+    grid = np.asarray(tb_grid, dtype=np.float64).reshape(-1)
+    s = np.asarray(slope, dtype=np.float64).reshape(-1, 1)
+    valid = ~np.isnan(qq) & ~np.isnan(tt)
+    w = valid.astype(np.float64)
+    n = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ybar = np.where(valid, qq, 0.0).sum(axis=1) / n
+    yc = np.where(valid, qq - ybar[:, np.newaxis], 0.0)
+    sx, sxx, sxy, n_heat = _grid_sums(w, yc, tt, shared, grid)
+    _reweight_rows(
+        _weighted_rows(day_weight, qq.shape), (sx, sxx, sxy, n_heat), w=w, yc=yc, te=tt, grid=grid
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crit = s * s * (sxx - sx * sx / n[:, np.newaxis]) - 2.0 * s * sxy
+    crit = np.where((n_heat >= min_heating_days) & np.isfinite(crit), crit, np.inf)
+    best = np.argmin(crit, axis=1)
+    rows = np.arange(qq.shape[0])
+    found = np.isfinite(crit[rows, best])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b = ybar - s[:, 0] * sx[rows, best] / n
+    return np.where(found, grid[best], np.nan), np.where(found, b, np.nan)
+
+
 def moving_block_indices(
     n_days: int, n_boot: int, *, block_days: int = 7, seed: int | None = 0
 ) -> IntArray:

@@ -682,9 +682,20 @@ def assess_buildings(
         baseload_kwh_d=fit.baseload,
         heat_pump=heat_pump,
     )
-    # Reported: HLC and slope of the dim days, balance point and baseload of every day (the
-    # heating with the year's average sun, which the normal-year need above used).
-    fit = replace(fit, slope=hlc_fit.slope, hlc_w_per_k=hlc_fit.hlc_w_per_k)
+    # Reported: the dim days' slope and HLC, with the balance point and baseload that fit
+    # every day at that slope (the heating with the year's average sun). The normal-year
+    # need above keeps the free fit of every day, which matches the year's total heating.
+    tb_all, b_all = changepoint.fit_balance_point(
+        q, te, hlc_fit.slope, min_heating_days=cfg.min_heating_days, day_weight=day_weight
+    )
+    refit = np.isfinite(tb_all)
+    fit = replace(
+        fit,
+        slope=hlc_fit.slope,
+        hlc_w_per_k=hlc_fit.hlc_w_per_k,
+        balance_point=np.where(refit, tb_all, fit.balance_point),
+        baseload=np.where(refit, b_all, fit.baseload),
+    )
     disagree = arx.hlc_disagreement(arx_hlc, fit.hlc_w_per_k, tolerance=cfg.disagree_tolerance)
     return InsulationResult(
         fit=fit,

@@ -7,6 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from processing.changepoint import (
     SufficiencyRules,
     bootstrap_hlc,
+    fit_balance_point,
     fit_change_point,
     heat_pump_day_weight,
     moving_block_indices,
@@ -158,3 +159,14 @@ def test_low_balance_point_is_not_pinned_to_the_grid_edge():
     fit = fit_change_point(q, te)
     assert_allclose(fit.balance_point, 6.0, atol=0.5)
     assert_allclose(fit.slope, 2.0, rtol=0.05)
+
+
+def test_balance_point_for_a_given_slope():
+    rng = np.random.default_rng(18)
+    te = rng.uniform(-5.0, 25.0, 365)
+    tb = np.array([12.0, 15.5, 18.0])
+    q = 4.0 + 2.5 * np.maximum(tb[:, None] - te[None, :], 0.0)
+    found_tb, base = fit_balance_point(q, te, np.full(3, 2.5))
+    assert_allclose(found_tb, tb)
+    assert_allclose(base, 4.0, atol=1e-9)
+    assert np.isnan(fit_balance_point(q, te, np.array([2.5, np.nan, 2.5]))[0][1])
