@@ -228,6 +228,20 @@ def _reweight_rows(
         old[rows] = fresh
 
 
+def _centred(
+    qq: FloatArray, tt: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Validity weights of the days, their count, the mean energy and the centred energy
+    (0 on invalid days), per building."""
+    valid = ~np.isnan(qq) & ~np.isnan(tt)
+    w = valid.astype(np.float64)
+    n = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ybar = np.where(valid, qq, 0.0).sum(axis=1) / n
+    yc = np.where(valid, qq - ybar[:, np.newaxis], 0.0)
+    return w, n, ybar, yc
+
+
 def _grid_sums(
     w: FloatArray,
     yc: FloatArray,
@@ -304,12 +318,7 @@ def fit_change_point(
     if grid.size == 0:
         raise ValueError("tb_grid: needs at least one candidate balance point")
     m, d = qq.shape
-    valid = ~np.isnan(qq) & ~np.isnan(tt)
-    w = valid.astype(np.float64)
-    n = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ybar = np.where(valid, qq, 0.0).sum(axis=1) / n
-    yc = np.where(valid, qq - ybar[:, np.newaxis], 0.0)
+    w, n, ybar, yc = _centred(qq, tt)
     syy = np.einsum("ij,ij->i", yc, yc)
 
     sx, sxx, sxy, n_heat = _grid_sums(w, yc, tt, shared, grid)
@@ -389,12 +398,7 @@ def fit_balance_point(
     qq, tt, shared = _inputs(q, te)
     grid = np.asarray(tb_grid, dtype=np.float64).reshape(-1)
     s = np.asarray(slope, dtype=np.float64).reshape(-1, 1)
-    valid = ~np.isnan(qq) & ~np.isnan(tt)
-    w = valid.astype(np.float64)
-    n = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ybar = np.where(valid, qq, 0.0).sum(axis=1) / n
-    yc = np.where(valid, qq - ybar[:, np.newaxis], 0.0)
+    w, n, ybar, yc = _centred(qq, tt)
     sx, sxx, sxy, n_heat = _grid_sums(w, yc, tt, shared, grid)
     _reweight_rows(
         _weighted_rows(day_weight, qq.shape), (sx, sxx, sxy, n_heat), w=w, yc=yc, te=tt, grid=grid

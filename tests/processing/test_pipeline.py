@@ -231,6 +231,21 @@ def test_a_station_reading_far_from_the_climate_is_left_out() -> None:
     assert not np.isnan(plausible_outdoor(cold, date(2025, 2, 7))).any()
 
 
+def _one_home(
+    q: np.ndarray, te: np.ndarray, *, meter: str, carrier: str, efficiency: float
+) -> BuildingDaily:
+    """A year of daily heating energy and outdoor temperature of one 100 m² home from July."""
+    one = np.ones(1)
+    return BuildingDaily(
+        first_day=date(2024, 7, 1), building_id=np.array([1]), heating_meter_id=np.array([7]),
+        heating_quantity=np.array([meter]), heating_kwh=q[np.newaxis, :],
+        outdoor_temp_c=te[np.newaxis, :], floor_area_m2=100.0 * one,
+        heating_efficiency=efficiency * one, normal_hdd=np.full(1, np.nan),
+        year_built=np.array([1975]), municipality_id=np.array([0]),
+        use=np.array(["household"]), heating_carrier=np.array([carrier]),
+    )  # fmt: skip
+
+
 def test_a_heat_pump_keeps_its_label_when_the_station_misses_days() -> None:
     rng = np.random.default_rng(16)
     days = 365
@@ -239,15 +254,7 @@ def test_a_heat_pump_keeps_its_label_when_the_station_misses_days() -> None:
     need = 120.0 / 1000 * 24 * np.maximum(15.0 - te, 0.0)  # HLC 120 W/K, balance 15 °C [kWh/d]
     q = 4.0 + need / 3.0 + rng.normal(0, 0.2, days)  # electricity of a COP-3 heat pump
     te[100:103] = np.nan  # the station missed three days
-    one = np.ones(1)
-    daily = BuildingDaily(
-        first_day=date(2024, 7, 1), building_id=np.array([1]), heating_meter_id=np.array([7]),
-        heating_quantity=np.array(["electricity"]), heating_kwh=q[np.newaxis, :],
-        outdoor_temp_c=te[np.newaxis, :], floor_area_m2=100.0 * one,
-        heating_efficiency=3.0 * one, normal_hdd=np.full(1, np.nan),
-        year_built=np.array([1975]), municipality_id=np.array([0]),
-        use=np.array(["household"]), heating_carrier=np.array(["heat_pump"]),
-    )  # fmt: skip
+    daily = _one_home(q, te, meter="electricity", carrier="heat_pump", efficiency=3.0)
     res = assess_buildings(daily, on=date(2025, 6, 30), config=PipelineConfig(n_boot=10))
     assert res.fit.qualified[0]
     assert np.isfinite(res.final_kwh_per_m2[0]) and res.dpe.label[0] in "ABCDEFG"
@@ -264,15 +271,7 @@ def test_hlc_comes_from_the_dim_days_when_the_city_measures_the_sun() -> None:
     hlc, tb = 150.0, 16.0  # [W/K], [°C]
     heat = np.maximum(hlc * 24 / 1000 * (tb - te) - 0.06 * sun, 0.0) * (te < tb)
     q = 5.0 + heat / 0.9 + rng.normal(0, 0.3, days)  # a gas boiler, η 0.9
-    one = np.ones(1)
-    daily = BuildingDaily(
-        first_day=date(2024, 7, 1), building_id=np.array([1]), heating_meter_id=np.array([7]),
-        heating_quantity=np.array(["gas"]), heating_kwh=q[np.newaxis, :],
-        outdoor_temp_c=te[np.newaxis, :], floor_area_m2=100.0 * one,
-        heating_efficiency=0.9 * one, normal_hdd=np.full(1, np.nan),
-        year_built=np.array([1975]), municipality_id=np.array([0]),
-        use=np.array(["household"]), heating_carrier=np.array(["gas"]),
-    )  # fmt: skip
+    daily = _one_home(q, te, meter="gas", carrier="gas", efficiency=0.9)
     cfg = PipelineConfig(n_boot=20, dim_day_w_per_m2=40.0)
     every_day = assess_buildings(daily, on=date(2025, 6, 30), config=cfg).fit.hlc_w_per_k[0]
     daily = dataclasses.replace(daily, solar_w_per_m2=sun)
