@@ -381,12 +381,6 @@ class HeatingTerm:
     degree_hours: FloatArray
     anomaly: FloatArray
 
-    def rows(self, i: int, j: int) -> HeatingTerm:
-        """The term of meters ``i:j`` (the per-base tables are shared)."""
-        return HeatingTerm(
-            self.slope[i:j], self.base_index[i:j], self.bases_c, self.degree_hours, self.anomaly
-        )
-
     def anomaly_of(self, i: int, j: int) -> FloatArray:
         """``slope·(dh − median dh)`` of meters ``i:j``, shape (j − i, steps)."""
         term = self.slope[i:j, np.newaxis] * self.anomaly[self.base_index[i:j]]

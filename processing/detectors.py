@@ -299,7 +299,7 @@ def _window_means(
     x: FloatArray,
     starts: IntArray,
     ends: IntArray,
-    block_meters: int = 256,
+    block_meters: int = 32,
     *,
     bridged: bool = False,
 ) -> FloatArray:
@@ -316,7 +316,7 @@ def _window_means(
     out = np.empty((m, starts.size))
     # Cache-sized blocks and buffers reused from block to block: matrix-sized temporaries
     # cost more in page faults than the sums.
-    rows = min(block_meters, 32)
+    rows = block_meters
     filled = np.empty((rows, n))
     gaps = np.empty((rows, n), dtype=bool)
     seg_len = np.diff(np.append(cuts, n))
@@ -634,14 +634,11 @@ LOCAL_SCALE_LAG_DAYS: Final = 14  # a shift of up to two weeks does not widen it
 def _lagged_scale(dev: FloatArray, days: int, lag: int) -> FloatArray:
     """σ of each day from the mean |deviation| of the ``days`` days ending ``lag`` days
     before it (1.2533·mean |x| is σ for a normal x); 0 where fewer than half are valid."""
-    ok = ~np.isnan(dev)
-    zero = np.zeros((dev.shape[0], 1))
-    total = np.concatenate((zero, np.cumsum(np.where(ok, np.abs(dev), 0.0), axis=1)), axis=1)
-    count = np.concatenate((zero, np.cumsum(ok, axis=1, dtype=np.float64)), axis=1)
+    seg = _SegmentMeans(np.abs(dev))
     n = dev.shape[1]
     hi = np.clip(np.arange(n) - lag, 0, n)
     lo = np.clip(hi - days, 0, n)
-    t, c = total[:, hi] - total[:, lo], count[:, hi] - count[:, lo]
+    t, c = seg.total[:, hi] - seg.total[:, lo], seg.count[:, hi] - seg.count[:, lo]
     scale: FloatArray = 1.2533 * np.divide(t, c, out=np.zeros_like(t), where=c >= days / 2)
     return scale
 

@@ -512,8 +512,8 @@ def plausible_outdoor(te: FloatArray, first_day: date) -> FloatArray:
     Every building's heat-loss fit shares the station's series: three days of a probe
     reading 0 °C in August would read as cold days without heating for all of them.
     """
-    days = np.arange(te.shape[-1])
-    doy = np.asarray([(first_day + timedelta(days=int(d))).timetuple().tm_yday - 0.5 for d in days])
+    dates = np.datetime64(first_day, "D") + np.arange(te.shape[-1])
+    doy = (dates - dates.astype("datetime64[Y]")).astype(np.float64) + 0.5  # mid-day
     normal = normal_daily_temp_c(doy)
     with np.errstate(invalid="ignore"):
         wrong = np.abs(te - normal) > OUTDOOR_PLAUSIBLE_K

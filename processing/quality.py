@@ -114,6 +114,12 @@ def negative(x: npt.ArrayLike) -> AnomalyEvents:
     return events_from_mask(mask, kind="negative", observed=a, expected=0.0, aggregate="sum")
 
 
+def _unlikely_run(rate: FloatArray, n: int, false_runs: float) -> FloatArray:
+    """Shortest ``L`` whose chance runs, ``n·rate^L`` in ``n`` steps of independent events of
+    probability ``rate``, number at most ``false_runs``."""
+    return np.asarray(np.ceil(np.log(false_runs / max(n, 1)) / np.log(rate)), dtype=np.float64)
+
+
 def outages(
     x: npt.ArrayLike, *, min_steps: int = 1, max_gap: int = 0, false_runs: float = 0.0
 ) -> AnomalyEvents:
@@ -134,7 +140,7 @@ def outages(
     n = a.shape[1]
     starts = gap[:, :1].sum(axis=1) + (gap[:, 1:] & ~gap[:, :-1]).sum(axis=1)
     g = np.clip(starts / max(n, 1), 1e-6, 0.5)
-    shortest = np.maximum(min_steps, np.ceil(np.log(false_runs / max(n, 1)) / np.log(g)))
+    shortest = np.maximum(min_steps, _unlikely_run(g, n, false_runs))
     return ev.select(ev.end - ev.start >= shortest[ev.meter_index])
 
 
@@ -201,7 +207,7 @@ def repeat_runs(x: npt.ArrayLike, *, min_steps: int = 6, false_runs: float = 0.0
     same = a[:, 1:] == a[:, :-1]
     pairs = (~np.isnan(a[:, 1:]) & ~np.isnan(a[:, :-1])).sum(axis=1)
     p = np.clip(same.sum(axis=1) / np.maximum(pairs, 1), 1e-3, 0.99)
-    need = 1.0 + np.ceil(np.log(false_runs / max(n, 1)) / np.log(p))
+    need = 1.0 + _unlikely_run(p, n, false_runs)  # pairs of equal neighbours, plus one
     shortest = np.maximum(min_steps, need).astype(np.int64)
     rows, starts, ends = mask_runs(same, min_steps=min_steps - 1)
     length = ends - starts + 1  # k equal neighbour pairs are k+1 identical values
