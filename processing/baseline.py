@@ -344,11 +344,15 @@ class BaselineScan:
         day; NaN for days with fewer than half of their steps valid.
     daily_expected : ndarray, shape (meters, days)
         Daily sum of the expected value, scaled the same way [unit of x · day].
+    heating : HeatingTerm or None
+        The degree-hour term in the expectation (fitted by the scan when it was given an
+        outdoor temperature).
     """
 
     z: FloatArray
     daily_residual: FloatArray
     daily_expected: FloatArray
+    heating: HeatingTerm | None = None
 
 
 # Balance temperatures tried per meter [°C]: a well-insulated building or one with large
@@ -439,38 +443,52 @@ def fit_heating_term(
     well-insulated building's cold snaps and drives its expected use below the hot-water
     floor on mild days: those were most false level shifts of gas meters.
     """
-    a = _as_matrix(x, "x")
-    week_steps = _check(weeks, steps_per_hour, block_meters)
-    m, n = a.shape
+    term = baseline_scan(
+        x,
+        weeks=weeks,
+        steps_per_hour=steps_per_hour,
+        block_meters=block_meters,
+        outdoor_temp_c=outdoor_temp_c,
+        heating_bases_c=bases_c,
+    ).heating
+    assert term is not None
+    return term
+
+
+def _unfitted_term(
+    outdoor_temp_c: npt.ArrayLike,
+    bases_c: npt.ArrayLike,
+    *,
+    meters: int,
+    steps: int,
+    weeks: int,
+    steps_per_hour: int,
+) -> HeatingTerm:
+    """The degree-hour tables of a heating term, slopes 0 until :func:`_fit_term_rows`."""
     dh = heating_degree_hours(outdoor_temp_c, bases_c, steps_per_hour=steps_per_hour)
-    if dh.shape[1] != n:
-        raise ValueError(f"outdoor_temp_c: expected shape ({n},), got ({dh.shape[1]},)")
+    if dh.shape[1] != steps:
+        raise ValueError(f"outdoor_temp_c: expected shape ({steps},), got ({dh.shape[1]},)")
     med_dh, _ = hour_of_week_baseline(dh, weeks=weeks, steps_per_hour=steps_per_hour)
-    anomaly = np.nan_to_num(dh - med_dh)
-    k = dh.shape[0]
-    work = _Workspace(min(block_meters, m), n)
-    sxy = np.zeros((m, k))
-    sxx = np.zeros((m, k))
-    for i in _blocks(m, block_meters):
-        j = min(i + block_meters, m)
-        r = j - i
-        med, mad = np.empty((r, n)), np.empty((r, n))
-        _block_median_mad(a[i:j], weeks=weeks, week_steps=week_steps, med=med, mad=mad, work=work)
-        resid = a[i:j] - med
-        ok = ~np.isnan(resid)
-        np.copyto(resid, 0.0, where=~ok)
-        sxy[i:j] = resid @ anomaly.T
-        sxx[i:j] = ok.astype(np.float64) @ (anomaly * anomaly).T
-    slope = np.maximum(np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0), 0.0)
-    best = np.argmax(slope * sxy, axis=1)  # the base explaining the most of the residual
-    rows = np.arange(m)
     return HeatingTerm(
-        slope=slope[rows, best],
-        base_index=best.astype(np.int64),
+        slope=np.zeros(meters),
+        base_index=np.zeros(meters, dtype=np.int64),
         bases_c=np.asarray(bases_c, dtype=np.float64).reshape(-1),
         degree_hours=dh,
-        anomaly=anomaly,
+        anomaly=np.nan_to_num(dh - med_dh),
     )
+
+
+def _fit_term_rows(term: HeatingTerm, i: int, j: int, resid: FloatArray) -> None:
+    """Fit the slope and base of meters ``i:j`` from their residual against the hour-of-week
+    median (NaN at gaps), in place (see :func:`fit_heating_term`)."""
+    ok = ~np.isnan(resid)
+    np.copyto(resid, 0.0, where=~ok)
+    sxy = resid @ term.anomaly.T
+    sxx = ok.astype(np.float64) @ (term.anomaly * term.anomaly).T
+    slope = np.maximum(np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0), 0.0)
+    best = np.argmax(slope * sxy, axis=1)  # the base explaining the most of the residual
+    term.slope[i:j] = slope[np.arange(j - i), best]
+    term.base_index[i:j] = best
 
 
 def baseline_scan(
@@ -488,6 +506,8 @@ def baseline_scan(
     block_meters: int = DEFAULT_BLOCK_METERS,
     out: FloatArray | None = None,
     bridged_gaps: bool = False,
+    outdoor_temp_c: npt.ArrayLike | None = None,
+    heating_bases_c: npt.ArrayLike = HEATING_BASES_C,
 ) -> BaselineScan:
     """Robust z of every step and daily residuals, without materialising median or MAD.
 
@@ -501,6 +521,9 @@ def baseline_scan(
         See :func:`robust_z`.
     heating : HeatingTerm, optional
         From :func:`fit_heating_term`: adds each meter's degree-hour term to the median.
+    outdoor_temp_c : array_like, optional, shape (steps,)
+        Instead of ``heating``: fit each meter's term (bases ``heating_bases_c``) in the
+        same pass, from the medians the scan computes anyway; returned in the result.
     quantum : array_like, optional, shape (meters,)
         Resolution of each meter [unit]: the scale is never below it, so a register that
         reads 0 or 0.112 kWh all summer does not make one quantum look extreme.
@@ -535,6 +558,13 @@ def baseline_scan(
     steps_per_day = 24 * steps_per_hour
     if heating is not None and heating.slope.shape != (m,):
         raise ValueError(f"heating: expected a term of {m} meters, got {heating.slope.shape[0]}")
+    fit_here = heating is None and outdoor_temp_c is not None
+    if fit_here:
+        assert outdoor_temp_c is not None
+        heating = _unfitted_term(
+            outdoor_temp_c, heating_bases_c, meters=m, steps=n, weeks=weeks,
+            steps_per_hour=steps_per_hour,
+        )  # fmt: skip
     if out is None:
         z = np.empty((m, n))
     else:
@@ -561,6 +591,9 @@ def baseline_scan(
         med, scale, tmp = bufs.views(j - i, n)[:3]
         _block_median_mad(a[i:j], weeks=weeks, week_steps=week_steps, med=med, mad=scale, work=work)
         if heating is not None:
+            if fit_here:
+                np.subtract(a[i:j], med, out=tmp)
+                _fit_term_rows(heating, i, j, tmp)
             med += heating.anomaly_of(i, j)  # expected = median + β·(dh − median dh)
             # A mild spell cannot take use below zero (gas for hot water stays).
             np.maximum(med, 0.0, out=med)
@@ -581,7 +614,9 @@ def baseline_scan(
             tail_divisor=tail_divisor,
             bridged_gaps=bridged_gaps,
         )
-    return BaselineScan(z=z, daily_residual=daily_residual, daily_expected=daily_expected)
+    return BaselineScan(
+        z=z, daily_residual=daily_residual, daily_expected=daily_expected, heating=heating
+    )
 
 
 def _z_block(

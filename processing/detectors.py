@@ -21,7 +21,6 @@ from processing.baseline import (
     MAD_TO_SIGMA,
     HeatingTerm,
     baseline_scan,
-    fit_heating_term,
     median_at,
     nan_median_mad,
 )
@@ -901,18 +900,17 @@ def anomaly_scan(
     found: list[Anomaly] = []
     for ev in quality_scan(a, quality, quantum=quantum).values():
         found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit))
-    heating: HeatingTerm | None = None
+    te: FloatArray | None = None
     if outdoor_temp_c is not None and cfg.temperature_term:
         te = np.asarray(outdoor_temp_c, dtype=np.float64)
         if te.shape != (a.shape[1],):
             raise ValueError(f"outdoor_temp_c: expected shape ({a.shape[1]},), got {te.shape}")
-        heating = fit_heating_term(a, te, weeks=weeks, steps_per_hour=steps_per_hour)
     scan = baseline_scan(
         a,
         weeks=weeks,
         steps_per_hour=steps_per_hour,
         rel_floor=cfg.rel_floor,
-        heating=heating,
+        outdoor_temp_c=te,  # the heating term is fitted from the scan's own medians
         quantum=quantum,
         tail_quantile=cfg.tail_quantile,
         tail_divisor=cfg.tail_divisor,
@@ -931,7 +929,7 @@ def anomaly_scan(
             start=start,
             steps_per_hour=steps_per_hour,
             holidays=holidays,
-            heating=heating,
+            heating=scan.heating,
             quantum=quantum,
             config=cfg,
             mean_use=_mean_daily(scan.daily_expected) / (24 * steps_per_hour),
