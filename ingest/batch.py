@@ -52,10 +52,6 @@ class PreparedBatch:
     formats: Counter[str] = field(default_factory=Counter)
     dead_reasons: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def readings(self) -> int:
-        return len(self.values)
-
 
 # A resolved series: its meter and what its readings must satisfy (low, high, not before [µs]).
 _Target = tuple[Series, Meter, float, float, int]
@@ -66,7 +62,6 @@ class _Chunk:
     """Messages parsed and resolved so far, their readings not yet checked for plausibility."""
 
     now: datetime
-    meter_ids: list[int] = field(default_factory=list)
     ts_us: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     row_target: list[int] = field(default_factory=list)  # per reading: index in targets
@@ -128,10 +123,8 @@ class BatchPreparer:
         rows = len(columns.values)
         if len(targets) == 1:  # one device channel: the common case, no per-reading lookups
             chunk.row_target.extend([first] * rows)
-            chunk.meter_ids.extend([targets[0][1].id] * rows)
         else:
             chunk.row_target.extend([first + i for i in columns.series_index])
-            chunk.meter_ids.extend([targets[i][1].id for i in columns.series_index])
         chunk.ts_us.extend(columns.ts_us)
         chunk.values.extend(columns.values)
 
@@ -171,13 +164,14 @@ class BatchPreparer:
     def _finish(self, chunk: _Chunk, messages: Sequence[Message]) -> PreparedBatch:
         """Check the chunk's readings for plausibility, refuse the messages of those that are
         not, and find the grid events of the others."""
+        target = np.array(chunk.row_target, dtype=np.intp)
+        meter_of_target = np.array([t[1].id for t in chunk.targets], dtype=np.int64)
         batch = PreparedBatch(
-            meter_ids=np.array(chunk.meter_ids, dtype=np.int64),
+            meter_ids=meter_of_target[target],
             ts_us=np.array(chunk.ts_us, dtype=np.int64),
             values=np.array(chunk.values, dtype=np.float64),
         )
         accepted = chunk.accepted
-        target = np.array(chunk.row_target, dtype=np.intp)
         if len(target):
             bounds = np.array([t[2:4] for t in chunk.targets], dtype=np.float64)
             floors = np.array([t[4] for t in chunk.targets], dtype=np.int64)

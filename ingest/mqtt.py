@@ -168,8 +168,7 @@ class MqttConsumer:
         if reason.is_failure:
             log.warning("broker connection lost: %s", reason)
         if self._reconnect:
-            self._reconnect_at = time.monotonic() + self._reconnect_delay
-            self._reconnect_delay = min(2 * self._reconnect_delay, RECONNECT_MAX_S)
+            self._schedule_reconnect(time.monotonic())
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         ids = getattr(msg.properties, "SubscriptionIdentifier", None)
@@ -322,6 +321,11 @@ class MqttConsumer:
             client.loop_write()
         client.loop_misc()  # keepalive: PINGREQ when idle, disconnect without PINGRESP
 
+    def _schedule_reconnect(self, now: float) -> None:
+        """Next attempt after the current delay; the delay doubles up to the cap."""
+        self._reconnect_at = now + self._reconnect_delay
+        self._reconnect_delay = min(2 * self._reconnect_delay, RECONNECT_MAX_S)
+
     def _pump_disconnected(self, timeout: float) -> None:
         """Reconnect when due after a lost connection, else only wait."""
         now = time.monotonic()
@@ -331,8 +335,7 @@ class MqttConsumer:
             except OSError as exc:
                 delay = self._reconnect_delay
                 log.warning("broker unavailable, retrying in %.0f s: %s", delay, exc)
-                self._reconnect_at = now + self._reconnect_delay
-                self._reconnect_delay = min(2 * self._reconnect_delay, RECONNECT_MAX_S)
+                self._schedule_reconnect(now)
             return
         if self._reconnect:
             timeout = min(timeout, self._reconnect_at - now)

@@ -57,6 +57,7 @@ class BufferedSocket:
     def fileno(self) -> int:
         return self._sock.fileno()  # select() asks at every loop
 
+    # close and setblocking are spelled out for paho's SocketLike protocol.
     def close(self) -> None:
         self._sock.close()
 
@@ -64,7 +65,7 @@ class BufferedSocket:
         self._sock.setblocking(flag)
 
     def __getattr__(self, name: str) -> object:
-        return getattr(self._sock, name)  # send, fileno, close, setblocking…
+        return getattr(self._sock, name)  # anything else paho may ask (not on the hot path)
 
 
 class Client(mqtt.Client):

@@ -10,7 +10,6 @@ from paho.mqtt.client import topic_matches_sub
 from ingest.adapters.registry import (
     ADAPTERS,
     DEFAULT_TOPICS,
-    Adapter,
     ColumnAdapter,
     column_adapter,
 )
@@ -24,8 +23,7 @@ class Route:
     identifier: int
     topic_filter: str
     format: str
-    adapter: Adapter
-    columns: ColumnAdapter  # the same parser, returning columns (the ingestor's path)
+    columns: ColumnAdapter  # the format's parser, returning columns
 
 
 class Router:
@@ -44,7 +42,7 @@ class Router:
                 raise ConfigError(
                     f"WATTWATCH_INGEST_TOPICS: bad topic filter {topic_filter!r} for {fmt}"
                 )
-            routes.append(Route(identifier, topic_filter, fmt, ADAPTERS[fmt], column_adapter(fmt)))
+            routes.append(Route(identifier, topic_filter, fmt, column_adapter(fmt)))
         self.routes: Sequence[Route] = tuple(routes)
         self._by_id = {route.identifier: route for route in routes}
 

@@ -74,7 +74,7 @@ def load_json(payload: bytes) -> object:
         if text and text[0] not in _JSON_SPACE:
             # What decode() does, without its two whitespace scans when there is none.
             value, end = _DECODER.raw_decode(text)
-            if end == len(text):
+            if end == len(text) or not text[end:].strip(_JSON_SPACE):  # a trailing newline
                 return value
         return _DECODER.decode(text)
     except json.JSONDecodeError as exc:

@@ -89,7 +89,7 @@ def parse(topic: str, payload: bytes, received_at: datetime) -> list[Reading]:
 
 def parse_columns(topic: str, payload: bytes, received_at: datetime) -> ReadingColumns:
     """``parse`` as columns, one row per reading in record order."""
-    received = require_aware(received_at)
+    received_us = (require_aware(received_at) - EPOCH) // ONE_US  # base of relative times
     if not topic:
         raise PayloadError("empty topic")
     data = load_json(payload)
@@ -113,7 +113,7 @@ def parse_columns(topic: str, payload: bytes, received_at: datetime) -> ReadingC
             continue  # vs/vb/vd or base-only records carry no number we store
         device, channel = _identity(base, n, topic, index)
         t = base.bt + (_number(record["t"], index, "t") if "t" in record else 0.0)
-        us = _relative_us(received, t, index) if t < _RELATIVE_LIMIT else _absolute_us(t, index)
+        us = _relative_us(received_us, t, index) if t < _RELATIVE_LIMIT else _absolute_us(t, index)
         if has_v:
             value = base.bv + _number(record["v"], index, "v")
             columns.add_value(device, channel, unit, us, value, index=index)
@@ -263,9 +263,9 @@ def _absolute_us(t: float, index: int) -> int:
     return us
 
 
-def _relative_us(received: datetime, t: float, index: int) -> int:
+def _relative_us(received_us: int, t: float, index: int) -> int:
     try:
-        us = (received - EPOCH) // ONE_US + _seconds_us(t)
+        us = received_us + _seconds_us(t)
     except (OverflowError, ValueError):  # -inf: base time plus time overflowed
         us = _MIN_US - 1
     if not _MIN_US <= us <= _MAX_US:
