@@ -123,16 +123,11 @@ def write_arrays(
     if not keep.all():
         m, t, v = m[keep], t[keep], v[keep]
     staged = inserted = 0
-    with conn.cursor() as cur:
-        cur.execute(_STAGING_DDL)
-        for lo in range(0, v.size, chunk_rows):
-            hi = min(lo + chunk_rows, v.size)
-            data = copy_payload(m[lo:hi], t[lo:hi], v[lo:hi])
-            with cur.copy(_COPY) as copy:
-                copy.write(data)
-            del data
-            inserted += _insert_staged(cur)
-            # Several chunks share one transaction, so ON COMMIT DELETE ROWS is not enough.
-            cur.execute("TRUNCATE staging_readings")
-            staged += hi - lo
+    for lo in range(0, v.size, chunk_rows):
+        hi = min(lo + chunk_rows, v.size)
+        chunk_staged, chunk_inserted = write_batch(conn, m[lo:hi], t[lo:hi], v[lo:hi])
+        staged += chunk_staged
+        inserted += chunk_inserted
+        # Several chunks share one transaction, so ON COMMIT DELETE ROWS is not enough.
+        conn.execute("TRUNCATE staging_readings")
     return staged, inserted

@@ -504,7 +504,6 @@ COPY (
 ) TO STDOUT (FORMAT BINARY)
 """
 
-_IRRADIANCE_METERS: Final = "SELECT id FROM meters WHERE quantity = 'irradiance' ORDER BY id"
 _OUTDOOR_METERS: Final = """
 SELECT m.id, coalesce(b.municipality_id, -1)
 FROM meters m LEFT JOIN buildings b ON b.id = m.building_id
@@ -565,13 +564,11 @@ def load_building_daily(
             field="consumption",
         ) * factor[has, np.newaxis]  # fmt: skip
     te = _outdoor(conn, muni, first_day, stop_day, outdoor_meter_id)
-    sun = conn.execute(_IRRADIANCE_METERS).fetchall()
+    sun = load_meter_info(conn, quantities=["irradiance"]).meter_id.tolist()
     solar = None
     if sun:
         solar = _nanmean_rows(
-            load_daily(
-                conn, [r[0] for r in sun], first_day=first_day, stop_day=stop_day, field="mean"
-            )
+            load_daily(conn, sun, first_day=first_day, stop_day=stop_day, field="mean")
         )
     return BuildingDaily(
         first_day=first_day,
