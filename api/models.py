@@ -184,6 +184,7 @@ class NewHousehold(BaseModel):
                     "floor_area_m2": 64,
                     "year_built": 1968,
                     "heating_carrier": "gas",
+                    "occupants": 3,
                     "device_format": "shelly",
                     "consents": {"daily_totals": True, "load_curve": False},
                 }
@@ -198,6 +199,13 @@ class NewHousehold(BaseModel):
     floor_area_m2: float = Field(ge=1, le=100_000, description="Heated floor area [m²].")
     year_built: int = Field(ge=1000, le=2100)
     heating_carrier: HeatingCarrier
+    occupants: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="Persons living in the home: sizes the hot water of electric heating, "
+        "which a whole-house meter cannot tell apart (per m² when left out).",
+    )
     device_format: DeviceFormat
     linky_id: str | None = Field(
         None, pattern=r"^[0-9]{12}$", description="Linky meter number (ADCO/ADSC), linky_tic only."
@@ -226,6 +234,7 @@ class Household(BaseModel):
     floor_area_m2: float | None
     year_built: int | None
     heating_carrier: str | None
+    occupants: int | None
     consents: Consents
     consent_updated_at: datetime
     mqtt_username: str | None

@@ -64,6 +64,9 @@ DAY_KINDS: Final = frozenset({"level_shift", "drift"})  # detectors that report 
 # baseload mixes it with appliances, so it cannot be read off the change-point fit.
 DHW_KWH_PER_M2_YR: Final = {"household": 20.0, "gym": 15.0}
 DHW_DEFAULT_KWH_PER_M2_YR: Final = 2.0
+# A home that declared its occupants: the DPE method's (3CL 2021) draw of 56 L a day at 40 °C
+# per person, heated from 10.5 °C mains water (northern France's yearly mean) [kWh/yr].
+DHW_KWH_PER_PERSON_YR: Final = 1.163 * 56.0 * (40.0 - 10.5) * 365.0 / 1000.0
 DEFAULT_EFFICIENCY: Final = {"gas": 0.9, "heat": 1.0, "electricity": 1.0}
 CARRIER_OF_METER: Final = {"gas": "gas", "heat": "district_heat", "electricity": "electricity"}
 ERA_BOUNDS: Final = (1948, 1975, 1990, 2005, 2013)  # French thermal-regulation eras
@@ -590,8 +593,9 @@ def assess_buildings(
     -----
     Normal-year heating is ``s·HDD(Tb)`` scaled by ``normal_hdd / HDD₁₈`` of the period's
     weather (the municipality's normal degree-days are at base 18 °C). Hot water is the
-    change-point baseload for heat and gas registers, a conventional figure per m² for
-    electric heating. Heat meters read delivered heat, so final energy divides by η.
+    change-point baseload for heat and gas registers, a conventional figure for electric
+    heating: per occupant where the home declared them, else per m². Heat meters read
+    delivered heat, so final energy divides by η.
     Heat pumps of a known carrier use a COP that follows the outdoor temperature.
 
     With an indoor sensor, HLC also comes from a daily energy balance on heating days
@@ -651,6 +655,10 @@ def assess_buildings(
             )
             * daily.floor_area_m2
         )
+        if daily.occupants is not None:
+            # Hot water follows the people in a home, not its floor area.
+            per_person = daily.occupants * DHW_KWH_PER_PERSON_YR
+            conventional = np.where(daily.occupants > 0, per_person, conventional)
         dhw_final = np.where(
             quantity == "electricity",
             conventional,

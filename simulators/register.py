@@ -69,6 +69,7 @@ def register_city(
             lat=float(stock.lat_deg[i]),
             lon=float(stock.lon_deg[i]),
             is_household=use == "household",
+            occupants=int(stock.occupants[i]) if use == "household" else None,
         )
     meter_id = np.empty(len(plan.channels), dtype=np.int64)
     for c, ch in enumerate(plan.channels):
@@ -93,7 +94,8 @@ def registration_lines(city: City, plan: DevicePlan) -> Iterator[str]:
     """What ``register_city`` would register, as tab-separated lines with a header."""
     stock = city.stock
     yield "\t".join(("kind", "name", "municipality", "floor_area_m2", "year_built", "use",
-                     "heating_carrier", "heating_efficiency", "lat", "lon"))  # fmt: skip
+                     "heating_carrier", "heating_efficiency", "lat", "lon",
+                     "occupants"))  # fmt: skip
     for i in range(len(stock)):
         yield "\t".join(
             (
@@ -107,6 +109,7 @@ def registration_lines(city: City, plan: DevicePlan) -> Iterator[str]:
                 f"{stock.efficiency[i]:.3f}",
                 f"{stock.lat_deg[i]:.5f}",
                 f"{stock.lon_deg[i]:.5f}",
+                str(int(stock.occupants[i])) if stock.use[i] == "household" else "",
             )
         )
     yield "\t".join(("kind", "device_format", "device_id", "channel", "quantity", "unit",

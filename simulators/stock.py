@@ -64,7 +64,7 @@ class BuildingStock:
     carrier (one of ``processing.dpe.CARRIERS``), efficiency (seasonal, final → heat; for
     heat pumps the COP at 0 °C), boiler_age_y, heating_max_w, dhw_kwh_per_yr (heat),
     setpoint_c (comfort), setback_k (0 = none), comfort_start_h/comfort_end_h (local hours),
-    weekend_setback.
+    weekend_setback, occupants (persons living in a home; 0 for public buildings).
     """
 
     municipality: IntArray
@@ -95,6 +95,7 @@ class BuildingStock:
     comfort_start_h: IntArray
     comfort_end_h: IntArray
     weekend_setback: npt.NDArray[np.bool_]
+    occupants: IntArray
 
     def __len__(self) -> int:
         return int(self.hlc_w_per_k.shape[0])
@@ -279,6 +280,7 @@ def draw_stock(n: int, *, rng: np.random.Generator, municipalities: int = 95) ->
         comfort_start_h=np.asarray(start, dtype=np.int64),
         comfort_end_h=np.asarray(end, dtype=np.int64),
         weekend_setback=weekend,
+        occupants=np.where(household, persons, 0).astype(np.int64),
     )
 
 

@@ -29,12 +29,13 @@ class HouseholdRow:
     floor_area_m2: float | None
     year_built: int | None
     heating_carrier: str | None
+    occupants: int | None
 
 
 _COLUMNS: Final = (
     "h.id, h.building_id, h.display_name, h.consent_daily, h.consent_load_curve,"
     " h.consent_updated_at, h.mqtt_username, h.created_at, b.municipality_id, b.floor_area_m2,"
-    " b.year_built, b.heating_carrier"
+    " b.year_built, b.heating_carrier, b.occupants"
 )
 
 
@@ -57,6 +58,7 @@ async def create_household(
     floor_area_m2: float,
     year_built: int,
     heating_carrier: str,
+    occupants: int | None,
     consent_daily: bool,
     consent_load_curve: bool,
     created_by: str,
@@ -64,9 +66,9 @@ async def create_household(
     """Create the household and its building (in the caller's transaction); returns its id."""
     cur = await conn.execute(
         "INSERT INTO buildings (name, municipality_id, floor_area_m2, year_built, use,"
-        " heating_carrier, is_household) VALUES (%s, %s, %s, %s, 'household', %s, true)"
-        " RETURNING id",
-        (display_name, municipality_id, floor_area_m2, year_built, heating_carrier),
+        " heating_carrier, occupants, is_household)"
+        " VALUES (%s, %s, %s, %s, 'household', %s, %s, true) RETURNING id",
+        (display_name, municipality_id, floor_area_m2, year_built, heating_carrier, occupants),
     )
     building = await cur.fetchone()
     assert building is not None

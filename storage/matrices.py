@@ -442,6 +442,8 @@ class BuildingDaily:
     use, heating_carrier : ndarray of str.
     solar_w_per_m2 : ndarray (days,) or None — daily mean global horizontal irradiance of the
         city's irradiance meters [W/m²]; None without one.
+    occupants : ndarray of float or None — persons living in a home, as its household
+        declared them (NaN unknown).
     """
 
     first_day: date
@@ -458,6 +460,7 @@ class BuildingDaily:
     use: npt.NDArray[np.str_]
     heating_carrier: npt.NDArray[np.str_]
     solar_w_per_m2: FloatArray | None = None
+    occupants: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.building_id.size)
@@ -474,7 +477,8 @@ _BUILDINGS: Final = """
 SELECT b.id, coalesce(hm.id, -1), coalesce(hm.quantity, ''), coalesce(hm.factor, 1.0),
        coalesce(b.floor_area_m2, 'NaN'), coalesce(b.heating_efficiency, 'NaN'),
        coalesce(mu.normal_hdd, 'NaN'), coalesce(b.year_built, -1),
-       coalesce(b.municipality_id, -1), b.use, coalesce(b.heating_carrier, '')
+       coalesce(b.municipality_id, -1), b.use, coalesce(b.heating_carrier, ''),
+       coalesce(b.occupants::float8, 'NaN')
 FROM buildings b
 LEFT JOIN municipalities mu ON mu.id = b.municipality_id
 LEFT JOIN LATERAL (
@@ -550,7 +554,7 @@ def load_building_daily(
             "gas_kwh_per_m3": GAS_KWH_PER_M3,
         },
     ).fetchall()
-    cols: list[tuple[object, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 11
+    cols: list[tuple[object, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 12
     b_id = np.asarray(cols[0], dtype=np.int64)
     h_meter = np.asarray(cols[1], dtype=np.int64)
     factor = np.asarray(cols[3], dtype=np.float64)
@@ -585,6 +589,7 @@ def load_building_daily(
         use=np.asarray(cols[9], dtype="<U24"),
         heating_carrier=np.asarray(cols[10], dtype="<U16"),
         solar_w_per_m2=solar,
+        occupants=np.asarray(cols[11], dtype=np.float64),
     )
 
 

@@ -117,14 +117,15 @@ def create_building(
     lat: float | None = None,
     lon: float | None = None,
     is_household: bool = False,
+    occupants: int | None = None,
 ) -> int:
     """Create a building; returns its id."""
     row = conn.execute(
         "INSERT INTO buildings (name, municipality_id, floor_area_m2, year_built, use,"
-        " heating_carrier, heating_efficiency, lat, lon, is_household)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        " heating_carrier, heating_efficiency, lat, lon, is_household, occupants)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (name, municipality_id, floor_area_m2, year_built, use, heating_carrier,
-         heating_efficiency, lat, lon, is_household),
+         heating_efficiency, lat, lon, is_household, occupants),
     ).fetchone()  # fmt: skip
     assert row is not None
     return int(row[0])

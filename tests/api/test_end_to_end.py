@@ -85,7 +85,8 @@ def shelly_status(ts: datetime, total_wh: float) -> bytes:
 def test_enrol_publish_ingest_and_see_it(
     api: Api, dyn_broker: EmbeddedMosquitto, ingestor: Ingestor
 ) -> None:
-    hh = enrol(api, "shelly", display_name="Flat 12, rue Nationale")
+    hh = enrol(api, "shelly", display_name="Flat 12, rue Nationale", occupants=3)
+    assert hh["household"]["occupants"] == 3
     conn_info, meter = hh["connection"], hh["meter"]["id"]
     assert conn_info["port"] == dyn_broker.port
     device = Probe(

@@ -170,6 +170,19 @@ def test_enrolment_errors_body_limit_and_invitations(api: Api) -> None:
                 "display_name": "x",
                 "floor_area_m2": 50,
                 "year_built": 1990,
+                "heating_carrier": "electricity",
+                "occupants": 0,
+                "device_format": "shelly",
+            },
+        )
+        assert r.status_code == 422
+        assert r.json()["error"]["field"] == "occupants"
+        r = c.post(
+            "/v1/households",
+            json={
+                "display_name": "x",
+                "floor_area_m2": 50,
+                "year_built": 1990,
                 "heating_carrier": "gas",
                 "device_format": "linky_tic",
             },

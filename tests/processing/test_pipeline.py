@@ -260,6 +260,26 @@ def test_a_heat_pump_keeps_its_label_when_the_station_misses_days() -> None:
     assert np.isfinite(res.final_kwh_per_m2[0]) and res.dpe.label[0] in "ABCDEFG"
 
 
+def test_electric_hot_water_follows_the_declared_occupants() -> None:
+    rng = np.random.default_rng(18)
+    days = 365
+    te = 11.0 - 7.0 * np.cos(2 * np.pi * (np.arange(days) - 200) / 365) + rng.normal(0, 2, days)
+    q = 9.0 + 100.0 * 24 / 1000 * np.maximum(15.0 - te, 0.0)  # HLC 100 W/K, balance 15 °C
+    cfg, on = PipelineConfig(n_boot=10), date(2025, 6, 30)
+    electric = _one_home(q, te, meter="electricity", carrier="electricity", efficiency=1.0)
+    per_m2 = assess_buildings(electric, on=on, config=cfg).final_kwh_per_m2[0]
+    declared = dataclasses.replace(electric, occupants=np.array([4.0]))
+    per_person = assess_buildings(declared, on=on, config=cfg).final_kwh_per_m2[0]
+    # 100 m²: 20 kWh/m² conventional; four persons at 56 L/d of 40 °C water from 10.5 °C.
+    four = 4 * 1.163 * 56 * 29.5 * 365 / 1000
+    assert_allclose(per_person - per_m2, (four - 2000.0) / 100.0, rtol=1e-9)
+    # A gas meter sees its own hot water in the baseload: occupants change nothing.
+    gas = _one_home(q, te, meter="gas", carrier="gas", efficiency=0.9)
+    metered = assess_buildings(gas, on=on, config=cfg).final_kwh_per_m2[0]
+    gas = dataclasses.replace(gas, occupants=np.array([4.0]))
+    assert assess_buildings(gas, on=on, config=cfg).final_kwh_per_m2[0] == metered
+
+
 def test_hlc_comes_from_the_dim_days_when_the_city_measures_the_sun() -> None:
     rng = np.random.default_rng(17)
     days = 365

@@ -183,3 +183,7 @@ def test_building_daily_heating_and_municipal_outdoor_temperature(
     assert mean_te is not None
     assert_allclose(daily.outdoor_temp_c[0, 1], mean_te[0], rtol=1e-12)
     assert_allclose(daily.heating_efficiency, [0.9], rtol=1e-6)
+    assert daily.occupants is not None and np.isnan(daily.occupants).tolist() == [True]
+    conn.execute("UPDATE buildings SET occupants = 4 WHERE id = %s", (series["building"],))
+    daily = load_building_daily(conn, first_day=date(2025, 1, 6), stop_day=date(2025, 1, 9))
+    assert daily.occupants is not None and daily.occupants.tolist() == [4.0]
