@@ -935,15 +935,36 @@ def anomaly_scan(
             mean_use=_mean_daily(scan.daily_expected) / (24 * steps_per_hour),
         )
     )
+    residual = scan.daily_residual
+    unreliable = _holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
+    if unreliable.any():
+        residual = residual.copy()
+        residual[:, unreliable] = np.nan
     found.extend(
         level_shifts(
-            scan.daily_residual,
+            residual,
             start=start.date(),
             daily_expected=scan.daily_expected,
             config=cfg,
         )
     )
     return found
+
+
+def _holiday_blind_days(first: date, days: int, holidays: Sequence[date], weeks: int) -> BoolArray:
+    """Days whose daily residual says nothing about the meter's level: public holidays (the
+    hour-of-week baseline expects a working day) and days whose reference weeks hold at
+    least half holidays on the same weekday (May's Thursdays in France: the median of the
+    four previous Thursdays falls halfway to the closed-day level)."""
+    holiday = np.zeros(days + 7 * weeks, dtype=bool)  # padded: index 7·weeks is day 0
+    off = np.asarray([d.toordinal() - first.toordinal() for d in holidays], dtype=np.int64)
+    off = off[(off >= -7 * weeks) & (off < days)]
+    holiday[off + 7 * weeks] = True
+    lagged = sum(
+        (holiday[7 * (weeks - j) : 7 * (weeks - j) + days] for j in range(1, weeks + 1)),
+        start=np.zeros(days, dtype=np.int64),
+    )
+    return np.asarray(holiday[7 * weeks :] | (2 * lagged >= weeks), dtype=bool)
 
 
 MIN_METERS_PER_THREAD: Final = 50  # below this a thread costs more than it saves
