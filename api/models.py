@@ -216,6 +216,20 @@ class NewHousehold(BaseModel):
     consents: Consents = Field(default_factory=Consents)
 
 
+class HomeUpdate(BaseModel):
+    """The fields sent are changed; ``occupants: null`` withdraws the number."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"occupants": 4}, {"floor_area_m2": 82}]}
+    )
+    floor_area_m2: float | None = Field(
+        None, ge=1, le=100_000, description="Heated floor area [m²]."
+    )
+    year_built: int | None = Field(None, ge=1000, le=2100)
+    heating_carrier: HeatingCarrier | None = None
+    occupants: int | None = Field(None, ge=1, le=50, description="Persons living in the home.")
+
+
 class Connection(BaseModel):
     host: str
     port: int

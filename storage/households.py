@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
 
@@ -180,6 +180,30 @@ async def set_consents(
         "UPDATE households SET consent_daily = %s, consent_load_curve = %s,"
         " consent_updated_at = now() WHERE id = %s",
         (daily, load_curve, household_id),
+    )
+
+
+# What a household may say about its home (columns of its building).
+HOME_FIELDS: Final = ("floor_area_m2", "year_built", "heating_carrier", "occupants")
+
+
+async def update_home(
+    conn: AsyncConnection[Any], household_id: int, changes: dict[str, object]
+) -> None:
+    """Set the given ``HOME_FIELDS`` of the household's building (None clears one)."""
+    unknown = set(changes) - set(HOME_FIELDS)
+    if unknown:
+        raise ValueError(f"changes: not home fields: {', '.join(sorted(unknown))}")
+    if not changes:
+        return
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} = %s").format(sql.Identifier(name)) for name in changes
+    )
+    await conn.execute(
+        sql.SQL(
+            "UPDATE buildings SET {} WHERE id = (SELECT building_id FROM households WHERE id = %s)"
+        ).format(columns),
+        (*changes.values(), household_id),
     )
 
 

@@ -17,6 +17,7 @@ from api.models import (
     DeviceStatus,
     Enrolled,
     Erased,
+    HomeUpdate,
     Household,
     Invitation,
     Meter,
@@ -224,6 +225,27 @@ async def put_consents(
     conn: Conn, caller: CurrentCaller, household_id: Id, body: Consents
 ) -> Household:
     return to_model(await change_consents(conn, caller, household_id, body))
+
+
+@router.patch(
+    "/{household_id}",
+    response_model=Household,
+    summary="Correct the home's details (the household itself or an engineer)",
+    description="Floor area, year built, heating and occupants feed the insulation estimate "
+    "from the next daily run. Only the fields sent change; `occupants: null` withdraws it.",
+    responses=responses(401, 403, 404, 413, 422),
+)
+async def patch_home(
+    conn: Conn, caller: CurrentCaller, household_id: Id, body: HomeUpdate
+) -> Household:
+    await visible_household(conn, caller, household_id)
+    changes = body.model_dump(include=body.model_fields_set)
+    required = [k for k in ("floor_area_m2", "year_built", "heating_carrier") if k in changes]
+    for name in required:
+        if changes[name] is None:
+            raise ApiError(422, f"{name}: may be changed, not removed", field=name)
+    await store.update_home(conn, household_id, changes)
+    return to_model(await visible_household(conn, caller, household_id))
 
 
 async def device_statuses(

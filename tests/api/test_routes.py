@@ -250,3 +250,33 @@ def test_erase_removes_everything(api: Api) -> None:
     with psycopg.connect(api.db_url) as conn:
         for table in ("readings", "readings_hourly", "readings_daily", "meters", "households"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+
+
+def test_a_household_corrects_its_home(api: Api) -> None:
+    hh, other = enrol(api), enrol(api)
+    hid = hh["household"]["id"]
+    assert hh["household"]["occupants"] is None
+    with api.client(hh["token"]) as c:
+        r = c.patch(f"/v1/households/{hid}", json={"occupants": 4, "floor_area_m2": 82})
+        assert r.status_code == 200, r.text
+        assert (r.json()["occupants"], r.json()["floor_area_m2"]) == (4, 82)
+        assert r.json()["year_built"] == hh["household"]["year_built"]  # not sent, not changed
+        r = c.patch(f"/v1/households/{hid}", json={"occupants": None})
+        assert r.json()["occupants"] is None
+        r = c.patch(f"/v1/households/{hid}", json={"occupants": 0})
+        assert (r.status_code, r.json()["error"]["field"]) == (422, "occupants")
+        r = c.patch(f"/v1/households/{hid}", json={"floor_area_m2": None})
+        assert (r.status_code, r.json()["error"]["field"]) == (422, "floor_area_m2")
+        assert c.patch(f"/v1/households/{hid}", json={"name": "x"}).status_code == 422
+        # Another household's home is not there for this token.
+        other_id = other["household"]["id"]
+        assert c.patch(f"/v1/households/{other_id}", json={"occupants": 2}).status_code == 404
+    with api.engineer as c:
+        r = c.patch(f"/v1/households/{other_id}", json={"heating_carrier": "heat_pump"})
+        assert r.json()["heating_carrier"] == "heat_pump"
+    with psycopg.connect(api.db_url) as conn:
+        row = conn.execute(
+            "SELECT occupants, floor_area_m2 FROM buildings WHERE id = %s",
+            (hh["household"]["building_id"],),
+        ).fetchone()
+    assert row == (None, 82.0)
