@@ -32,6 +32,7 @@ from processing.events import (
     describe_step,
     events_from_mask,
     mask_runs,
+    segment_index,
     step_time,
 )
 from processing.quality import QualityConfig, quality_scan, register_quantum
@@ -541,11 +542,17 @@ def schedule_anomalies(
             flagged = (z > cfg.schedule_z) & (excess > margin)
         # Runs of flagged windows in window-index space (consecutive nights or days).
         rows, first, stop = mask_runs(flagged, min_steps=min_windows)
-        for m_i, f, e in zip(rows.tolist(), first.tolist(), stop.tolist(), strict=True):
+        if rows.size == 0:
+            continue
+        # Flagged windows have a finite z, so neither the means nor z have a gap in a run.
+        run_obs = _run_means(mean, rows, first, stop).tolist()
+        run_exp = _run_means(expected, rows, first, stop).tolist()
+        cols, offsets = segment_index(first, stop)
+        run_sev = np.maximum.reduceat(z[np.repeat(rows, stop - first), cols], offsets).tolist()
+        for m_i, f, e, obs, exp, sev in zip(
+            rows.tolist(), first.tolist(), stop.tolist(), run_obs, run_exp, run_sev, strict=True
+        ):
             s_step, e_step = int(w_start[f]), int(w_end[e - 1])
-            obs = float(np.nanmean(mean[m_i, f:e]))
-            exp = float(np.nanmean(expected[m_i, f:e]))
-            sev = float(np.nanmax(z[m_i, f:e]))
             name = kind
             if kind == "closed":
                 name = "holiday_use" if is_holiday[s_step] else "weekend_use"
@@ -561,6 +568,26 @@ def schedule_anomalies(
             )
             out.append(Anomaly(m_i, s_step, e_step, name, sev, exp * rate, obs * rate, text))
     return out
+
+
+def _run_means(values: FloatArray, rows: IntArray, first: IntArray, stop: IntArray) -> FloatArray:
+    """Mean of ``values[row, first:stop]`` for each run (no NaN in it), rounded as ``np.mean``
+    of the slice would be.
+
+    NumPy sums fewer than 8 values one by one from 0 (more pairwise, in 8 partial sums): the
+    short runs are summed a column at a time over all runs at once, the rare long ones alone.
+    A call per run cost more than the rest of the schedule check.
+    """
+    length = stop - first
+    short = length < 8
+    total = np.zeros(rows.size)
+    for j in range(int(length[short].max(initial=0))):  # a loop over run lengths, not runs
+        on = short & (j < length)
+        total[on] += values[rows[on], first[on] + j]
+    mean: FloatArray = total / length
+    for i in np.flatnonzero(~short).tolist():
+        mean[i] = np.mean(values[rows[i], first[i] : stop[i]])
+    return mean
 
 
 def _schedule_margin(
