@@ -318,18 +318,38 @@ def _window_means(
     ``bridged``: the series is a register's, whose reading after a gap carries the gap's
     energy, so the window's sum is divided by its length rather than by its valid steps.
     """
+    (out,) = _window_means_of_sets(x, [(starts, ends)], block_meters, bridged=bridged)
+    return out
+
+
+class _WindowSet:
+    """Cut points of one set of windows, for :func:`_window_means_of_sets`."""
+
+    def __init__(self, starts: IntArray, ends: IntArray, n: int) -> None:
+        cuts = np.unique(np.concatenate((starts, ends, [0])))
+        self.cuts = cuts[cuts < n]
+        self.pick = np.searchsorted(self.cuts, starts)
+        self.length = (ends - starts).astype(np.float64)
+        self.seg_len = np.diff(np.append(self.cuts, n))
+
+
+def _window_means_of_sets(
+    x: FloatArray,
+    windows: Sequence[tuple[IntArray, IntArray]],
+    block_meters: int = 32,
+    *,
+    bridged: bool = False,
+) -> list[FloatArray]:
+    """:func:`_window_means` of several sets of ``(starts, ends)`` in one pass over ``x``:
+    each set is cut and summed on its own (so rounded as alone), the gaps found once."""
     m, n = x.shape
-    cuts = np.unique(np.concatenate((starts, ends, [0])))
-    cuts = cuts[cuts < n]
-    pick = np.searchsorted(cuts, starts)
-    length = (ends - starts).astype(np.float64)
-    out = np.empty((m, starts.size))
+    sets = [_WindowSet(starts, ends, n) for starts, ends in windows]
+    outs = [np.empty((m, ws.pick.size)) for ws in sets]
     # Cache-sized blocks and buffers reused from block to block: matrix-sized temporaries
     # cost more in page faults than the sums.
     rows = block_meters
     filled = np.empty((rows, n))
     gaps = np.empty((rows, n), dtype=bool)
-    seg_len = np.diff(np.append(cuts, n))
     for i in range(0, m, rows):
         xb = x[i : i + rows]
         r = xb.shape[0]
@@ -337,19 +357,20 @@ def _window_means(
         total_in = filled[:r]
         np.copyto(total_in, xb)
         np.copyto(total_in, 0.0, where=gap)
-        total = np.add.reduceat(total_in, cuts, axis=1)[:, pick]
         # Gaps are sparse: count them from their positions, not with a pass per segment.
         g_row, g_col = np.divmod(np.flatnonzero(gap), n)
-        seg = np.searchsorted(cuts, g_col, side="right") - 1
-        missing = np.bincount(g_row * cuts.size + seg, minlength=r * cuts.size)
-        count = (seg_len - missing.reshape(r, cuts.size)).astype(np.float64)[:, pick]
-        out[i : i + r] = np.divide(
-            total,
-            length if bridged else count,
-            out=np.full(total.shape, np.nan),
-            where=count >= 0.5 * length,
-        )
-    return out
+        for ws, out in zip(sets, outs, strict=True):
+            total = np.add.reduceat(total_in, ws.cuts, axis=1)[:, ws.pick]
+            seg = np.searchsorted(ws.cuts, g_col, side="right") - 1
+            missing = np.bincount(g_row * ws.cuts.size + seg, minlength=r * ws.cuts.size)
+            count = (ws.seg_len - missing.reshape(r, ws.cuts.size)).astype(np.float64)[:, ws.pick]
+            out[i : i + r] = np.divide(
+                total,
+                ws.length if bridged else count,
+                out=np.full(total.shape, np.nan),
+                where=count >= 0.5 * ws.length,
+            )
+    return outs
 
 
 def _typical_night_level(
@@ -532,11 +553,12 @@ def schedule_anomalies(
     out: list[Anomaly] = []
     rate = float(steps_per_hour)
     margin = _schedule_margin(a, cfg, mean_use)
-    for kind, in_window, min_windows in windows:
-        w_start, w_end = mask_runs(in_window[np.newaxis, :])[1:]
+    spans = [mask_runs(in_window[np.newaxis, :])[1:] for _, in_window, _ in windows]
+    # Nights and closed days in one pass over the matrix.
+    means = _window_means_of_sets(a, spans, bridged=cfg.bridged_gaps)
+    for (kind, _, min_windows), (w_start, w_end), mean in zip(windows, spans, means, strict=True):
         if w_start.size == 0:
             continue
-        mean = _window_means(a, w_start, w_end, bridged=cfg.bridged_gaps)
         dh_mean = None if heating is None else _window_means(heating.degree_hours, w_start, w_end)
         period = day[w_start] // period_days
         # A night after a closed day starts from a cold building held at its setback: it is
