@@ -47,20 +47,36 @@ def nan_median_mad(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     The general (any number of weeks) path: one sort along a short last axis.
     """
     v = np.asarray(values, dtype=np.float64)
+    med, lo, hi, few = _nan_median_parts(v)
+    dev = np.sort(np.abs(v - med), axis=-1)
+    mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
+    med = med[..., 0]
+    mad = mad[..., 0]
+    med[few] = np.nan
+    mad[few] = np.nan
+    return med, mad
+
+
+def nan_median(values: npt.ArrayLike) -> FloatArray:
+    """The median of :func:`nan_median_mad` alone, without the second sort the MAD needs."""
+    med, _, _, few = _nan_median_parts(np.asarray(values, dtype=np.float64))
+    med = med[..., 0]
+    med[few] = np.nan
+    return med
+
+
+def _nan_median_parts(
+    v: FloatArray,
+) -> tuple[FloatArray, IntArray, IntArray, npt.NDArray[np.bool_]]:
+    """Median along the last axis (kept as a length-1 axis, NaN not yet set), the positions
+    of the two middle values among the valid ones, and where fewer than 2 are valid."""
     k = v.shape[-1]
     count = k - np.isnan(v).sum(axis=-1)
     lo = np.clip((count - 1) // 2, 0, k - 1)[..., np.newaxis]
     hi = np.clip(count // 2, 0, k - 1)[..., np.newaxis]
     srt = np.sort(v, axis=-1)  # NaN sorts last
     med = 0.5 * (np.take_along_axis(srt, lo, -1) + np.take_along_axis(srt, hi, -1))
-    dev = np.sort(np.abs(v - med), axis=-1)
-    mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
-    few = count < 2
-    med = med[..., 0]
-    mad = mad[..., 0]
-    med[few] = np.nan
-    mad[few] = np.nan
-    return med, mad
+    return med, lo, hi, count < 2
 
 
 class _Workspace:
@@ -837,4 +853,4 @@ def median_at(
     lags = c[:, np.newaxis] - week_steps * np.arange(1, weeks + 1)
     valid = lags >= 0
     vals = np.where(valid, a[r[:, np.newaxis], np.where(valid, lags, 0)], np.nan)
-    return nan_median_mad(vals)[0]
+    return nan_median(vals)

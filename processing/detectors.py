@@ -24,6 +24,7 @@ from processing.baseline import (
     HeatingTerm,
     baseline_scan,
     median_at,
+    nan_median,
     nan_median_mad,
 )
 from processing.events import (
@@ -386,8 +387,8 @@ def _typical_night_level(
     width = int(pos.max(initial=0)) + 1
     grouped = np.full((m, n_periods, width), np.nan)
     grouped[:, night_period, pos] = night_mean
-    typical = nan_median_mad(grouped)[0]
-    overall = nan_median_mad(night_mean)[0]
+    typical = nan_median(grouped)
+    overall = nan_median(night_mean)
     return np.where(np.isnan(typical), overall[:, np.newaxis], typical)
 
 
@@ -469,7 +470,7 @@ def _weather_corrected_excess(
     # kWh, on a mild one a few hundred Wh): σ is relative, to a level floored at a share of
     # the meter's typical expected window so near-zero windows do not get a zero scale.
     level = np.abs(expected)
-    level = level + SCHEDULE_LEVEL_FLOOR * nan_median_mad(level)[0][:, np.newaxis]
+    level = level + SCHEDULE_LEVEL_FLOOR * nan_median(level)[:, np.newaxis]
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma_rel = MAD_TO_SIGMA * nan_median_mad(resid / level)[1]
     return resid, expected, sigma_rel[:, np.newaxis] * level
@@ -911,7 +912,7 @@ def _local_median_z(a: FloatArray, width: int, quantum: FloatArray) -> FloatArra
     padded = np.full((m, n + 2 * half), np.nan)
     padded[:, half : half + n] = a
     windows = sliding_window_view(padded, width, axis=1)
-    med = nan_median_mad(windows)[0]
+    med = nan_median(windows)
     resid = a - med
     mad = nan_median_mad(resid)[1]
     # Heating start-ups move a room by a kelvin or two in an hour: the meter's own 99th
