@@ -1018,29 +1018,30 @@ def _scan_in_threads(
     """:func:`anomaly_scan` of ``parts`` slices of rows at once. NumPy releases the GIL in
     its loops, so the slices run on separate cores; meter indexes are shifted back."""
     bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
-    with ThreadPoolExecutor(max_workers=parts) as pool:
-        futures = [
-            pool.submit(anomaly_scan, a[lo:hi], z_out=None if z_out is None else z_out[lo:hi], **kw)
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-        found: list[Anomaly] = list(futures[0].result())  # the first slice starts at row 0
-        for lo, future in zip(bounds[1:-1], futures[1:], strict=True):
-            # The constructor directly: ``dataclasses.replace`` costs twice as much, and tens
-            # of thousands of anomalies are shifted while holding the GIL.
-            found.extend(
-                Anomaly(
-                    an.meter_index + lo,
-                    an.start,
-                    an.end,
-                    an.kind,
-                    an.severity,
-                    an.expected,
-                    an.observed,
-                    an.reason,
-                )
-                for an in future.result()
+
+    def scan(lo: int, hi: int) -> list[Anomaly]:
+        found = anomaly_scan(a[lo:hi], z_out=None if z_out is None else z_out[lo:hi], **kw)
+        if lo == 0:
+            return found
+        # In the worker, while the other slices may still compute; with the constructor,
+        # as ``dataclasses.replace`` costs twice as much (tens of thousands of anomalies).
+        return [
+            Anomaly(
+                an.meter_index + lo,
+                an.start,
+                an.end,
+                an.kind,
+                an.severity,
+                an.expected,
+                an.observed,
+                an.reason,
             )
-    return found
+            for an in found
+        ]
+
+    with ThreadPoolExecutor(max_workers=parts) as pool:
+        futures = [pool.submit(scan, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+        return [an for future in futures for an in future.result()]
 
 
 def _mean_daily(daily: FloatArray) -> FloatArray:
