@@ -206,6 +206,7 @@ def spikes_and_drops(
     steps_per_hour: int = 1,
     weeks: int = 4,
     config: DetectorConfig | None = None,
+    meter_offset: int = 0,
 ) -> list[Anomaly]:
     """Steps far above (spike) or below (drop) the hour-of-week baseline.
 
@@ -220,6 +221,9 @@ def spikes_and_drops(
     steps_per_hour, weeks : int
         As used for ``z``; the expected value at each event's peak is recomputed from them.
     config : DetectorConfig, optional
+    meter_offset : int
+        Added to every anomaly's ``meter_index``: the row of ``x[0]`` in a larger matrix
+        scanned in slices.
 
     Returns
     -------
@@ -243,6 +247,7 @@ def spikes_and_drops(
         ev = dataclasses.replace(ev, expected=expected)
         if kind == "spike" and cfg.bridged_gaps:
             ev = ev.select(~_bridged_peak(a, ev, cfg))
+        ev = dataclasses.replace(ev, meter_index=ev.meter_index + meter_offset)
         out.extend(ev.to_anomalies(_spike_reason(start, steps_per_hour, cfg.unit)))
     return out
 
@@ -486,6 +491,7 @@ def schedule_anomalies(
     quantum: npt.ArrayLike | None = None,
     config: DetectorConfig | None = None,
     mean_use: npt.ArrayLike | None = None,
+    meter_offset: int = 0,
 ) -> list[Anomaly]:
     """Nights, weekends and holidays whose use exceeds the meter's own typical level.
 
@@ -509,6 +515,9 @@ def schedule_anomalies(
     mean_use : array_like, optional, shape (meters,)
         Mean use per step of each meter [unit per step] for ``schedule_min_share``;
         computed from ``x`` when not given (one more pass over the matrix).
+    meter_offset : int
+        Added to every anomaly's ``meter_index``: the row of ``x[0]`` in a larger matrix
+        scanned in slices.
 
     Returns
     -------
@@ -599,7 +608,9 @@ def schedule_anomalies(
                 expected=exp * rate,
                 unit=cfg.unit,
             )
-            out.append(Anomaly(m_i, s_step, e_step, name, sev, exp * rate, obs * rate, text))
+            out.append(
+                Anomaly(m_i + meter_offset, s_step, e_step, name, sev, exp * rate, obs * rate, text)
+            )
     return out
 
 
@@ -771,6 +782,7 @@ def level_shifts(
     start: date,
     daily_expected: npt.ArrayLike | None = None,
     config: DetectorConfig | None = None,
+    meter_offset: int = 0,
 ) -> list[Anomaly]:
     """Level shifts and drifts in daily residuals, with the onset of each.
 
@@ -784,6 +796,9 @@ def level_shifts(
         Expected daily use [unit/day], to state the change in percent.
     config : DetectorConfig, optional
         ``cusum_k``, ``cusum_h``, ``drift_ratio`` and ``unit``.
+    meter_offset : int
+        Added to every anomaly's ``meter_index``: the row of ``daily_residual[0]`` in a
+        larger matrix scanned in slices.
 
     Returns
     -------
@@ -857,7 +872,7 @@ def level_shifts(
                 f"{'gradual drift' if is_drift else 'level shift'}"
             )
             kind = "drift" if is_drift else "level_shift"
-            out.append(Anomaly(m_i, on, e, kind, sev, ex, ob, text))
+            out.append(Anomaly(m_i + meter_offset, on, e, kind, sev, ex, ob, text))
     return out
 
 
@@ -936,6 +951,7 @@ def anomaly_scan(
     quality: QualityConfig | None = None,
     z_out: FloatArray | None = None,
     threads: int = 1,
+    meter_offset: int = 0,
 ) -> list[Anomaly]:
     """Every consumption detector over one chunk of meters: quality, spikes, schedule, CUSUM.
 
@@ -944,6 +960,8 @@ def anomaly_scan(
     the schedule checks of meters whose config asks for it. ``z_out`` is an optional
     reusable (meters, steps) float64 buffer. ``threads`` > 1 scans that many slices of
     meters at once: every detector works row by row, so the result is the same.
+    ``meter_offset`` is added to every anomaly's ``meter_index`` (the row of ``x[0]`` in a
+    larger matrix).
     """
     cfg = config if config is not None else DetectorConfig()
     a = _as_matrix(x, "x")
@@ -958,11 +976,11 @@ def anomaly_scan(
             "holidays": holidays, "outdoor_temp_c": outdoor_temp_c, "config": cfg,
             "quality": quality,
         }  # fmt: skip
-        return _scan_in_threads(a, parts, z_out, kw)
+        return _scan_in_threads(a, parts, z_out, meter_offset, kw)
     quantum = register_quantum(a)
     found: list[Anomaly] = []
     for ev in quality_scan(a, quality, quantum=quantum).values():
-        found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit))
+        found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit, meter_offset))
     te: FloatArray | None = None
     if outdoor_temp_c is not None and cfg.temperature_term:
         te = np.asarray(outdoor_temp_c, dtype=np.float64)
@@ -984,7 +1002,15 @@ def anomaly_scan(
     if cfg.local_median_steps > 0:
         z = _local_median_z(a, cfg.local_median_steps, quantum)
     found.extend(
-        spikes_and_drops(a, z, start=start, steps_per_hour=steps_per_hour, weeks=weeks, config=cfg)
+        spikes_and_drops(
+            a,
+            z,
+            start=start,
+            steps_per_hour=steps_per_hour,
+            weeks=weeks,
+            config=cfg,
+            meter_offset=meter_offset,
+        )
     )
     found.extend(
         schedule_anomalies(
@@ -996,6 +1022,7 @@ def anomaly_scan(
             quantum=quantum,
             config=cfg,
             mean_use=_mean_daily(scan.daily_expected) / (24 * steps_per_hour),
+            meter_offset=meter_offset,
         )
     )
     found.extend(
@@ -1004,6 +1031,7 @@ def anomaly_scan(
             start=start.date(),
             daily_expected=scan.daily_expected,
             config=cfg,
+            meter_offset=meter_offset,
         )
     )
     return found
@@ -1013,34 +1041,23 @@ MIN_METERS_PER_THREAD: Final = 50  # below this a thread costs more than it save
 
 
 def _scan_in_threads(
-    a: FloatArray, parts: int, z_out: FloatArray | None, kw: dict[str, Any]
+    a: FloatArray, parts: int, z_out: FloatArray | None, offset: int, kw: dict[str, Any]
 ) -> list[Anomaly]:
     """:func:`anomaly_scan` of ``parts`` slices of rows at once. NumPy releases the GIL in
-    its loops, so the slices run on separate cores; meter indexes are shifted back."""
+    its loops, so the slices run on separate cores. Each slice numbers its meters from its
+    first row: rebuilding tens of thousands of anomalies afterwards would hold the GIL."""
     bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
-
-    def scan(lo: int, hi: int) -> list[Anomaly]:
-        found = anomaly_scan(a[lo:hi], z_out=None if z_out is None else z_out[lo:hi], **kw)
-        if lo == 0:
-            return found
-        # In the worker, while the other slices may still compute; with the constructor,
-        # as ``dataclasses.replace`` costs twice as much (tens of thousands of anomalies).
-        return [
-            Anomaly(
-                an.meter_index + lo,
-                an.start,
-                an.end,
-                an.kind,
-                an.severity,
-                an.expected,
-                an.observed,
-                an.reason,
-            )
-            for an in found
-        ]
-
     with ThreadPoolExecutor(max_workers=parts) as pool:
-        futures = [pool.submit(scan, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+        futures = [
+            pool.submit(
+                anomaly_scan,
+                a[lo:hi],
+                z_out=None if z_out is None else z_out[lo:hi],
+                meter_offset=offset + lo,
+                **kw,
+            )
+            for lo, hi in itertools.pairwise(bounds)
+        ]
         return [an for future in futures for an in future.result()]
 
 
@@ -1062,7 +1079,7 @@ _QUALITY_TEXT: Final = {
 
 
 def _quality_reasons(
-    ev: AnomalyEvents, start: datetime, steps_per_hour: int, unit: str
+    ev: AnomalyEvents, start: datetime, steps_per_hour: int, unit: str, meter_offset: int = 0
 ) -> list[Anomaly]:
     head = _QUALITY_TEXT.get(ev.kind, ev.kind)
 
@@ -1072,4 +1089,4 @@ def _quality_reasons(
         value = f", value {ev.observed:.3g} {unit}" if np.isfinite(ev.observed) else ""
         return f"{head} for {hours:g} h from {t0:%Y-%m-%d %H:%M}{value}"
 
-    return ev.to_anomalies(reason)
+    return dataclasses.replace(ev, meter_index=ev.meter_index + meter_offset).to_anomalies(reason)

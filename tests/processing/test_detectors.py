@@ -324,5 +324,7 @@ def test_scan_in_threads_gives_the_same_anomalies():
     z = np.empty_like(x)
     two = anomaly_scan(x, start=start, threads=2, z_out=z)
     assert sorted(map(repr, one)) == sorted(map(repr, two))  # repr: NaN fields compare equal
+    tail = anomaly_scan(x[60:], start=start, meter_offset=60)
+    assert sorted(map(repr, tail)) == sorted(repr(an) for an in one if an.meter_index >= 60)
     with pytest.raises(ValueError, match="threads"):
         anomaly_scan(x, start=start, threads=0)
