@@ -47,20 +47,36 @@ def nan_median_mad(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     The general (any number of weeks) path: one sort along a short last axis.
     """
     v = np.asarray(values, dtype=np.float64)
+    med, lo, hi, few = _nan_median_parts(v)
+    dev = np.sort(np.abs(v - med), axis=-1)
+    mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
+    med = med[..., 0]
+    mad = mad[..., 0]
+    med[few] = np.nan
+    mad[few] = np.nan
+    return med, mad
+
+
+def nan_median(values: npt.ArrayLike) -> FloatArray:
+    """The median of :func:`nan_median_mad` alone, without the second sort the MAD needs."""
+    med, _, _, few = _nan_median_parts(np.asarray(values, dtype=np.float64))
+    med = med[..., 0]
+    med[few] = np.nan
+    return med
+
+
+def _nan_median_parts(
+    v: FloatArray,
+) -> tuple[FloatArray, IntArray, IntArray, npt.NDArray[np.bool_]]:
+    """Median along the last axis (kept as a length-1 axis, NaN not yet set), the positions
+    of the two middle values among the valid ones, and where fewer than 2 are valid."""
     k = v.shape[-1]
     count = k - np.isnan(v).sum(axis=-1)
     lo = np.clip((count - 1) // 2, 0, k - 1)[..., np.newaxis]
     hi = np.clip(count // 2, 0, k - 1)[..., np.newaxis]
     srt = np.sort(v, axis=-1)  # NaN sorts last
     med = 0.5 * (np.take_along_axis(srt, lo, -1) + np.take_along_axis(srt, hi, -1))
-    dev = np.sort(np.abs(v - med), axis=-1)
-    mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
-    few = count < 2
-    med = med[..., 0]
-    mad = mad[..., 0]
-    med[few] = np.nan
-    mad[few] = np.nan
-    return med, mad
+    return med, lo, hi, count < 2
 
 
 class _Workspace:
@@ -609,6 +625,7 @@ def baseline_scan(
             meter_floor=meter_floor,
             day_starts=day_starts,
             steps_in_day=steps_in_day,
+            blank_steps=2 * week_steps,  # the median needs two weeks of lags
             quantum=None if q_arr is None else q_arr[i:j, np.newaxis],
             tail_quantile=tail_quantile,
             tail_divisor=tail_divisor,
@@ -632,12 +649,16 @@ def _z_block(
     meter_floor: float,
     day_starts: IntArray,
     steps_in_day: FloatArray,
+    blank_steps: int = 0,
     quantum: FloatArray | None = None,
     tail_quantile: float = 0.0,
     tail_divisor: float = 2.0,
     bridged_gaps: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
-    """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out."""
+    """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out.
+
+    ``expected`` is NaN in every row over the first ``blank_steps`` steps.
+    """
     # scale = max(1.4826·max(MAD, meter_floor·mean MAD), quantum, tail/divisor)
     #         + floor + rel_floor·|expected|
     # Scaling by 1.4826 > 0 commutes with max exactly (rounding is monotone), so every
@@ -653,10 +674,16 @@ def _z_block(
         tail = _block_tail_values(z, tail_quantile, TAIL_BLOCK_STEPS, scratch=tmp)
         tail /= tail_divisor
         np.maximum(tail, col, out=tail)
-        # Block by block against a column: no (rows, steps) copy of the tail.
-        for b, lo in enumerate(range(0, z.shape[1], TAIL_BLOCK_STEPS)):
-            part = scale[:, lo : lo + TAIL_BLOCK_STEPS]
-            np.maximum(part, tail[:, b : b + 1], out=part)
+        # Against one value per block, broadcast: no (rows, steps) copy of the tail, and
+        # two calls rather than one per block (each call contends for the GIL in threads).
+        rows, n = scale.shape
+        whole = n // TAIL_BLOCK_STEPS
+        by_block = np.reshape(
+            scale[:, : whole * TAIL_BLOCK_STEPS], (rows, whole, TAIL_BLOCK_STEPS), copy=False
+        )
+        np.maximum(by_block, tail[:, :whole, np.newaxis], out=by_block)
+        part = scale[:, whole * TAIL_BLOCK_STEPS :]
+        np.maximum(part, tail[:, whole : whole + 1], out=part)
     else:
         np.maximum(scale, col, out=scale)
     np.abs(expected, out=tmp)
@@ -665,7 +692,9 @@ def _z_block(
     scale += tmp
     # Daily sums over the steps where both x and the expectation exist (z is NaN wherever
     # either is missing).
-    res_sum, exp_sum, count, exp_all, count_e = _daily_sums(z, expected, day_starts, steps_in_day)
+    res_sum, exp_sum, count, exp_all, count_e = _daily_sums(
+        z, expected, day_starts, steps_in_day, blank_steps=blank_steps
+    )
     enough = count >= 0.5 * steps_in_day
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(z, scale, out=z)
@@ -688,7 +717,12 @@ def _z_block(
 
 
 def _daily_sums(
-    z: FloatArray, expected: FloatArray, day_starts: IntArray, steps_in_day: FloatArray
+    z: FloatArray,
+    expected: FloatArray,
+    day_starts: IntArray,
+    steps_in_day: FloatArray,
+    *,
+    blank_steps: int = 0,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Sums of ``z`` and ``expected`` per day over the steps where ``z`` is not NaN, and the
     count of those steps; then the sum of ``expected`` over the steps where it alone is not
@@ -696,13 +730,18 @@ def _daily_sums(
 
     Days without a gap are summed in place; only the few days whose sum is NaN are gathered
     and summed again with their gaps as 0, with the same ``reduceat`` (so the same rounding)
-    as a sum over a zero-filled copy of the whole block.
+    as a sum over a zero-filled copy of the whole block. Days within the first
+    ``blank_steps`` steps, where ``expected`` (and so ``z``) is NaN in every row, are set to
+    what that gives, sums and counts of 0, without gathering them.
     """
     res = np.add.reduceat(z, day_starts, axis=1)
     exp = np.add.reduceat(expected, day_starts, axis=1)
     count = np.repeat(steps_in_day[np.newaxis, :], z.shape[0], axis=0)
     exp_all, count_e = exp.copy(), count.copy()
     n_days = day_starts.size
+    blank = int(np.count_nonzero(day_starts + steps_in_day <= blank_steps))
+    for sums in (res, exp, count, exp_all, count_e):
+        sums[:, :blank] = 0.0
     rows, days = np.divmod(np.flatnonzero(np.isnan(res)), n_days)
     # Only the last day may be shorter: redo each length of day on its own.
     for short in (False, True):
@@ -814,4 +853,4 @@ def median_at(
     lags = c[:, np.newaxis] - week_steps * np.arange(1, weeks + 1)
     valid = lags >= 0
     vals = np.where(valid, a[r[:, np.newaxis], np.where(valid, lags, 0)], np.nan)
-    return nan_median_mad(vals)[0]
+    return nan_median(vals)

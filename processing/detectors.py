@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from processing.baseline import (
+    HOURS_PER_WEEK,
     MAD_TO_SIGMA,
     HeatingTerm,
     baseline_scan,
     median_at,
+    nan_median,
     nan_median_mad,
 )
 from processing.events import (
@@ -32,6 +35,7 @@ from processing.events import (
     describe_step,
     events_from_mask,
     mask_runs,
+    segment_index,
     step_time,
 )
 from processing.quality import QualityConfig, quality_scan, register_quantum
@@ -202,6 +206,7 @@ def spikes_and_drops(
     steps_per_hour: int = 1,
     weeks: int = 4,
     config: DetectorConfig | None = None,
+    meter_offset: int = 0,
 ) -> list[Anomaly]:
     """Steps far above (spike) or below (drop) the hour-of-week baseline.
 
@@ -216,6 +221,9 @@ def spikes_and_drops(
     steps_per_hour, weeks : int
         As used for ``z``; the expected value at each event's peak is recomputed from them.
     config : DetectorConfig, optional
+    meter_offset : int
+        Added to every anomaly's ``meter_index``: the row of ``x[0]`` in a larger matrix
+        scanned in slices.
 
     Returns
     -------
@@ -239,6 +247,7 @@ def spikes_and_drops(
         ev = dataclasses.replace(ev, expected=expected)
         if kind == "spike" and cfg.bridged_gaps:
             ev = ev.select(~_bridged_peak(a, ev, cfg))
+        ev = dataclasses.replace(ev, meter_index=ev.meter_index + meter_offset)
         out.extend(ev.to_anomalies(_spike_reason(start, steps_per_hour, cfg.unit)))
     return out
 
@@ -270,10 +279,18 @@ def _bridged_peak(a: FloatArray, ev: AnomalyEvents, cfg: DetectorConfig) -> Bool
 
 
 def _spike_reason(start: datetime, steps_per_hour: int, unit: str) -> ReasonFn:
+    # Naive wall-clock times repeat every week: each hour of week is written once per call
+    # (formatting a datetime took half of the reason's time, thousands of spikes per chunk).
+    week = HOURS_PER_WEEK * steps_per_hour
+    labels: dict[int, str] = {}
+
     def reason(ev: EventRow) -> str:
-        when = describe_step(ev.peak, start, steps_per_hour)
+        slot = ev.peak % week
+        when = labels.get(slot)
+        if when is None:
+            when = labels[slot] = describe_step(slot, start, steps_per_hour)
         vals = f"expected {ev.expected:.3g} {unit}, saw {ev.observed:.3g} {unit}"
-        if ev.expected > 0 and np.isfinite(ev.expected):
+        if ev.expected > 0 and math.isfinite(ev.expected):
             ratio = ev.observed / ev.expected
             size = f"{ratio:.1f}× the usual" if ratio >= 1 else f"{ratio:.0%} of the usual"
             return f"Consumption {size} for {when} ({vals})"
@@ -307,18 +324,38 @@ def _window_means(
     ``bridged``: the series is a register's, whose reading after a gap carries the gap's
     energy, so the window's sum is divided by its length rather than by its valid steps.
     """
+    (out,) = _window_means_of_sets(x, [(starts, ends)], block_meters, bridged=bridged)
+    return out
+
+
+class _WindowSet:
+    """Cut points of one set of windows, for :func:`_window_means_of_sets`."""
+
+    def __init__(self, starts: IntArray, ends: IntArray, n: int) -> None:
+        cuts = np.unique(np.concatenate((starts, ends, [0])))
+        self.cuts = cuts[cuts < n]
+        self.pick = np.searchsorted(self.cuts, starts)
+        self.length = (ends - starts).astype(np.float64)
+        self.seg_len = np.diff(np.append(self.cuts, n))
+
+
+def _window_means_of_sets(
+    x: FloatArray,
+    windows: Sequence[tuple[IntArray, IntArray]],
+    block_meters: int = 32,
+    *,
+    bridged: bool = False,
+) -> list[FloatArray]:
+    """:func:`_window_means` of several sets of ``(starts, ends)`` in one pass over ``x``:
+    each set is cut and summed on its own (so rounded as alone), the gaps found once."""
     m, n = x.shape
-    cuts = np.unique(np.concatenate((starts, ends, [0])))
-    cuts = cuts[cuts < n]
-    pick = np.searchsorted(cuts, starts)
-    length = (ends - starts).astype(np.float64)
-    out = np.empty((m, starts.size))
+    sets = [_WindowSet(starts, ends, n) for starts, ends in windows]
+    outs = [np.empty((m, ws.pick.size)) for ws in sets]
     # Cache-sized blocks and buffers reused from block to block: matrix-sized temporaries
     # cost more in page faults than the sums.
     rows = block_meters
     filled = np.empty((rows, n))
     gaps = np.empty((rows, n), dtype=bool)
-    seg_len = np.diff(np.append(cuts, n))
     for i in range(0, m, rows):
         xb = x[i : i + rows]
         r = xb.shape[0]
@@ -326,19 +363,20 @@ def _window_means(
         total_in = filled[:r]
         np.copyto(total_in, xb)
         np.copyto(total_in, 0.0, where=gap)
-        total = np.add.reduceat(total_in, cuts, axis=1)[:, pick]
         # Gaps are sparse: count them from their positions, not with a pass per segment.
         g_row, g_col = np.divmod(np.flatnonzero(gap), n)
-        seg = np.searchsorted(cuts, g_col, side="right") - 1
-        missing = np.bincount(g_row * cuts.size + seg, minlength=r * cuts.size)
-        count = (seg_len - missing.reshape(r, cuts.size)).astype(np.float64)[:, pick]
-        out[i : i + r] = np.divide(
-            total,
-            length if bridged else count,
-            out=np.full(total.shape, np.nan),
-            where=count >= 0.5 * length,
-        )
-    return out
+        for ws, out in zip(sets, outs, strict=True):
+            total = np.add.reduceat(total_in, ws.cuts, axis=1)[:, ws.pick]
+            seg = np.searchsorted(ws.cuts, g_col, side="right") - 1
+            missing = np.bincount(g_row * ws.cuts.size + seg, minlength=r * ws.cuts.size)
+            count = (ws.seg_len - missing.reshape(r, ws.cuts.size)).astype(np.float64)[:, ws.pick]
+            out[i : i + r] = np.divide(
+                total,
+                ws.length if bridged else count,
+                out=np.full(total.shape, np.nan),
+                where=count >= 0.5 * ws.length,
+            )
+    return outs
 
 
 def _typical_night_level(
@@ -354,8 +392,8 @@ def _typical_night_level(
     width = int(pos.max(initial=0)) + 1
     grouped = np.full((m, n_periods, width), np.nan)
     grouped[:, night_period, pos] = night_mean
-    typical = nan_median_mad(grouped)[0]
-    overall = nan_median_mad(night_mean)[0]
+    typical = nan_median(grouped)
+    overall = nan_median(night_mean)
     return np.where(np.isnan(typical), overall[:, np.newaxis], typical)
 
 
@@ -437,7 +475,7 @@ def _weather_corrected_excess(
     # kWh, on a mild one a few hundred Wh): σ is relative, to a level floored at a share of
     # the meter's typical expected window so near-zero windows do not get a zero scale.
     level = np.abs(expected)
-    level = level + SCHEDULE_LEVEL_FLOOR * nan_median_mad(level)[0][:, np.newaxis]
+    level = level + SCHEDULE_LEVEL_FLOOR * nan_median(level)[:, np.newaxis]
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma_rel = MAD_TO_SIGMA * nan_median_mad(resid / level)[1]
     return resid, expected, sigma_rel[:, np.newaxis] * level
@@ -453,6 +491,7 @@ def schedule_anomalies(
     quantum: npt.ArrayLike | None = None,
     config: DetectorConfig | None = None,
     mean_use: npt.ArrayLike | None = None,
+    meter_offset: int = 0,
 ) -> list[Anomaly]:
     """Nights, weekends and holidays whose use exceeds the meter's own typical level.
 
@@ -476,6 +515,9 @@ def schedule_anomalies(
     mean_use : array_like, optional, shape (meters,)
         Mean use per step of each meter [unit per step] for ``schedule_min_share``;
         computed from ``x`` when not given (one more pass over the matrix).
+    meter_offset : int
+        Added to every anomaly's ``meter_index``: the row of ``x[0]`` in a larger matrix
+        scanned in slices.
 
     Returns
     -------
@@ -521,11 +563,12 @@ def schedule_anomalies(
     out: list[Anomaly] = []
     rate = float(steps_per_hour)
     margin = _schedule_margin(a, cfg, mean_use)
-    for kind, in_window, min_windows in windows:
-        w_start, w_end = mask_runs(in_window[np.newaxis, :])[1:]
+    spans = [mask_runs(in_window[np.newaxis, :])[1:] for _, in_window, _ in windows]
+    # Nights and closed days in one pass over the matrix.
+    means = _window_means_of_sets(a, spans, bridged=cfg.bridged_gaps)
+    for (kind, _, min_windows), (w_start, w_end), mean in zip(windows, spans, means, strict=True):
         if w_start.size == 0:
             continue
-        mean = _window_means(a, w_start, w_end, bridged=cfg.bridged_gaps)
         dh_mean = None if heating is None else _window_means(heating.degree_hours, w_start, w_end)
         period = day[w_start] // period_days
         # A night after a closed day starts from a cold building held at its setback: it is
@@ -541,11 +584,17 @@ def schedule_anomalies(
             flagged = (z > cfg.schedule_z) & (excess > margin)
         # Runs of flagged windows in window-index space (consecutive nights or days).
         rows, first, stop = mask_runs(flagged, min_steps=min_windows)
-        for m_i, f, e in zip(rows.tolist(), first.tolist(), stop.tolist(), strict=True):
+        if rows.size == 0:
+            continue
+        # Flagged windows have a finite z, so neither the means nor z have a gap in a run.
+        run_obs = _run_means(mean, rows, first, stop).tolist()
+        run_exp = _run_means(expected, rows, first, stop).tolist()
+        cols, offsets = segment_index(first, stop)
+        run_sev = np.maximum.reduceat(z[np.repeat(rows, stop - first), cols], offsets).tolist()
+        for m_i, f, e, obs, exp, sev in zip(
+            rows.tolist(), first.tolist(), stop.tolist(), run_obs, run_exp, run_sev, strict=True
+        ):
             s_step, e_step = int(w_start[f]), int(w_end[e - 1])
-            obs = float(np.nanmean(mean[m_i, f:e]))
-            exp = float(np.nanmean(expected[m_i, f:e]))
-            sev = float(np.nanmax(z[m_i, f:e]))
             name = kind
             if kind == "closed":
                 name = "holiday_use" if is_holiday[s_step] else "weekend_use"
@@ -559,8 +608,30 @@ def schedule_anomalies(
                 expected=exp * rate,
                 unit=cfg.unit,
             )
-            out.append(Anomaly(m_i, s_step, e_step, name, sev, exp * rate, obs * rate, text))
+            out.append(
+                Anomaly(m_i + meter_offset, s_step, e_step, name, sev, exp * rate, obs * rate, text)
+            )
     return out
+
+
+def _run_means(values: FloatArray, rows: IntArray, first: IntArray, stop: IntArray) -> FloatArray:
+    """Mean of ``values[row, first:stop]`` for each run (no NaN in it), rounded as ``np.mean``
+    of the slice would be.
+
+    NumPy sums fewer than 8 values one by one from 0 (more pairwise, in 8 partial sums): the
+    short runs are summed a column at a time over all runs at once, the rare long ones alone.
+    A call per run cost more than the rest of the schedule check.
+    """
+    length = stop - first
+    short = length < 8
+    total = np.zeros(rows.size)
+    for j in range(int(length[short].max(initial=0))):  # a loop over run lengths, not runs
+        on = short & (j < length)
+        total[on] += values[rows[on], first[on] + j]
+    mean: FloatArray = total / length
+    for i in np.flatnonzero(~short).tolist():
+        mean[i] = np.mean(values[rows[i], first[i] : stop[i]])
+    return mean
 
 
 def _schedule_margin(
@@ -711,6 +782,7 @@ def level_shifts(
     start: date,
     daily_expected: npt.ArrayLike | None = None,
     config: DetectorConfig | None = None,
+    meter_offset: int = 0,
 ) -> list[Anomaly]:
     """Level shifts and drifts in daily residuals, with the onset of each.
 
@@ -724,6 +796,9 @@ def level_shifts(
         Expected daily use [unit/day], to state the change in percent.
     config : DetectorConfig, optional
         ``cusum_k``, ``cusum_h``, ``drift_ratio`` and ``unit``.
+    meter_offset : int
+        Added to every anomaly's ``meter_index``: the row of ``daily_residual[0]`` in a
+        larger matrix scanned in slices.
 
     Returns
     -------
@@ -743,6 +818,7 @@ def level_shifts(
     out: list[Anomaly] = []
     seg_mean = _SegmentMeans(r)
     seg_exp = _SegmentMeans(exp_daily)
+    dates: dict[int, str] = {}  # onset day → its date written out, once per day
     for direction, stat in (("up", cs.upper), ("down", cs.lower)):
         ev = events_from_mask(stat > cfg.cusum_h, kind="level_shift", score=stat)
         if not len(ev):
@@ -786,15 +862,17 @@ def level_shifts(
             drift.tolist(),
             strict=True,
         ):
-            when = start + timedelta(days=on)
+            when = dates.get(on)
+            if when is None:
+                when = dates[on] = f"{start + timedelta(days=on):%Y-%m-%d}"
             pct = f" ({sh / ex:+.0%})" if ex > 0 else ""
             text = (
                 f"Daily consumption {direction} by {abs(sh):.3g} {cfg.unit}/day{pct} "
-                f"since {when:%Y-%m-%d} (expected {ex:.3g}, saw {ob:.3g} {cfg.unit}/day); "
+                f"since {when} (expected {ex:.3g}, saw {ob:.3g} {cfg.unit}/day); "
                 f"{'gradual drift' if is_drift else 'level shift'}"
             )
             kind = "drift" if is_drift else "level_shift"
-            out.append(Anomaly(m_i, on, e, kind, sev, ex, ob, text))
+            out.append(Anomaly(m_i + meter_offset, on, e, kind, sev, ex, ob, text))
     return out
 
 
@@ -849,7 +927,7 @@ def _local_median_z(a: FloatArray, width: int, quantum: FloatArray) -> FloatArra
     padded = np.full((m, n + 2 * half), np.nan)
     padded[:, half : half + n] = a
     windows = sliding_window_view(padded, width, axis=1)
-    med = nan_median_mad(windows)[0]
+    med = nan_median(windows)
     resid = a - med
     mad = nan_median_mad(resid)[1]
     # Heating start-ups move a room by a kelvin or two in an hour: the meter's own 99th
@@ -873,6 +951,7 @@ def anomaly_scan(
     quality: QualityConfig | None = None,
     z_out: FloatArray | None = None,
     threads: int = 1,
+    meter_offset: int = 0,
 ) -> list[Anomaly]:
     """Every consumption detector over one chunk of meters: quality, spikes, schedule, CUSUM.
 
@@ -881,6 +960,8 @@ def anomaly_scan(
     the schedule checks of meters whose config asks for it. ``z_out`` is an optional
     reusable (meters, steps) float64 buffer. ``threads`` > 1 scans that many slices of
     meters at once: every detector works row by row, so the result is the same.
+    ``meter_offset`` is added to every anomaly's ``meter_index`` (the row of ``x[0]`` in a
+    larger matrix).
     """
     cfg = config if config is not None else DetectorConfig()
     a = _as_matrix(x, "x")
@@ -895,11 +976,11 @@ def anomaly_scan(
             "holidays": holidays, "outdoor_temp_c": outdoor_temp_c, "config": cfg,
             "quality": quality,
         }  # fmt: skip
-        return _scan_in_threads(a, parts, z_out, kw)
+        return _scan_in_threads(a, parts, z_out, meter_offset, kw)
     quantum = register_quantum(a)
     found: list[Anomaly] = []
     for ev in quality_scan(a, quality, quantum=quantum).values():
-        found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit))
+        found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit, meter_offset))
     te: FloatArray | None = None
     if outdoor_temp_c is not None and cfg.temperature_term:
         te = np.asarray(outdoor_temp_c, dtype=np.float64)
@@ -921,7 +1002,15 @@ def anomaly_scan(
     if cfg.local_median_steps > 0:
         z = _local_median_z(a, cfg.local_median_steps, quantum)
     found.extend(
-        spikes_and_drops(a, z, start=start, steps_per_hour=steps_per_hour, weeks=weeks, config=cfg)
+        spikes_and_drops(
+            a,
+            z,
+            start=start,
+            steps_per_hour=steps_per_hour,
+            weeks=weeks,
+            config=cfg,
+            meter_offset=meter_offset,
+        )
     )
     found.extend(
         schedule_anomalies(
@@ -933,6 +1022,7 @@ def anomaly_scan(
             quantum=quantum,
             config=cfg,
             mean_use=_mean_daily(scan.daily_expected) / (24 * steps_per_hour),
+            meter_offset=meter_offset,
         )
     )
     residual = scan.daily_residual
@@ -946,6 +1036,7 @@ def anomaly_scan(
             start=start.date(),
             daily_expected=scan.daily_expected,
             config=cfg,
+            meter_offset=meter_offset,
         )
     )
     return found
@@ -971,22 +1062,24 @@ MIN_METERS_PER_THREAD: Final = 50  # below this a thread costs more than it save
 
 
 def _scan_in_threads(
-    a: FloatArray, parts: int, z_out: FloatArray | None, kw: dict[str, Any]
+    a: FloatArray, parts: int, z_out: FloatArray | None, offset: int, kw: dict[str, Any]
 ) -> list[Anomaly]:
     """:func:`anomaly_scan` of ``parts`` slices of rows at once. NumPy releases the GIL in
-    its loops, so the slices run on separate cores; meter indexes are shifted back."""
+    its loops, so the slices run on separate cores. Each slice numbers its meters from its
+    first row: rebuilding tens of thousands of anomalies afterwards would hold the GIL."""
     bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
     with ThreadPoolExecutor(max_workers=parts) as pool:
         futures = [
-            pool.submit(anomaly_scan, a[lo:hi], z_out=None if z_out is None else z_out[lo:hi], **kw)
+            pool.submit(
+                anomaly_scan,
+                a[lo:hi],
+                z_out=None if z_out is None else z_out[lo:hi],
+                meter_offset=offset + lo,
+                **kw,
+            )
             for lo, hi in itertools.pairwise(bounds)
         ]
-        found: list[Anomaly] = []
-        for lo, future in zip(bounds[:-1], futures, strict=True):
-            found.extend(
-                dataclasses.replace(an, meter_index=an.meter_index + lo) for an in future.result()
-            )
-    return found
+        return [an for future in futures for an in future.result()]
 
 
 def _mean_daily(daily: FloatArray) -> FloatArray:
@@ -1007,7 +1100,7 @@ _QUALITY_TEXT: Final = {
 
 
 def _quality_reasons(
-    ev: AnomalyEvents, start: datetime, steps_per_hour: int, unit: str
+    ev: AnomalyEvents, start: datetime, steps_per_hour: int, unit: str, meter_offset: int = 0
 ) -> list[Anomaly]:
     head = _QUALITY_TEXT.get(ev.kind, ev.kind)
 
@@ -1017,4 +1110,4 @@ def _quality_reasons(
         value = f", value {ev.observed:.3g} {unit}" if np.isfinite(ev.observed) else ""
         return f"{head} for {hours:g} h from {t0:%Y-%m-%d %H:%M}{value}"
 
-    return ev.to_anomalies(reason)
+    return dataclasses.replace(ev, meter_index=ev.meter_index + meter_offset).to_anomalies(reason)

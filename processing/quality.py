@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from processing.baseline import HOURS_PER_WEEK, nan_median_mad
+from processing.baseline import HOURS_PER_WEEK, nan_median
 from processing.consumption import interval_consumption
 from processing.events import AnomalyEvents, events_from_mask, mask_runs, segment_index
 
@@ -324,7 +324,7 @@ def _typical_spread(
     n_lags = np.minimum(cols // HOURS_PER_WEEK, weeks)[:, np.newaxis]
     valid = np.arange(1, weeks + 1)[np.newaxis, :] <= n_lags
     vals = np.where(valid, spread[rows[:, np.newaxis], np.maximum(lag_cols, 0)], np.nan)
-    typical = nan_median_mad(vals)[0] if rows.size else np.zeros(0)
+    typical = nan_median(vals) if rows.size else np.zeros(0)
     missing = np.isnan(typical)
     if missing.any():
         starts = np.arange(0, n, period)

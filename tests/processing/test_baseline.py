@@ -13,10 +13,23 @@ from processing.baseline import (
     fit_heating_term,
     hour_of_week_baseline,
     median_at,
+    nan_median,
+    nan_median_mad,
     robust_z,
 )
 
 W = 168
+
+
+def test_nan_median_is_the_median_of_nan_median_mad():
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((50, 7, 30))
+    v[rng.random(v.shape) < 0.3] = np.nan
+    v[0, 0, :] = np.nan  # no valid value
+    v[0, 1, 1:] = np.nan  # one
+    med = nan_median(v)
+    assert np.array_equal(med, nan_median_mad(v)[0], equal_nan=True)
+    assert np.isnan(med[0, :2]).all()
 
 
 def _reference(x, weeks):

@@ -11,6 +11,7 @@ from processing.baseline import baseline_scan, fit_heating_term
 from processing.detectors import (
     TEMPERATURE_DETECTOR,
     DetectorConfig,
+    _run_means,
     _window_means,
     anomaly_scan,
     config_for,
@@ -224,6 +225,17 @@ def test_window_mean_of_a_register_keeps_the_gaps_energy():
     assert_allclose(_window_means(x, starts, ends), [[6.0 / 5.0, 1.0]])
 
 
+def test_run_means_round_as_numpy_mean_of_each_run():
+    rng = np.random.default_rng(5)
+    v = rng.lognormal(0.0, 2.0, (40, 60)) * rng.choice([-1.0, 1.0], (40, 60))
+    rows = rng.integers(0, 40, 300)
+    first = rng.integers(0, 40, 300)
+    stop = first + rng.integers(1, 20, 300)  # runs both shorter and longer than 8
+    got = _run_means(v, rows, first, stop)
+    want = [np.mean(v[r, f:e]) for r, f, e in zip(rows, first, stop, strict=True)]
+    assert got.tolist() == want
+
+
 def test_one_step_peak_needs_single_step_threshold():
     rng = np.random.default_rng(8)
     x = _profile(20, 1, rng)
@@ -313,6 +325,8 @@ def test_scan_in_threads_gives_the_same_anomalies():
     z = np.empty_like(x)
     two = anomaly_scan(x, start=start, threads=2, z_out=z)
     assert sorted(map(repr, one)) == sorted(map(repr, two))  # repr: NaN fields compare equal
+    tail = anomaly_scan(x[60:], start=start, meter_offset=60)
+    assert sorted(map(repr, tail)) == sorted(repr(an) for an in one if an.meter_index >= 60)
     with pytest.raises(ValueError, match="threads"):
         anomaly_scan(x, start=start, threads=0)
 
