@@ -246,7 +246,8 @@ def spikes_and_drops(
         expected = median_at(a, ev.meter_index, ev.peak, weeks=weeks, steps_per_hour=steps_per_hour)
         ev = dataclasses.replace(ev, expected=expected)
         if kind == "spike" and cfg.bridged_gaps:
-            ev = ev.select(~_bridged_peak(a, ev, cfg))
+            bridged = _bridged_peak(a, ev, cfg, weeks=weeks, steps_per_hour=steps_per_hour)
+            ev = ev.select(~bridged)
         ev = dataclasses.replace(ev, meter_index=ev.meter_index + meter_offset)
         out.extend(ev.to_anomalies(_spike_reason(start, steps_per_hour, cfg.unit)))
     return out
@@ -255,24 +256,33 @@ def spikes_and_drops(
 BRIDGE_LOOKBACK: Final = 24  # longest gap before a peak that is checked for bridging [steps]
 
 
-def _bridged_peak(a: FloatArray, ev: AnomalyEvents, cfg: DetectorConfig) -> BoolArray:
+def _bridged_peak(
+    a: FloatArray, ev: AnomalyEvents, cfg: DetectorConfig, *, weeks: int, steps_per_hour: int
+) -> BoolArray:
     """Spike events whose peak is the first reading after a gap of ``k`` steps and no longer
     clears the thresholds once the ``k`` missing steps' expected use is taken off it.
 
     A register's reading after a gap carries the energy of the whole gap (the rollups and
     :func:`~processing.consumption.interval_consumption` bridge it), so a lost reading
-    makes the next one look twice as large; what exceeds ``(k + 1) × expected`` is still
-    unexplained (a spike in the lost hour shows there). The event's own z gives its scale:
+    makes the next one look twice as large; what exceeds the expected use of the peak and
+    of each missing step (their own hour-of-week medians: a gap over the morning peak
+    carries the morning's use) is still unexplained. The event's own z gives its scale:
     ``scale = (x − expected)/z``.
     """
     rows, peak = ev.meter_index, ev.peak
     back = peak[:, np.newaxis] - np.arange(1, BRIDGE_LOOKBACK + 1)[np.newaxis, :]
     before = np.where(back >= 0, a[rows[:, np.newaxis], np.maximum(back, 0)], 0.0)
     gap = np.cumprod(np.isnan(before), axis=1).sum(axis=1)  # NaN steps right before the peak
+    event = np.repeat(np.arange(len(ev)), gap)
+    step = peak[event] - (np.arange(event.size) - np.repeat(np.cumsum(gap) - gap, gap)) - 1
+    missing = median_at(a, rows[event], step, weeks=weeks, steps_per_hour=steps_per_hour)
+    # A missing step without history is taken at the peak's expectation.
+    missing = np.where(np.isnan(missing), ev.expected[event], missing)
+    carried = np.bincount(event, weights=missing, minlength=len(ev))
     x = a[rows, peak]
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = (x - ev.expected) / ev.severity
-        shared = (x - (gap + 1) * ev.expected) / scale
+        shared = (x - ev.expected - carried) / scale
     single = ev.end - ev.start < 2
     need = np.where(single, cfg.z_single, cfg.z_threshold)
     return np.asarray((gap > 0) & ~(shared > need), dtype=bool)

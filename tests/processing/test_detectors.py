@@ -216,6 +216,20 @@ def test_reading_after_a_gap_carries_the_gap_not_a_spike():
     )
 
 
+def test_a_gap_over_the_morning_peak_carries_the_peak_not_a_spike():
+    rng = np.random.default_rng(20)
+    hours = np.arange(W * 10)
+    morning = np.where(hours % 24 == 7, 6.0, 1.0)  # a 6 kWh hour at 07:00, 1 kWh otherwise
+    x = morning[None, :] * (1 + 0.02 * rng.standard_normal((2, hours.size)))
+    t = W * 9 + 24 * 2 + 9  # 09:00: the readings of 07:00 and 08:00 were lost
+    x[:, t - 2 : t] = np.nan
+    x[:, t] = 6.0 + 1.0 + 1.0  # the 09:00 reading carries 07:00, 08:00 and its own hour
+    x[1, t] += 4.0  # on meter 1 something else ran meanwhile
+    z = baseline_scan(x).z
+    found = [a for a in spikes_and_drops(x, z, start=START) if a.kind == "spike"]
+    assert [(a.meter_index, a.start) for a in found] == [(1, t)]
+
+
 def test_window_mean_of_a_register_keeps_the_gaps_energy():
     x = np.ones((1, 12))
     x[0, 3] = np.nan
