@@ -76,6 +76,9 @@ class DetectorConfig:
         last-third mean is called a drift rather than a level shift [-].
     unit : str
         Unit of the analysed series, written in reasons.
+    reads_level : bool
+        The readings are a level (a temperature), not an amount per step: reasons give
+        differences rather than ratios, and day values are means rather than sums.
     z_single : float
         A spike or drop of a single step needs |z| above this; events of two or more
         steps need ``z_threshold`` [-]. Appliance peaks last one step, stuck or runaway
@@ -134,6 +137,7 @@ class DetectorConfig:
     cusum_local_days: int = 0
     drift_ratio: float = 0.5
     unit: str = "kWh"
+    reads_level: bool = False
     z_single: float = 8.0
     tail_quantile: float = 0.98
     tail_divisor: float = 2.0
@@ -167,6 +171,7 @@ TEMPERATURE_DETECTOR: Final = DetectorConfig(
     check_weekends=False,
     check_holidays=False,
     unit="°C",
+    reads_level=True,
     rel_floor=0.0,
     tail_quantile=0.0,
     local_median_steps=9,
@@ -249,7 +254,8 @@ def spikes_and_drops(
             bridged = _bridged_peak(a, ev, cfg, weeks=weeks, steps_per_hour=steps_per_hour)
             ev = ev.select(~bridged)
         ev = dataclasses.replace(ev, meter_index=ev.meter_index + meter_offset)
-        out.extend(ev.to_anomalies(_spike_reason(start, steps_per_hour, cfg.unit)))
+        reason = _spike_reason(start, steps_per_hour, cfg.unit, level=cfg.reads_level)
+        out.extend(ev.to_anomalies(reason))
     return out
 
 
@@ -288,7 +294,7 @@ def _bridged_peak(
     return np.asarray((gap > 0) & ~(shared > need), dtype=bool)
 
 
-def _spike_reason(start: datetime, steps_per_hour: int, unit: str) -> ReasonFn:
+def _spike_reason(start: datetime, steps_per_hour: int, unit: str, *, level: bool) -> ReasonFn:
     # Naive wall-clock times repeat every week: each hour of week is written once per call
     # (formatting a datetime took half of the reason's time, thousands of spikes per chunk).
     week = HOURS_PER_WEEK * steps_per_hour
@@ -300,6 +306,10 @@ def _spike_reason(start: datetime, steps_per_hour: int, unit: str) -> ReasonFn:
         if when is None:
             when = labels[slot] = describe_step(slot, start, steps_per_hour)
         vals = f"expected {ev.expected:.3g} {unit}, saw {ev.observed:.3g} {unit}"
+        if level and math.isfinite(ev.expected):
+            off = ev.observed - ev.expected
+            side = "above" if off > 0 else "below"
+            return f"Reading {abs(off):.3g} {unit} {side} the usual for {when} ({vals})"
         if ev.expected > 0 and math.isfinite(ev.expected):
             ratio = ev.observed / ev.expected
             size = f"{ratio:.1f}× the usual" if ratio >= 1 else f"{ratio:.0%} of the usual"
@@ -875,12 +885,18 @@ def level_shifts(
             when = dates.get(on)
             if when is None:
                 when = dates[on] = f"{start + timedelta(days=on):%Y-%m-%d}"
-            pct = f" ({sh / ex:+.0%})" if ex > 0 else ""
-            text = (
-                f"Daily consumption {direction} by {abs(sh):.3g} {cfg.unit}/day{pct} "
-                f"since {when} (expected {ex:.3g}, saw {ob:.3g} {cfg.unit}/day); "
-                f"{'gradual drift' if is_drift else 'level shift'}"
-            )
+            change = "gradual drift" if is_drift else "level shift"
+            if cfg.reads_level:
+                text = (
+                    f"Daily mean {direction} by {abs(sh):.2g} {cfg.unit} since {when} "
+                    f"(expected {ex:.3g}, saw {ob:.3g} {cfg.unit}); {change}"
+                )
+            else:
+                pct = f" ({sh / ex:+.0%})" if ex > 0 else ""
+                text = (
+                    f"Daily consumption {direction} by {abs(sh):.3g} {cfg.unit}/day{pct} "
+                    f"since {when} (expected {ex:.3g}, saw {ob:.3g} {cfg.unit}/day); {change}"
+                )
             kind = "drift" if is_drift else "level_shift"
             out.append(Anomaly(m_i + meter_offset, on, e, kind, sev, ex, ob, text))
     return out
@@ -1035,7 +1051,10 @@ def anomaly_scan(
             meter_offset=meter_offset,
         )
     )
-    residual = scan.daily_residual
+    residual, expected = scan.daily_residual, scan.daily_expected
+    if cfg.reads_level:
+        # A day's level is its mean (the CUSUM is scale-free: the same events).
+        residual, expected = residual / (24 * steps_per_hour), expected / (24 * steps_per_hour)
     unreliable = _holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
     if unreliable.any():
         residual = residual.copy()
@@ -1044,7 +1063,7 @@ def anomaly_scan(
         level_shifts(
             residual,
             start=start.date(),
-            daily_expected=scan.daily_expected,
+            daily_expected=expected,
             config=cfg,
             meter_offset=meter_offset,
         )

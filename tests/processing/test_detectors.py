@@ -362,3 +362,16 @@ def test_may_holidays_are_not_a_level_shift() -> None:
     told = anomaly_scan(x, start=start, config=cfg, holidays=holidays)
     assert any(a.kind in ("level_shift", "drift") for a in blind)  # the test can fail
     assert not [a for a in told if a.kind in ("level_shift", "drift")]
+
+
+def test_a_thermometer_s_reasons_speak_in_degrees() -> None:
+    rng = np.random.default_rng(21)
+    x = 20.0 + 0.2 * rng.standard_normal((1, W * 10))
+    x[0, W * 8 :] += 2.0  # the probe reads 2 K high from week 8
+    x[0, W * 6 + 40] += 8.0  # and once 8 K high for an hour
+    found = anomaly_scan(x, start=START, config=TEMPERATURE_DETECTOR)
+    shift = next(a for a in found if a.kind == "level_shift")
+    assert shift.reason.startswith("Daily mean up by 2")
+    assert_allclose(shift.observed - shift.expected, 2.0, atol=0.3)
+    spike = next(a for a in found if a.kind == "spike")
+    assert spike.reason.startswith("Reading 8") and "°C above the usual" in spike.reason
