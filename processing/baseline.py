@@ -705,6 +705,18 @@ def _z_block(
         day_exp = exp_all * np.divide(
             steps_in_day, count_e, out=np.zeros_like(count_e), where=enough
         )
+        for r in np.flatnonzero(np.isnan(xb[:, -1])).tolist():
+            # Steps after the last reading are not a gap yet (a late meter, a run before
+            # the hour's data came in): no reading has carried their energy, so that day
+            # expects only the steps up to it.
+            seen = np.flatnonzero(~np.isnan(xb[r]))
+            if seen.size == 0:
+                continue
+            d = int(np.searchsorted(day_starts, seen[-1], side="right")) - 1
+            part = expected[r, day_starts[d] : seen[-1] + 1]
+            known = np.count_nonzero(~np.isnan(part))
+            if known:
+                day_exp[r, d] = np.nansum(part) * part.size / known
         return (
             np.where(enough, res_sum + exp_sum - day_exp, np.nan),
             np.where(enough, day_exp, np.nan),

@@ -158,6 +158,15 @@ def test_bridged_reading_makes_the_day_whole():
     assert_allclose(bridged.daily_residual[0, d - 1], plain.daily_residual[0, d - 1])
 
 
+def test_readings_not_yet_in_are_not_a_gap():
+    x = np.ones((2, W * 4))
+    x[1, -6:] = np.nan  # the last six hours of meter 1 have not come in yet
+    scan = baseline_scan(x, bridged_gaps=True)
+    # Its last day is 18 hours of readings against 18 hours of expectation, not 24.
+    assert_allclose(scan.daily_residual[:, -1], [0.0, 0.0], atol=1e-12)
+    assert_allclose(scan.daily_expected[:, -1], [24.0, 18.0])
+
+
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="weeks"):
         hour_of_week_baseline(np.ones((1, 10)), weeks=1)
