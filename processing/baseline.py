@@ -784,7 +784,8 @@ TAIL_BLOCK_STEPS = 4 * HOURS_PER_WEEK
 def _block_tail(resid: FloatArray, q: float, block: int = TAIL_BLOCK_STEPS) -> FloatArray:
     """``q``-quantile of |resid| over consecutive blocks of steps, broadcast back per step.
 
-    NaN counts as 0 (gaps are sparse), which only lowers the quantile.
+    NaN counts as 0 (gaps are sparse), which only lowers the quantile. A short last block
+    takes the quantile of the series' last ``block`` steps.
     """
     n = resid.shape[1]
     return np.repeat(_block_tail_values(resid, q, block), block, axis=1)[:, :n]
@@ -804,8 +805,14 @@ def _block_tail_values(
     else:
         padded = np.empty((m, blocks * block), dtype=np.float32)
     np.abs(resid, out=padded[:, :n], casting="same_kind")
-    # The last block may be short: its padding zeros lower its quantile a little.
-    padded[:, n:] = 0.0
+    if n % block and n > block:
+        # A short last block takes the tail of the last full block's length: zeros padding
+        # a day would put its quantile at 0 (the most recent day, the one a service
+        # reports, without a floor).
+        last = (blocks - 1) * block
+        padded[:, last:] = padded[:, n - block : n].copy()
+    else:
+        padded[:, n:] = 0.0  # a series shorter than a block: its zeros lower the quantile
     np.fmax(padded, 0.0, out=padded)  # NaN → 0
     k = min(block - 1, int(q * block))
     by_block = padded.reshape(m, blocks, block)

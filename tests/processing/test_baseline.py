@@ -65,6 +65,8 @@ def test_block_tail_equals_a_plain_partition(values):
     for q in (0.5, 0.98, 0.999):
         padded = np.zeros((shape[0], 4 * TAIL_BLOCK_STEPS), dtype=np.float32)
         padded[:, : shape[1]] = np.nan_to_num(np.abs(resid).astype(np.float32))
+        # The short last block is the series' last TAIL_BLOCK_STEPS steps.
+        padded[:, 3 * TAIL_BLOCK_STEPS :] = padded[:, shape[1] - TAIL_BLOCK_STEPS : shape[1]]
         k = min(TAIL_BLOCK_STEPS - 1, int(q * TAIL_BLOCK_STEPS))
         per_block = np.partition(padded.reshape(shape[0], 4, -1), k, axis=2)[:, :, k]
         expected = np.repeat(per_block.astype(np.float64), TAIL_BLOCK_STEPS, axis=1)
