@@ -55,7 +55,7 @@ START: Final = "2024-06-30T22:00"  # local midnight (CEST), so day blocks are Pa
 WARMUP_STEPS: Final = 4 * 168  # labels in the baseline's first 4 weeks are not scored
 TOL_STEPS: Final = 24  # tolerance for hour-level kinds [steps]
 TOL_DAY_KINDS: Final = 3 * 24  # tolerance for day-level kinds [steps]
-SERVICE_CONTEXT_WEEKS: Final = 5  # Settings.processing_context_weeks' default
+SERVICE_CONTEXT_WEEKS: Final = PipelineConfig().context_weeks  # the service's default
 
 # Detector kinds that count as finding each injected kind.
 COMPATIBLE: Final = {

@@ -1,5 +1,6 @@
 """An incremental anomaly run as the processing service does it: the last day of 10,000 meters
-with 5 weeks of context, database reads and writes included, against the same scan in memory.
+with 8 weeks of context (the default), database reads and writes included, against the same
+scan in memory.
 
 Run: ``.venv/bin/python -m bench.incremental [--meters 10000]`` (starts its own PostgreSQL).
 Seeding goes through the product path (bulk COPY of raw readings, then the rollup job), so it
@@ -78,9 +79,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--meters", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--context-weeks", type=int, default=PipelineConfig().context_weeks,
+        help="weeks loaded before the reported day (the service's processing_context_weeks)",
+    )  # fmt: skip
     args = parser.parse_args()
 
-    cfg = PipelineConfig(threads=os.cpu_count() or 1)  # as the service runs it
+    # As the service runs it.
+    cfg = PipelineConfig(threads=os.cpu_count() or 1, context_weeks=args.context_weeks)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     report_from = end - timedelta(days=1)
     start = window_start(report_from, cfg.context_weeks) - timedelta(days=1)

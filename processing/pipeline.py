@@ -85,8 +85,9 @@ class PipelineConfig:
     Attributes
     ----------
     context_weeks : int
-        History loaded before the reported period, so the hour-of-week baseline and the
-        CUSUM have their reference [weeks].
+        History loaded before the reported period [weeks]: the hour-of-week baseline's
+        ``baseline_weeks``, then as many for the CUSUM's centre and scale (with one week of
+        residuals its median and MAD are a few days' noise).
     baseline_weeks : int
         Trailing weeks of the hour-of-week baseline [weeks].
     chunk_meters : int
@@ -119,7 +120,7 @@ class PipelineConfig:
         Slices of each chunk's meters scanned at once (see ``anomaly_scan``).
     """
 
-    context_weeks: int = 5
+    context_weeks: int = 8
     baseline_weeks: int = 4
     chunk_meters: int = 0
     chunk_mb: float = 64.0

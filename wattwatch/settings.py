@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         365, ge=1, description="Raw readings older than this are dropped (rollups are kept)."
     )
     processing_context_weeks: int = Field(
-        5,
+        8,
         ge=3,
         le=52,
         description="Weeks of history each anomaly run loads before its new results "
