@@ -1,8 +1,8 @@
 """Idempotent writes of the processing results: anomaly events and insulation assessments.
 
 Re-running a window never duplicates: an anomaly that overlaps (or ends within one step of)
-a stored one of the same meter and kind extends it, and an assessment replaces the one with
-the same building, period and method.
+a stored one of the same meter and kind (a level shift and a drift count as one) extends
+it, and an assessment replaces the one with the same building, period and method.
 """
 
 from __future__ import annotations
@@ -55,16 +55,20 @@ _COPY: Final = (
     " observed, reason) FROM STDIN (FORMAT BINARY)"
 )
 # Each staged event matches at most one stored event (the earliest that touches it): overlap,
-# or a gap of at most one step on either side.
+# or a gap of at most one step on either side. A level shift and a drift are one family: a
+# run that sees an excursion half-way may call it either, and it is one event.
 _MATCH: Final = """
 CREATE TEMP TABLE anomaly_match ON COMMIT DROP AS
 SELECT DISTINCT ON (s.idx) s.idx, a.id
 FROM staging_anomalies s
-JOIN anomalies a ON a.meter_id = s.meter_id AND a.kind = s.kind AND a.source = %(source)s
+JOIN anomalies a ON a.meter_id = s.meter_id AND a.source = %(source)s
+ AND (a.kind = s.kind
+      OR (a.kind IN ('level_shift', 'drift') AND s.kind IN ('level_shift', 'drift')))
  AND a.end_ts >= s.start_ts - %(step)s AND a.start_ts <= s.end_ts + %(step)s
 ORDER BY s.idx, a.start_ts
 """
-# The latest-ending event's numbers and sentence describe the event best (it saw more of it).
+# The latest-ending event's numbers and sentence describe the event best (it saw more of it);
+# the stored kind stays, and with it the sentence of a level shift a later run calls a drift.
 _EXTEND: Final = """
 UPDATE anomalies a
 SET start_ts = least(a.start_ts, g.start_ts),
@@ -72,14 +76,16 @@ SET start_ts = least(a.start_ts, g.start_ts),
     severity = greatest(a.severity, g.severity),
     expected = CASE WHEN g.end_ts >= a.end_ts THEN g.expected ELSE a.expected END,
     observed = CASE WHEN g.end_ts >= a.end_ts THEN g.observed ELSE a.observed END,
-    reason = CASE WHEN g.end_ts >= a.end_ts THEN g.reason ELSE a.reason END,
+    reason = CASE WHEN g.end_ts >= a.end_ts AND g.kind = a.kind THEN g.reason
+                  ELSE a.reason END,
     updated_at = now()
 FROM (
     SELECT m.id, min(s.start_ts) AS start_ts, max(s.end_ts) AS end_ts,
            max(s.severity) AS severity,
            (array_agg(s.expected ORDER BY s.end_ts DESC))[1] AS expected,
            (array_agg(s.observed ORDER BY s.end_ts DESC))[1] AS observed,
-           (array_agg(s.reason ORDER BY s.end_ts DESC))[1] AS reason
+           (array_agg(s.reason ORDER BY s.end_ts DESC))[1] AS reason,
+           (array_agg(s.kind ORDER BY s.end_ts DESC))[1] AS kind
     FROM anomaly_match m JOIN staging_anomalies s USING (idx)
     GROUP BY m.id
 ) g

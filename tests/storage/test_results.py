@@ -67,6 +67,19 @@ def test_ongoing_event_is_extended_by_the_next_run(conn: psycopg.Connection, met
     assert len(fetch_anomalies(conn)) == 3
 
 
+def test_a_level_shift_a_later_run_calls_a_drift_is_one_event(
+    conn: psycopg.Connection, meter_id: int
+) -> None:
+    write_anomalies(conn, [_event(meter_id, 0, 48, "level_shift")], step=H)
+    result = write_anomalies(conn, [_event(meter_id, 0, 72, "drift", sev=12.0)], step=H)
+    assert (result.inserted, result.extended) == (0, 1)
+    rows = fetch_anomalies(conn)
+    assert [(r.kind, r.end_ts, r.severity) for r in rows] == [("level_shift", T0 + 72 * H, 12.0)]
+    assert rows[0].reason == "level_shift 0-48"  # the sentence goes with the stored kind
+    # A spike at the same time is another event.
+    assert write_anomalies(conn, [_event(meter_id, 30, 30, "spike")], step=H).inserted == 1
+
+
 def test_assessments_upsert_on_building_period_and_method(conn: psycopg.Connection) -> None:
     bid = create_building(conn, name="b")
     row = Assessment(
