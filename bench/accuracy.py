@@ -184,7 +184,9 @@ def service_replay(
     rows = np.flatnonzero(np.asarray(kinds) != "")
     row_kinds = [kinds[r] for r in rows.tolist()]
     context = context_weeks * 168
-    spans: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    # Stored events by meter and family (a level shift that a later run calls a drift is
+    # one event, as in ``write_anomalies``): (start, end, run, kind) of each report.
+    spans: dict[tuple[int, str], list[tuple[int, int, int, str]]] = {}
     # From the end of the baseline's four weeks, as a service started with the data would;
     # early runs see less context.
     for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, 24):
@@ -197,18 +199,19 @@ def service_replay(
             unit = 24 if a.kind in DAY_KINDS else 1
             start, end = lo + a.start * unit, lo + a.end * unit
             if end > until - 24:
-                spans.setdefault((int(rows[a.meter_index]), a.kind), []).append((start, end))
+                family = "level_shift" if a.kind == "drift" else a.kind
+                key = (int(rows[a.meter_index]), family)
+                spans.setdefault(key, []).append((start, end, until, a.kind))
     merged: list[Anomaly] = []
-    for (meter, kind), found_spans in spans.items():
-        cur_lo, cur_hi = -1, -1
-        for lo, hi in sorted(found_spans):
-            if lo <= cur_hi:
-                cur_hi = max(cur_hi, hi)
-                continue
-            if cur_hi >= 0:
-                merged.append(Anomaly(meter, cur_lo, cur_hi, kind, 0.0, 0.0, 0.0, ""))
-            cur_lo, cur_hi = lo, hi
-        merged.append(Anomaly(meter, cur_lo, cur_hi, kind, 0.0, 0.0, 0.0, ""))
+    for (meter, _), reports in spans.items():
+        group: list[tuple[int, int, int, str]] = []
+        for report in [*sorted(reports), (x.shape[1] + 1, 0, 0, "")]:
+            if group and report[0] > max(g[1] for g in group):
+                first = min(group, key=lambda g: g[2])  # the stored kind: the first run's
+                lo_, hi_ = min(g[0] for g in group), max(g[1] for g in group)
+                merged.append(Anomaly(meter, lo_, hi_, first[3], 0.0, 0.0, 0.0, ""))
+                group = []
+            group.append(report)
     merged += _counter_resets(resets)
     # Already in steps: no day unit to apply.
     return Detections(
