@@ -151,43 +151,23 @@ def test_public_aggregates_shown_from_the_threshold(api: Api) -> None:
 
 
 def test_enrolment_errors_body_limit_and_invitations(api: Api) -> None:
+    home = {"display_name": "x", "floor_area_m2": 50, "year_built": 1990}
+    wrong = (  # what is sent, the field the error names
+        (
+            {"floor_area_m2": -1, "heating_carrier": "gas", "device_format": "shelly"},
+            "floor_area_m2",
+        ),
+        (
+            {"heating_carrier": "electricity", "occupants": 0, "device_format": "shelly"},
+            "occupants",
+        ),
+        ({"heating_carrier": "gas", "device_format": "linky_tic"}, "linky_id"),
+    )
     with api.engineer as c:
-        r = c.post(
-            "/v1/households",
-            json={
-                "display_name": "x",
-                "floor_area_m2": -1,
-                "year_built": 1990,
-                "heating_carrier": "gas",
-                "device_format": "shelly",
-            },
-        )
-        assert r.status_code == 422
-        assert r.json()["error"]["field"] == "floor_area_m2"
-        r = c.post(
-            "/v1/households",
-            json={
-                "display_name": "x",
-                "floor_area_m2": 50,
-                "year_built": 1990,
-                "heating_carrier": "electricity",
-                "occupants": 0,
-                "device_format": "shelly",
-            },
-        )
-        assert r.status_code == 422
-        assert r.json()["error"]["field"] == "occupants"
-        r = c.post(
-            "/v1/households",
-            json={
-                "display_name": "x",
-                "floor_area_m2": 50,
-                "year_built": 1990,
-                "heating_carrier": "gas",
-                "device_format": "linky_tic",
-            },
-        )
-        assert r.json()["error"]["field"] == "linky_id"
+        for fields, named in wrong:
+            r = c.post("/v1/households", json={**home, **fields})
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["field"] == named
         r = c.post(
             "/v1/households",
             content=b"{" + b" " * 70_000 + b"}",
