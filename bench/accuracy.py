@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -104,14 +104,31 @@ class Detections:
     kind: npt.NDArray[np.str_]
 
     @classmethod
-    def from_anomalies(cls, found: Sequence[Anomaly]) -> Detections:
-        unit = np.asarray([24 if a.kind in DAY_KINDS else 1 for a in found], dtype=np.int64)
+    def from_anomalies(
+        cls,
+        found: Sequence[Anomaly],
+        *,
+        rows: npt.NDArray[np.int64] | None = None,
+        offset: int = 0,
+        day_steps: int = 24,
+    ) -> Detections:
+        """``rows`` maps each meter index to a row of the city's matrix, ``offset`` is the
+        step of the scanned window's first step, and day kinds count days of ``day_steps``."""
+        unit = np.asarray([day_steps if a.kind in DAY_KINDS else 1 for a in found], dtype=np.int64)
+        meter = np.asarray([a.meter_index for a in found], dtype=np.int64)
         return cls(
-            np.asarray([a.meter_index for a in found], dtype=np.int64),
-            np.asarray([a.start for a in found], dtype=np.int64) * unit,
-            np.asarray([a.end for a in found], dtype=np.int64) * unit,
+            meter if rows is None else rows[meter],
+            offset + np.asarray([a.start for a in found], dtype=np.int64) * unit,
+            offset + np.asarray([a.end for a in found], dtype=np.int64) * unit,
             np.asarray([a.kind for a in found], dtype="<U20"),
         )
+
+    def select(self, keep: npt.NDArray[np.bool_]) -> Detections:
+        return Detections(self.meter[keep], self.start[keep], self.stop[keep], self.kind[keep])
+
+    @classmethod
+    def concat(cls, parts: Sequence[Detections]) -> Detections:
+        return cls(*(np.concatenate(column) for column in zip(*map(astuple, parts), strict=True)))
 
 
 # --- city: series as the rollups would give them ------------------------------------------
@@ -146,24 +163,29 @@ def run_core(
     x: FloatArray, resets: npt.NDArray[np.bool_], kinds: list[str], outdoor_temp_c: FloatArray
 ) -> Detections:
     """The processing core as the pipeline runs it, plus counter resets from the index."""
+    return Detections.concat(
+        [_scan(x, kinds, outdoor_temp_c, 0, x.shape[1]), _counter_resets(resets)]
+    )
+
+
+def _scan(
+    x: FloatArray, kinds: list[str], outdoor_temp_c: FloatArray, lo: int, hi: int
+) -> Detections:
+    """The pipeline's scan of the meters with a kind over steps ``[lo, hi)`` (``lo`` at a
+    local midnight), in the city's rows and steps."""
     rows = np.flatnonzero(np.asarray(kinds) != "")
-    found = [
-        dataclasses.replace(a, meter_index=int(rows[a.meter_index]))
-        for a in scan_meters(
-            x[rows], [kinds[r] for r in rows.tolist()], local_start=datetime(2024, 7, 1),
-            outdoor_temp_c=outdoor_temp_c,
-        )
-    ]  # fmt: skip
-    return Detections.from_anomalies(found + _counter_resets(resets))
+    found = scan_meters(
+        x[rows, lo:hi], [kinds[r] for r in rows.tolist()],
+        local_start=datetime(2024, 7, 1) + timedelta(hours=lo),
+        outdoor_temp_c=outdoor_temp_c[lo:hi],
+    )  # fmt: skip
+    return Detections.from_anomalies(found, rows=rows, offset=lo)
 
 
-def _counter_resets(resets: npt.NDArray[np.bool_]) -> list[Anomaly]:
+def _counter_resets(resets: npt.NDArray[np.bool_]) -> Detections:
     """Counter resets read from the index (the ingestor's and rollups' business)."""
     rows, cols = np.nonzero(resets)
-    return [
-        Anomaly(int(r), int(c), int(c) + 1, "counter_reset", 1.0, 0, 0, "")
-        for r, c in zip(rows, cols, strict=True)
-    ]
+    return Detections(rows, cols, cols + 1, np.full(rows.size, "counter_reset", dtype="<U20"))
 
 
 def service_replay(
@@ -181,45 +203,37 @@ def service_replay(
     24); events of one meter and kind that overlap or touch are one stored event, as
     ``write_anomalies`` merges them. Counter resets come from the index, as in :func:`run_core`.
     """
-    rows = np.flatnonzero(np.asarray(kinds) != "")
-    row_kinds = [kinds[r] for r in rows.tolist()]
     context = context_weeks * 168
-    # Stored events by meter and family (a level shift that a later run calls a drift is
-    # one event, as in ``write_anomalies``): (start, end, run, kind) of each report.
-    spans: dict[tuple[int, str], list[tuple[int, int, int, str]]] = {}
     # From the end of the baseline's four weeks, as a service started with the data would;
     # early runs see less context.
+    reports, runs = [], []
     for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, 24):
-        lo = max(until - 24 - context, 0)
-        found = scan_meters(
-            x[rows, lo:until], row_kinds, local_start=datetime(2024, 7, 1) + timedelta(hours=lo),
-            outdoor_temp_c=outdoor_temp_c[lo:until],
-        )  # fmt: skip
-        for a in found:
-            unit = 24 if a.kind in DAY_KINDS else 1
-            start, end = lo + a.start * unit, lo + a.end * unit
-            if end > until - 24:
-                family = "level_shift" if a.kind == "drift" else a.kind
-                key = (int(rows[a.meter_index]), family)
-                spans.setdefault(key, []).append((start, end, until, a.kind))
-    merged: list[Anomaly] = []
-    for (meter, _), reports in spans.items():
-        group: list[tuple[int, int, int, str]] = []
-        for report in [*sorted(reports), (x.shape[1] + 1, 0, 0, "")]:
-            if group and report[0] > max(g[1] for g in group):
-                first = min(group, key=lambda g: g[2])  # the stored kind: the first run's
-                lo_, hi_ = min(g[0] for g in group), max(g[1] for g in group)
-                merged.append(Anomaly(meter, lo_, hi_, first[3], 0.0, 0.0, 0.0, ""))
-                group = []
-            group.append(report)
-    merged += _counter_resets(resets)
-    # Already in steps: no day unit to apply.
-    return Detections(
-        np.asarray([a.meter_index for a in merged], dtype=np.int64),
-        np.asarray([a.start for a in merged], dtype=np.int64),
-        np.asarray([a.end for a in merged], dtype=np.int64),
-        np.asarray([a.kind for a in merged], dtype="<U20"),
+        det = _scan(x, kinds, outdoor_temp_c, max(until - 24 - context, 0), until)
+        ending = det.select(det.stop > until - 24)
+        reports.append(ending)
+        runs.append(np.full(ending.meter.size, until))
+    det = Detections.concat(reports)
+    run = np.concatenate(runs)
+    # One stored event per meter and family (a level shift that a later run calls a drift is
+    # one event, as in ``write_anomalies``), of the kind its first report gave.
+    family = np.where(det.kind == "drift", "level_shift", det.kind)
+    events: list[list[Any]] = []  # meter, family, start, stop, kind, run of that kind
+    for i in np.lexsort((det.start, family, det.meter)).tolist():
+        last = events[-1] if events else None
+        if last and last[:2] == [det.meter[i], family[i]] and det.start[i] <= last[3]:
+            last[3] = max(last[3], det.stop[i])
+            if run[i] < last[5]:
+                last[4], last[5] = det.kind[i], run[i]
+        else:
+            events.append([det.meter[i], family[i], det.start[i], det.stop[i], det.kind[i], run[i]])
+    meter, _, start, stop, kind, _ = zip(*events, strict=True) if events else ((),) * 6
+    stored = Detections(
+        np.asarray(meter, dtype=np.int64),
+        np.asarray(start, dtype=np.int64),
+        np.asarray(stop, dtype=np.int64),
+        np.asarray(kind, dtype="<U20"),
     )
+    return Detections.concat([stored, _counter_resets(resets)])
 
 
 def zscore_baseline(x: FloatArray, threshold: float = 3.0) -> Detections:
@@ -562,13 +576,7 @@ def _nab_ours(x: FloatArray, sph: int, first: np.datetime64) -> Detections:
         weeks=weeks,
         config=DetectorConfig(check_nights=False, unit=""),
     )
-    unit = [24 * sph if a.kind in DAY_KINDS else 1 for a in found]
-    return Detections(
-        np.zeros(len(found), dtype=np.int64),
-        np.asarray([a.start * u for a, u in zip(found, unit, strict=True)], dtype=np.int64),
-        np.asarray([a.end * u for a, u in zip(found, unit, strict=True)], dtype=np.int64),
-        np.asarray([a.kind for a in found], dtype="<U20"),
-    )
+    return Detections.from_anomalies(found, day_steps=24 * sph)
 
 
 def _nab_score(
