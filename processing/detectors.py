@@ -280,7 +280,7 @@ def _bridged_peak(
     before = np.where(back >= 0, a[rows[:, np.newaxis], np.maximum(back, 0)], 0.0)
     gap = np.cumprod(np.isnan(before), axis=1).sum(axis=1)  # NaN steps right before the peak
     event = np.repeat(np.arange(len(ev)), gap)
-    step = peak[event] - (np.arange(event.size) - np.repeat(np.cumsum(gap) - gap, gap)) - 1
+    step, _ = segment_index(peak - gap, peak)  # the missing steps of each event
     missing = median_at(a, rows[event], step, weeks=weeks, steps_per_hour=steps_per_hour)
     # A missing step without history is taken at the peak's expectation.
     missing = np.where(np.isnan(missing), ev.expected[event], missing)
@@ -1080,10 +1080,9 @@ def _holiday_blind_days(first: date, days: int, holidays: Sequence[date], weeks:
     off = np.asarray([d.toordinal() - first.toordinal() for d in holidays], dtype=np.int64)
     off = off[(off >= -7 * weeks) & (off < days)]
     holiday[off + 7 * weeks] = True
-    lagged = sum(
-        (holiday[7 * (weeks - j) : 7 * (weeks - j) + days] for j in range(1, weeks + 1)),
-        start=np.zeros(days, dtype=np.int64),
-    )
+    lagged = np.zeros(days, dtype=np.int64)  # holidays among each day's reference weekdays
+    for j in range(1, weeks + 1):
+        lagged += holiday[7 * (weeks - j) : 7 * (weeks - j) + days]
     return np.asarray(holiday[7 * weeks :] | (2 * lagged >= weeks), dtype=bool)
 
 
