@@ -64,7 +64,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest.mqtt import MqttConsumer
+from storage.dead_letters import count_dead_letters
 from storage.meters import register_meter
+from storage.readings import fetch_device_readings
 from tests.fixtures.servers import (
     fresh_database,
     make_shared_tmpdir,
@@ -445,13 +447,9 @@ def register_devices(db_url: str) -> None:
 def verify(db_url: str, expected: set[tuple[str, int, float]] | None, n: int) -> dict[str, Any]:
     """Compare the stored readings with the published ones: count, duplicates, exact set."""
     with psycopg.connect(db_url) as conn:
-        stored = conn.execute(
-            "SELECT m.device_id, extract(epoch FROM r.ts)::bigint, r.value"
-            " FROM readings r JOIN meters m ON m.id = r.meter_id"
-        ).fetchall()
-        dead_row = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
-    dead = int(dead_row[0]) if dead_row else 0
-    stored_set = {(d, int(t), float(v)) for d, t, v in stored}
+        stored = fetch_device_readings(conn)
+        dead = count_dead_letters(conn)
+    stored_set = set(stored)
     keys = {(d, t) for d, t, _ in stored_set}
     exact = (stored_set == expected) if expected is not None else len(keys) == n
     return {
@@ -461,12 +459,6 @@ def verify(db_url: str, expected: set[tuple[str, int, float]] | None, n: int) ->
         "dead_letters": dead,
         "all_arrived": len(stored) == n and len(stored_set) == n and exact and dead == 0,
     }
-
-
-def count_rows(db_url: str) -> int:
-    with psycopg.connect(db_url) as conn:
-        row = conn.execute("SELECT count(*) FROM readings").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _proc_cpu(pid: int, *, with_children: bool = False) -> float:
@@ -848,13 +840,7 @@ class Bench:
         keys_expected = {one_reading_key(i) for i in range(n)}
         check = verify(db, None, n)
         with psycopg.connect(db) as conn:
-            keys = {
-                (d, int(t))
-                for d, t in conn.execute(
-                    "SELECT m.device_id, extract(epoch FROM r.ts)::bigint"
-                    " FROM readings r JOIN meters m ON m.id = r.meter_id"
-                )
-            }
+            keys = {(d, t) for d, t, _ in fetch_device_readings(conn)}
         check["all_arrived"] = check["all_arrived"] and keys == keys_expected
         return {
             "target_rate_msgs_per_s": round(rate),

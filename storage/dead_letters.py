@@ -46,3 +46,8 @@ def fetch_dead_letters(conn: psycopg.Connection, limit: int = 1000) -> list[Dead
         (limit,),
     )
     return [DeadLetter(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in cur]
+
+
+def count_dead_letters(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+    return int(row[0]) if row else 0

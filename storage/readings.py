@@ -74,3 +74,13 @@ def fetch_readings(conn: psycopg.Connection, meter_id: int) -> list[tuple[dateti
         "SELECT ts, value FROM readings WHERE meter_id = %s ORDER BY ts", (meter_id,)
     )
     return [(row[0], row[1]) for row in cur]
+
+
+def fetch_device_readings(conn: psycopg.Connection) -> list[tuple[str, int, float]]:
+    """Every stored reading as (device id, epoch seconds, value): the exact set a test or a
+    benchmark published, to compare with (small runs only)."""
+    cur = conn.execute(
+        "SELECT m.device_id, extract(epoch FROM r.ts)::bigint, r.value"
+        " FROM readings r JOIN meters m ON m.id = r.meter_id"
+    )
+    return [(str(d), int(t), float(v)) for d, t, v in cur]

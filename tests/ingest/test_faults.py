@@ -18,6 +18,8 @@ import psycopg
 import pytest
 
 from ingest.service import Ingestor
+from storage.dead_letters import count_dead_letters
+from storage.readings import count_readings, fetch_device_readings
 from tests.fixtures.servers import (
     fresh_database,
     make_shared_tmpdir,
@@ -111,8 +113,7 @@ class IngestProcess:
 def count_rows(url: str) -> int:
     try:
         with psycopg.connect(url, connect_timeout=2) as conn:
-            row = conn.execute("SELECT count(*) FROM readings").fetchone()
-            return int(row[0]) if row else 0
+            return count_readings(conn)
     except psycopg.OperationalError:
         return -1  # restarting
 
@@ -128,15 +129,11 @@ def assert_stored_exactly(url: str, expected: set[tuple[str, int, float]]) -> No
     """The readings table holds the published set: nothing lost, nothing duplicated or
     invented, and no dead letter."""
     with psycopg.connect(url) as conn:
-        stored = conn.execute(
-            "SELECT m.device_id, extract(epoch FROM r.ts)::bigint, r.value"
-            " FROM readings r JOIN meters m ON m.id = r.meter_id"
-        ).fetchall()
-        dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
-    stored_set = {(d, int(t), float(v)) for d, t, v in stored}
-    assert len(stored) == len(stored_set)  # no duplicate rows
-    assert stored_set == expected  # nothing lost, nothing invented
-    assert dead == (0,)
+        stored = fetch_device_readings(conn)
+        dead = count_dead_letters(conn)
+    assert len(stored) == len(set(stored))  # no duplicate rows
+    assert set(stored) == expected  # nothing lost, nothing invented
+    assert dead == 0
 
 
 def test_sigkill_and_database_restart_lose_and_duplicate_nothing(
