@@ -240,9 +240,8 @@ async def patch_home(
 ) -> Household:
     await visible_household(conn, caller, household_id)
     changes = body.model_dump(include=body.model_fields_set)
-    required = [k for k in ("floor_area_m2", "year_built", "heating_carrier") if k in changes]
-    for name in required:
-        if changes[name] is None:
+    for name in ("floor_area_m2", "year_built", "heating_carrier"):
+        if name in changes and changes[name] is None:
             raise ApiError(422, f"{name}: may be changed, not removed", field=name)
     await store.update_home(conn, household_id, changes)
     return to_model(await visible_household(conn, caller, household_id))
