@@ -498,7 +498,10 @@ def _weather_corrected_excess(
     level = level + SCHEDULE_LEVEL_FLOOR * nan_median(level)[:, np.newaxis]
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma_rel = MAD_TO_SIGMA * nan_median_mad(resid / level)[1]
-    return resid, expected, sigma_rel[:, np.newaxis] * level
+    # Use is never negative: a window warmer than its bin's typical one expects no less than
+    # nothing (else an idle weekend at 0 reads as use above a negative expectation).
+    expected = np.maximum(expected, 0.0)
+    return mean - expected, expected, sigma_rel[:, np.newaxis] * level
 
 
 def schedule_anomalies(

@@ -12,6 +12,7 @@ from processing.detectors import (
     TEMPERATURE_DETECTOR,
     DetectorConfig,
     _run_means,
+    _weather_corrected_excess,
     _window_means,
     anomaly_scan,
     config_for,
@@ -165,6 +166,19 @@ def test_cold_nights_are_explained_by_degree_hours():
     term = fit_heating_term(x, te)
     with_dh = schedule_anomalies(x, start=START, heating=term, config=config_for("gas"))
     assert not [a for a in with_dh if a.kind == "night_use"]
+
+
+def test_weather_correction_never_expects_negative_use():
+    # Closed-day heating that starts only below some cold: a line through the cold windows
+    # extrapolates below zero on the mild ones, where an idle 0 is no excess.
+    rng = np.random.default_rng(3)
+    dh = np.linspace(0.0, 12.0, 40) + rng.normal(0.0, 0.3, 40)
+    mean = np.maximum(0.0, 2.0 * (dh - 5.0))[np.newaxis, :]
+    bases = np.stack([np.maximum(dh - 2.0, 0.0), dh])
+    excess, expected, _ = _weather_corrected_excess(mean, bases, np.zeros(40, dtype=np.int64), 1)
+    assert expected.min() == 0.0
+    assert_allclose(excess, mean - expected)
+    assert excess[mean == 0.0].max() == 0.0  # an idle window is never above its expectation
 
 
 def test_nights_after_closed_days_are_compared_with_each_other():
