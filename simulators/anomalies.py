@@ -142,12 +142,15 @@ def place_events(
     """At most one event per (row, slot): rows, slot start steps and slot lengths of events.
 
     Slots tile the time axis; the last one may be shorter. Each (row, slot) holds an event
-    with ``probability``.
+    with ``probability``, scaled down for a shorter last slot so the rate per step is the
+    same everywhere (at full probability a one-day last slot crammed a fortnight's events
+    into the series' last day).
     """
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"probability: must lie in [0, 1], got {probability}")
     n_slots = -(-steps // slot_steps)
-    hit = rng.random((rows, n_slots)) < probability
+    share = np.minimum(slot_steps, steps - np.arange(n_slots) * slot_steps) / slot_steps
+    hit = rng.random((rows, n_slots)) < probability * share
     row, slot = np.nonzero(hit)
     start = slot * slot_steps
     return row.astype(np.int64), start.astype(np.int64), np.minimum(slot_steps, steps - start)

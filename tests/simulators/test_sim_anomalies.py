@@ -8,6 +8,7 @@ from simulators.anomalies import (
     KINDS,
     default_eligibility,
     inject_anomalies,
+    place_events,
     ragged_steps,
 )
 from simulators.weather import hourly_timestamps, paris_local_time
@@ -126,3 +127,14 @@ def test_unknown_kind_is_refused():
         inject_anomalies(
             values, TS, rng=np.random.default_rng(0), rate_per_year=1.0, mix={"meteor": 1.0}
         )
+
+
+def test_a_short_last_slot_gets_its_share_of_events():
+    # 10 full slots of 336 steps and a last one of 24: events per step alike in both.
+    rng = np.random.default_rng(4)
+    steps = 10 * 336 + 24
+    _, start, length = place_events(rng, 20_000, steps, slot_steps=336, probability=0.5)
+    last = start == 10 * 336
+    assert_array_equal(length[last], 24)
+    per_full_slot = (~last).sum() / 10
+    assert abs(last.sum() / per_full_slot - 24 / 336) < 0.01  # ≈ 714 of 10,000, not 10,000
