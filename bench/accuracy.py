@@ -45,6 +45,7 @@ from processing.pipeline import (
     detector_kind,
     scan_meters,
 )
+from simulators.anomalies import AnomalyLabels
 from simulators.city import City, simulate_city
 from simulators.weather import NORMAL_HDD_BASE18
 from storage.matrices import BuildingDaily
@@ -57,6 +58,11 @@ TOL_STEPS: Final = 24  # tolerance for hour-level kinds [steps]
 TOL_DAY_KINDS: Final = 3 * 24  # tolerance for day-level kinds [steps]
 SERVICE_CONTEXT_WEEKS: Final = PipelineConfig().context_weeks  # the service's default
 
+# Injected kinds that always raise use, and those whose magnitude's sign says which way.
+RAISING_KINDS: Final = frozenset(
+    {"efficiency_loss", "baseload_increase", "heating_at_night", "heating_on_holiday"}
+)
+SIGNED_KINDS: Final = frozenset({"level_shift", "drift", "sensor_offset"})
 # Detector kinds that count as finding each injected kind.
 COMPATIBLE: Final = {
     "spike": {"spike", "drop"},
@@ -96,12 +102,14 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class Detections:
-    """Detections as arrays in steps: meter row, first step, one-past-last step, kind."""
+    """Detections as arrays in steps: meter row, first step, one-past-last step, kind, and
+    direction (+1 above the expected, −1 below, 0 when the kind has none)."""
 
     meter: npt.NDArray[np.int64]
     start: npt.NDArray[np.int64]
     stop: npt.NDArray[np.int64]
     kind: npt.NDArray[np.str_]
+    sign: npt.NDArray[np.int64]
 
     @classmethod
     def from_anomalies(
@@ -116,15 +124,32 @@ class Detections:
         step of the scanned window's first step, and day kinds count days of ``day_steps``."""
         unit = np.asarray([day_steps if a.kind in DAY_KINDS else 1 for a in found], dtype=np.int64)
         meter = np.asarray([a.meter_index for a in found], dtype=np.int64)
+        change = np.asarray([a.observed - a.expected for a in found], dtype=np.float64)
         return cls(
             meter if rows is None else rows[meter],
             offset + np.asarray([a.start for a in found], dtype=np.int64) * unit,
             offset + np.asarray([a.end for a in found], dtype=np.int64) * unit,
             np.asarray([a.kind for a in found], dtype="<U20"),
+            np.sign(np.nan_to_num(change)).astype(np.int64),
         )
 
+    @classmethod
+    def undirected(
+        cls, meter: npt.NDArray[np.int64], start: npt.NDArray[np.int64],
+        stop: npt.NDArray[np.int64], kind: npt.NDArray[np.str_],
+    ) -> Detections:  # fmt: skip
+        return cls(meter, start, stop, kind, np.zeros(meter.size, dtype=np.int64))
+
+    def onsets(self) -> Detections:
+        """Level shifts and drifts as their onset day only, for matching with labels. Such
+        an event lasts while its CUSUM rises, which on a meter whose model is off for a
+        season is months: it would be credited with every label it covers."""
+        day = np.isin(self.kind, list(DAY_KINDS))
+        stop = np.where(day, self.start + 24, self.stop)
+        return Detections(self.meter, self.start, stop, self.kind, self.sign)
+
     def select(self, keep: npt.NDArray[np.bool_]) -> Detections:
-        return Detections(self.meter[keep], self.start[keep], self.stop[keep], self.kind[keep])
+        return Detections(*(column[keep] for column in astuple(self)))
 
     @classmethod
     def concat(cls, parts: Sequence[Detections]) -> Detections:
@@ -185,7 +210,8 @@ def _scan(
 def _counter_resets(resets: npt.NDArray[np.bool_]) -> Detections:
     """Counter resets read from the index (the ingestor's and rollups' business)."""
     rows, cols = np.nonzero(resets)
-    return Detections(rows, cols, cols + 1, np.full(rows.size, "counter_reset", dtype="<U20"))
+    kind = np.full(rows.size, "counter_reset", dtype="<U20")
+    return Detections.undirected(rows, cols, cols + 1, kind)
 
 
 def service_replay(
@@ -217,21 +243,23 @@ def service_replay(
     # One stored event per meter and family (a level shift that a later run calls a drift is
     # one event, as in ``write_anomalies``), of the kind its first report gave.
     family = np.where(det.kind == "drift", "level_shift", det.kind)
-    events: list[list[Any]] = []  # meter, family, start, stop, kind, run of that kind
+    events: list[list[Any]] = []  # meter, family, start, stop, kind, sign, run of that kind
     for i in np.lexsort((det.start, family, det.meter)).tolist():
         last = events[-1] if events else None
         if last and last[:2] == [det.meter[i], family[i]] and det.start[i] <= last[3]:
             last[3] = max(last[3], det.stop[i])
-            if run[i] < last[5]:
-                last[4], last[5] = det.kind[i], run[i]
+            if run[i] < last[6]:
+                last[4], last[5], last[6] = det.kind[i], det.sign[i], run[i]
         else:
-            events.append([det.meter[i], family[i], det.start[i], det.stop[i], det.kind[i], run[i]])
-    meter, _, start, stop, kind, _ = zip(*events, strict=True) if events else ((),) * 6
+            first = [det.start[i], det.stop[i], det.kind[i], det.sign[i], run[i]]
+            events.append([det.meter[i], family[i], *first])
+    meter, _, start, stop, kind, sign, _ = zip(*events, strict=True) if events else ((),) * 7
     stored = Detections(
         np.asarray(meter, dtype=np.int64),
         np.asarray(start, dtype=np.int64),
         np.asarray(stop, dtype=np.int64),
         np.asarray(kind, dtype="<U20"),
+        np.asarray(sign, dtype=np.int64),
     )
     return Detections.concat([stored, _counter_resets(resets)])
 
@@ -243,14 +271,34 @@ def zscore_baseline(x: FloatArray, threshold: float = 3.0) -> Detections:
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (x - mu) / sd
     ev = events_from_mask(np.abs(np.nan_to_num(z)) > threshold, kind="zscore")
-    return Detections(ev.meter_index, ev.start, ev.end, np.full(len(ev), "zscore"))
+    return Detections.undirected(ev.meter_index, ev.start, ev.end, np.full(len(ev), "zscore"))
 
 
-def _overlaps(det: Detections, meter: int, lo: int, hi: int, kinds: set[str] | None = None) -> bool:
+def _overlaps(
+    det: Detections,
+    meter: int,
+    lo: int,
+    hi: int,
+    kinds: set[str] | None = None,
+    direction: int = 0,
+) -> bool:
+    """Whether a detection of ``meter`` (of ``kinds``) overlaps steps ``[lo, hi)``; with a
+    ``direction``, level shifts and drifts must go that way (a fall does not find a rise)."""
     sel = (det.meter == meter) & (det.start < hi) & (det.stop > lo)
     if kinds is not None:
         sel &= np.isin(det.kind, list(kinds))
+    if direction:
+        sel &= ~np.isin(det.kind, list(DAY_KINDS)) | (det.sign == direction)
     return bool(sel.any())
+
+
+def label_direction(lab: AnomalyLabels) -> npt.NDArray[np.int64]:
+    """+1 for injected changes that raise use, −1 for those that lower it, 0 for the rest."""
+    up = np.isin(lab.kind, list(RAISING_KINDS))
+    signed = np.isin(lab.kind, list(SIGNED_KINDS))
+    return np.where(up, 1, np.where(signed, np.sign(np.nan_to_num(lab.magnitude)), 0)).astype(
+        np.int64
+    )
 
 
 def score_city(
@@ -258,6 +306,8 @@ def score_city(
 ) -> dict[str, Any]:
     """Recall per kind, precision, and recall of the issue's sub-populations."""
     lab = city.anomalies
+    det = det.onsets()
+    direction = label_direction(lab)
     scored = lab.start_step >= WARMUP_STEPS
     hit = np.zeros(len(lab), dtype=bool)
     for i in np.flatnonzero(scored).tolist():
@@ -275,6 +325,7 @@ def score_city(
             int(lab.start_step[i]) - tol,
             int(lab.stop_step[i]) + tol,
             kinds,
+            int(direction[i]),
         )
     out: dict[str, Any] = {"recall_by_kind": {}}
     for kind in sorted(set(lab.kind.tolist())):
@@ -340,6 +391,7 @@ def level_shifts_found_early(
     """
     lab = city.anomalies
     todo = np.flatnonzero((lab.kind == "level_shift") & (lab.start_step >= WARMUP_STEPS))
+    sign = label_direction(lab)[todo]
     ours = np.zeros(todo.size, dtype=bool)
     base = np.zeros(todo.size, dtype=bool)
     pending = np.ones(todo.size, dtype=bool)
@@ -353,11 +405,11 @@ def level_shifts_found_early(
         det = Detections.from_anomalies(
             scan_meters(cut, [kinds[r] for r in rows.tolist()], local_start=datetime(2024, 7, 1),
                         outdoor_temp_c=outdoor_temp_c)
-        )  # fmt: skip
+        ).onsets()  # fmt: skip
         naive = zscore_baseline(cut)
         for i, (j, start) in enumerate(zip(now.tolist(), starts.tolist(), strict=True)):
             lo, hi = start - TOL_DAY_KINDS, start + hours
-            ours[j] = _overlaps(det, i, lo, hi, COMPATIBLE["level_shift"])
+            ours[j] = _overlaps(det, i, lo, hi, COMPATIBLE["level_shift"], int(sign[j]))
             base[j] = _overlaps(naive, i, lo, hi)
         pending[now] = False
     n = int(todo.size)
