@@ -713,12 +713,15 @@ class Cusum:
         Robust σ of the daily residuals used to standardise them [residual unit].
     center : ndarray, shape (meters,)
         Median daily residual removed first [residual unit].
+    z : ndarray, shape (meters, days)
+        The standardised residuals the sums add up [σ]; NaN where a day has none.
     """
 
     upper: FloatArray
     lower: FloatArray
     sigma: FloatArray
     center: FloatArray
+    z: FloatArray
 
 
 LOCAL_SCALE_LAG_DAYS: Final = 14  # a shift of up to two weeks does not widen its own scale
@@ -778,7 +781,7 @@ def cusum(daily_residual: npt.ArrayLike, *, k: float = 0.5, local_days: int = 0)
         run_min = np.minimum.accumulate(np.minimum(c, 0.0), axis=1)
         return np.asarray(c - run_min, dtype=np.float64)
 
-    return Cusum(upper=one_side(y), lower=one_side(-y), sigma=sigma, center=center)
+    return Cusum(upper=one_side(y), lower=one_side(-y), sigma=sigma, center=center, z=y)
 
 
 class _SegmentMeans:
@@ -854,7 +857,15 @@ def level_shifts(
         # share the onset (events are sorted by meter, then start).
         head = np.flatnonzero(np.diff(rows * (r.shape[1] + 1) + onset, prepend=-1) != 0)
         severity = np.maximum.reduceat(ev.severity, head)
+        alarm = ev.start[head]
         rows, onset, end = rows[head], onset[head], np.maximum.reduceat(end, head)
+        # The event ends at the excursion's peak: past it the days add no evidence (the
+        # shift ended, or the trailing baseline has learnt the new level), and the sum
+        # draining at k a day would stretch it over weeks, on a heating meter months.
+        end = _last_argmax(stat, rows, onset, end) + 1
+        # The sum leaves zero at the first day above the allowance, often well before a
+        # step when the model ran a little off: the onset is refitted as a step.
+        onset = _step_onset(cs.z if direction == "up" else -cs.z, rows, onset, alarm + 1)
         # Size against the weeks before the onset: the robust centre of the whole series is
         # pulled towards the new level when the shift covers many days.
         ref = seg_mean(rows, np.maximum(onset - 28, 0), onset)
@@ -906,6 +917,32 @@ def level_shifts(
 
 
 ONSET_SLACK_DAYS: Final = 3  # a CUSUM onset lands within a few days of the real step
+
+
+def _last_argmax(a: FloatArray, rows: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
+    """Column of the last maximum of ``a[row, lo:hi]`` for each segment (none empty)."""
+    cols, offsets = segment_index(lo, hi)
+    v = a[np.repeat(rows, hi - lo), cols]
+    top = np.repeat(np.maximum.reduceat(v, offsets), hi - lo)
+    at: IntArray = np.maximum.reduceat(np.where(v == top, cols, -1), offsets)
+    return at
+
+
+def _step_onset(z: FloatArray, rows: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
+    """First day of the suffix of ``z[row, lo:hi]`` (standardised residuals up to the
+    alarm, in the shift's direction) with the largest ``sum / sqrt(days)``: the step that
+    best explains the excursion, where the CUSUM's last zero is biased early by any run of
+    small positive residuals before it."""
+    n = hi - lo
+    cols, offsets = segment_index(lo, hi)
+    v = np.nan_to_num(z[np.repeat(rows, n), cols])
+    run = np.cumsum(v)
+    suffix = np.repeat(run[offsets + n - 1], n) - (run - v)  # sum from each day to the end
+    score = suffix / np.sqrt(np.repeat(hi, n) - cols)
+    top = np.repeat(np.maximum.reduceat(score, offsets), n)
+    big = np.iinfo(np.int64).max
+    at: IntArray = np.minimum.reduceat(np.where(score == top, cols, big), offsets)
+    return at
 
 
 def _sustained_change(

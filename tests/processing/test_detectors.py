@@ -329,6 +329,29 @@ def test_one_cusum_excursion_is_one_level_shift():
     assert ups[0].end >= 113
 
 
+def test_a_level_shift_ends_where_its_evidence_stops():
+    rng = np.random.default_rng(21)
+    r = rng.normal(0.0, 1.0, (1, 300))
+    r[0, 100:110] += 5.0  # ten days up, then back to normal
+    (shift,) = [a for a in level_shifts(r, start=date(2024, 1, 1)) if "up by" in a.reason]
+    # The sum peaks at the last shifted day; draining at k = 0.5 a day it would stay
+    # above h until about day 170.
+    assert abs(shift.start - 100) <= 1
+    assert abs(shift.end - 110) <= 1
+
+
+def test_onset_is_the_step_not_the_first_day_above_the_allowance():
+    rng = np.random.default_rng(25)
+    r = rng.normal(0.0, 1.0, (1, 300))
+    r[0, 80:100] += 0.8  # a model a little off for three weeks: the sum creeps up
+    r[0, 100:110] += 6.0  # then the real step
+    upper = cusum(r).upper[0]
+    assert upper[:100].max() < 8.0  # no alarm before the step...
+    assert np.flatnonzero(upper[:100] == 0.0)[-1] < 80  # ...and the sum's last zero is early
+    (shift,) = [a for a in level_shifts(r, start=date(2024, 1, 1)) if "up by" in a.reason]
+    assert (shift.start, shift.end) == (100, 110)
+
+
 def test_small_steady_night_excess_needs_a_share_of_mean_use():
     n_days = 28
     hours = np.arange(24 * n_days)
