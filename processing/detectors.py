@@ -69,6 +69,11 @@ class DetectorConfig:
         Length of the periods over which the typical night level is taken [weeks].
     cusum_k : float
         CUSUM allowance, half the shift to detect [σ of daily residuals].
+    cusum_k_share : float
+        The allowance is at least this share of each day's expected use [-]: half the
+        smallest shift worth an alarm (0.1: the issue's 20 %). A steady meter's σ is a few
+        percent of its use, and a model a few percent off for weeks (sun, the season
+        turning) otherwise adds up to an alarm. 0 for sensors that read a level.
     cusum_h : float
         CUSUM decision threshold [σ].
     drift_ratio : float
@@ -133,7 +138,8 @@ class DetectorConfig:
     check_holidays: bool = True
     reference_weeks: int = 4
     cusum_k: float = 0.5
-    cusum_h: float = 8.0
+    cusum_k_share: float = 0.1
+    cusum_h: float = 5.0
     cusum_local_days: int = 0
     drift_ratio: float = 0.5
     unit: str = "kWh"
@@ -167,6 +173,8 @@ DETECTOR_CONFIGS: Final = {
 }
 # Temperature sensors: quality rules, spikes against a running median, level shifts.
 TEMPERATURE_DETECTOR: Final = DetectorConfig(
+    cusum_k_share=0.0,
+    cusum_h=8.0,
     check_nights=False,
     check_weekends=False,
     check_holidays=False,
@@ -739,7 +747,13 @@ def _lagged_scale(dev: FloatArray, days: int, lag: int) -> FloatArray:
     return scale
 
 
-def cusum(daily_residual: npt.ArrayLike, *, k: float = 0.5, local_days: int = 0) -> Cusum:
+def cusum(
+    daily_residual: npt.ArrayLike,
+    *,
+    k: float = 0.5,
+    local_days: int = 0,
+    k_floor: npt.ArrayLike | None = None,
+) -> Cusum:
     """Two-sided tabular CUSUM of standardised daily residuals, with no loop over days.
 
     Parameters
@@ -752,6 +766,9 @@ def cusum(daily_residual: npt.ArrayLike, *, k: float = 0.5, local_days: int = 0)
         With > 0, each day's σ is at least that of the ``local_days`` days ending
         ``LOCAL_SCALE_LAG_DAYS`` before it: a room free-floating in summer swings by kelvins
         from day to day, one held by its thermostat in winter by tenths.
+    k_floor : array_like, optional, shape (meters, days)
+        Smallest allowance of each day in residual units (e.g. a share of the expected
+        use); the day's allowance is the larger of this and ``k`` σ.
 
     Returns
     -------
@@ -774,9 +791,14 @@ def cusum(daily_residual: npt.ArrayLike, *, k: float = 0.5, local_days: int = 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         y = dev / scale
     y[~np.isfinite(y)] = np.nan
+    allowance: float | FloatArray = k
+    if k_floor is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            floor = np.abs(np.asarray(k_floor, dtype=np.float64)) / scale
+        allowance = np.maximum(k, np.nan_to_num(floor, posinf=0.0))
 
     def one_side(v: FloatArray) -> FloatArray:
-        inc = np.where(np.isnan(v), 0.0, v - k)
+        inc = np.where(np.isnan(v), 0.0, v - allowance)
         c = np.cumsum(inc, axis=1)
         run_min = np.minimum.accumulate(np.minimum(c, 0.0), axis=1)
         return np.asarray(c - run_min, dtype=np.float64)
@@ -819,9 +841,10 @@ def level_shifts(
     start : date
         Local date of day 0.
     daily_expected : array_like, optional, shape (meters, days)
-        Expected daily use [unit/day], to state the change in percent.
+        Expected daily use [unit/day], to state the change in percent and to floor the
+        allowance (``cusum_k_share``).
     config : DetectorConfig, optional
-        ``cusum_k``, ``cusum_h``, ``drift_ratio`` and ``unit``.
+        ``cusum_k``, ``cusum_k_share``, ``cusum_h``, ``drift_ratio`` and ``unit``.
     meter_offset : int
         Added to every anomaly's ``meter_index``: the row of ``daily_residual[0]`` in a
         larger matrix scanned in slices.
@@ -839,7 +862,10 @@ def level_shifts(
     exp_daily = (
         np.zeros_like(r) if daily_expected is None else _as_matrix(daily_expected, "daily_expected")
     )
-    cs = cusum(r, k=cfg.cusum_k, local_days=cfg.cusum_local_days)
+    k_floor = None
+    if daily_expected is not None and cfg.cusum_k_share > 0:
+        k_floor = cfg.cusum_k_share * exp_daily
+    cs = cusum(r, k=cfg.cusum_k, local_days=cfg.cusum_local_days, k_floor=k_floor)
     days = np.arange(r.shape[1])
     out: list[Anomaly] = []
     seg_mean = _SegmentMeans(r)
@@ -899,21 +925,35 @@ def level_shifts(
             when = dates.get(on)
             if when is None:
                 when = dates[on] = f"{start + timedelta(days=on):%Y-%m-%d}"
-            change = "gradual drift" if is_drift else "level shift"
-            if cfg.reads_level:
-                text = (
-                    f"Daily mean {direction} by {abs(sh):.2g} {cfg.unit} since {when} "
-                    f"(expected {ex:.3g}, saw {ob:.3g} {cfg.unit}); {change}"
-                )
-            else:
-                pct = f" ({sh / ex:+.0%})" if ex > 0 else ""
-                text = (
-                    f"Daily consumption {direction} by {abs(sh):.3g} {cfg.unit}/day{pct} "
-                    f"since {when} (expected {ex:.3g}, saw {ob:.3g} {cfg.unit}/day); {change}"
-                )
+            text = _shift_reason(
+                cfg, direction, when, shift=sh, expected=ex, observed=ob, is_drift=is_drift
+            )
             kind = "drift" if is_drift else "level_shift"
             out.append(Anomaly(m_i + meter_offset, on, e, kind, sev, ex, ob, text))
     return out
+
+
+def _shift_reason(
+    cfg: DetectorConfig,
+    direction: str,
+    when: str,
+    *,
+    shift: float,
+    expected: float,
+    observed: float,
+    is_drift: bool,
+) -> str:
+    change = "gradual drift" if is_drift else "level shift"
+    if cfg.reads_level:
+        return (
+            f"Daily mean {direction} by {abs(shift):.2g} {cfg.unit} since {when} "
+            f"(expected {expected:.3g}, saw {observed:.3g} {cfg.unit}); {change}"
+        )
+    pct = f" ({shift / expected:+.0%})" if expected > 0 else ""
+    return (
+        f"Daily consumption {direction} by {abs(shift):.3g} {cfg.unit}/day{pct} "
+        f"since {when} (expected {expected:.3g}, saw {observed:.3g} {cfg.unit}/day); {change}"
+    )
 
 
 ONSET_SLACK_DAYS: Final = 3  # a CUSUM onset lands within a few days of the real step

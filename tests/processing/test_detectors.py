@@ -294,9 +294,14 @@ def test_level_shift_floors_drop_small_or_short_shifts():
     daily[1, 150:] *= 1.08  # lasting +8 %
     expected = np.full(daily.shape, 100.0)
     day0 = date(2024, 1, 1)
+    # The default allowance, 10 % of the expected use (half of the 20 % worth an alarm),
+    # is above a +8 % shift; in σ alone (5 % of the use a day) that shift is an alarm.
     found = level_shifts(daily - 100, start=day0, daily_expected=expected)
+    assert {a.meter_index for a in found} == {0}
+    any_size = DetectorConfig(cusum_k_share=0.0)
+    found = level_shifts(daily - 100, start=day0, daily_expected=expected, config=any_size)
     assert {a.meter_index for a in found} == {0, 1}
-    strict = DetectorConfig(shift_min_rel=0.2, shift_min_days=3)
+    strict = DetectorConfig(cusum_k_share=0.0, shift_min_rel=0.2, shift_min_days=3)
     found = level_shifts(daily - 100, start=day0, daily_expected=expected, config=strict)
     assert {a.meter_index for a in found} == {0}
 
@@ -346,9 +351,11 @@ def test_onset_is_the_step_not_the_first_day_above_the_allowance():
     r[0, 80:100] += 0.8  # a model a little off for three weeks: the sum creeps up
     r[0, 100:110] += 6.0  # then the real step
     upper = cusum(r).upper[0]
-    assert upper[:100].max() < 8.0  # no alarm before the step...
+    cfg = DetectorConfig(cusum_h=8.0)
+    assert upper[:100].max() < cfg.cusum_h  # no alarm before the step...
     assert np.flatnonzero(upper[:100] == 0.0)[-1] < 80  # ...and the sum's last zero is early
-    (shift,) = [a for a in level_shifts(r, start=date(2024, 1, 1)) if "up by" in a.reason]
+    found = level_shifts(r, start=date(2024, 1, 1), config=cfg)
+    (shift,) = [a for a in found if "up by" in a.reason]
     assert (shift.start, shift.end) == (100, 110)
 
 
