@@ -38,6 +38,7 @@ from processing.events import (
     segment_index,
     step_time,
 )
+from processing.fleet import remove_common_departure
 from processing.quality import QualityConfig, quality_scan, register_quantum
 
 FloatArray = npt.NDArray[np.float64]
@@ -1059,15 +1060,17 @@ def anomaly_scan(
     threads: int = 1,
     meter_offset: int = 0,
 ) -> list[Anomaly]:
-    """Every consumption detector over one chunk of meters: quality, spikes, schedule, CUSUM.
+    """Every consumption detector over one chunk of meters of one kind: quality, spikes,
+    schedule, CUSUM.
 
     ``start`` must be local midnight so days of the baseline scan are calendar days.
     ``outdoor_temp_c`` (shape (steps,), [°C]) adds the degree-hour term to the baseline and
     the schedule checks of meters whose config asks for it. ``z_out`` is an optional
     reusable (meters, steps) float64 buffer. ``threads`` > 1 scans that many slices of
-    meters at once: every detector works row by row, so the result is the same.
-    ``meter_offset`` is added to every anomaly's ``meter_index`` (the row of ``x[0]`` in a
-    larger matrix).
+    meters at once; the level shifts, which compare each energy meter's days with the
+    chunk's (:func:`~processing.fleet.remove_common_departure`), run on the whole chunk
+    after them, so the result is the same. ``meter_offset`` is added to every anomaly's
+    ``meter_index`` (the row of ``x[0]`` in a larger matrix).
     """
     cfg = config if config is not None else DetectorConfig()
     a = _as_matrix(x, "x")
@@ -1075,14 +1078,70 @@ def anomaly_scan(
         raise ValueError(f"start: must be local midnight for daily residuals, got {start}")
     if threads < 1:
         raise ValueError(f"threads: must be >= 1, got {threads}")
+    if outdoor_temp_c is not None and cfg.temperature_term:
+        te = np.asarray(outdoor_temp_c, dtype=np.float64)
+        if te.shape != (a.shape[1],):
+            raise ValueError(f"outdoor_temp_c: expected shape ({a.shape[1]},), got {te.shape}")
     parts = min(threads, a.shape[0] // MIN_METERS_PER_THREAD)
+    kw: dict[str, Any] = {
+        "start": start, "steps_per_hour": steps_per_hour, "weeks": weeks,
+        "holidays": holidays, "outdoor_temp_c": outdoor_temp_c, "config": cfg,
+        "quality": quality,
+    }  # fmt: skip
     if parts > 1:
-        kw = {
-            "start": start, "steps_per_hour": steps_per_hour, "weeks": weeks,
-            "holidays": holidays, "outdoor_temp_c": outdoor_temp_c, "config": cfg,
-            "quality": quality,
-        }  # fmt: skip
-        return _scan_in_threads(a, parts, z_out, meter_offset, kw)
+        found, residual, expected = _scan_in_threads(a, parts, z_out, meter_offset, kw)
+    else:
+        found, residual, expected = _scan_slice(a, z_out=z_out, meter_offset=meter_offset, **kw)
+    if cfg.reads_level:
+        # A day's level is its mean (the CUSUM is scale-free: the same events).
+        residual, expected = residual / (24 * steps_per_hour), expected / (24 * steps_per_hour)
+    if not cfg.reads_level:
+        # What the chunk's meters did together that day (the weather the model missed, a
+        # school holiday) is no fault of one building. Rooms are left alone: a heatwave
+        # warms each by its own inertia, and the fleet's median made more false shifts.
+        residual, expected = remove_common_departure(residual, expected)
+    unreliable = _holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
+    if unreliable.any():
+        residual[:, unreliable] = np.nan
+    if parts <= 1:
+        found.extend(
+            level_shifts(residual, start=start.date(), daily_expected=expected, config=cfg,
+                         meter_offset=meter_offset)
+        )  # fmt: skip
+        return found
+    bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
+    with ThreadPoolExecutor(max_workers=parts) as pool:
+        futures = [
+            pool.submit(
+                level_shifts,
+                residual[lo:hi],
+                start=start.date(),
+                daily_expected=expected[lo:hi],
+                config=cfg,
+                meter_offset=meter_offset + lo,
+            )
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+        found.extend(an for future in futures for an in future.result())
+    return found
+
+
+def _scan_slice(
+    a: FloatArray,
+    *,
+    start: datetime,
+    steps_per_hour: int,
+    weeks: int,
+    holidays: Sequence[date],
+    outdoor_temp_c: npt.ArrayLike | None,
+    config: DetectorConfig,
+    quality: QualityConfig | None,
+    z_out: FloatArray | None,
+    meter_offset: int,
+) -> tuple[list[Anomaly], FloatArray, FloatArray]:
+    """The detectors that look at one meter at a time; plus the daily residuals and
+    expected use for the level shifts."""
+    cfg = config
     quantum = register_quantum(a)
     found: list[Anomaly] = []
     for ev in quality_scan(a, quality, quantum=quantum).values():
@@ -1090,8 +1149,6 @@ def anomaly_scan(
     te: FloatArray | None = None
     if outdoor_temp_c is not None and cfg.temperature_term:
         te = np.asarray(outdoor_temp_c, dtype=np.float64)
-        if te.shape != (a.shape[1],):
-            raise ValueError(f"outdoor_temp_c: expected shape ({a.shape[1]},), got {te.shape}")
     scan = baseline_scan(
         a,
         weeks=weeks,
@@ -1131,24 +1188,7 @@ def anomaly_scan(
             meter_offset=meter_offset,
         )
     )
-    residual, expected = scan.daily_residual, scan.daily_expected
-    if cfg.reads_level:
-        # A day's level is its mean (the CUSUM is scale-free: the same events).
-        residual, expected = residual / (24 * steps_per_hour), expected / (24 * steps_per_hour)
-    unreliable = _holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
-    if unreliable.any():
-        residual = residual.copy()
-        residual[:, unreliable] = np.nan
-    found.extend(
-        level_shifts(
-            residual,
-            start=start.date(),
-            daily_expected=expected,
-            config=cfg,
-            meter_offset=meter_offset,
-        )
-    )
-    return found
+    return found, scan.daily_residual, scan.daily_expected
 
 
 def _holiday_blind_days(first: date, days: int, holidays: Sequence[date], weeks: int) -> BoolArray:
@@ -1171,15 +1211,15 @@ MIN_METERS_PER_THREAD: Final = 50  # below this a thread costs more than it save
 
 def _scan_in_threads(
     a: FloatArray, parts: int, z_out: FloatArray | None, offset: int, kw: dict[str, Any]
-) -> list[Anomaly]:
-    """:func:`anomaly_scan` of ``parts`` slices of rows at once. NumPy releases the GIL in
+) -> tuple[list[Anomaly], FloatArray, FloatArray]:
+    """:func:`_scan_slice` of ``parts`` slices of rows at once. NumPy releases the GIL in
     its loops, so the slices run on separate cores. Each slice numbers its meters from its
     first row: rebuilding tens of thousands of anomalies afterwards would hold the GIL."""
     bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
     with ThreadPoolExecutor(max_workers=parts) as pool:
         futures = [
             pool.submit(
-                anomaly_scan,
+                _scan_slice,
                 a[lo:hi],
                 z_out=None if z_out is None else z_out[lo:hi],
                 meter_offset=offset + lo,
@@ -1187,7 +1227,11 @@ def _scan_in_threads(
             )
             for lo, hi in itertools.pairwise(bounds)
         ]
-        return [an for future in futures for an in future.result()]
+        done = [future.result() for future in futures]
+    found = [an for part, _, _ in done for an in part]
+    residual = np.concatenate([r for _, r, _ in done])
+    expected = np.concatenate([e for _, _, e in done])
+    return found, residual, expected
 
 
 def _mean_daily(daily: FloatArray) -> FloatArray:

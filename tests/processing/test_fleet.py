@@ -1,0 +1,68 @@
+"""Fleet: the departure shared by the meters of a kind is no building's level shift."""
+
+from datetime import date, datetime
+
+import numpy as np
+from numpy.testing import assert_allclose
+
+from processing.detectors import anomaly_scan, level_shifts
+from processing.fleet import MIN_FLEET_METERS, common_departure, remove_common_departure
+
+DAY0 = date(2024, 10, 1)
+
+
+def _fleet(meters: int = 40, days: int = 120, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    expected = rng.uniform(20.0, 60.0, (meters, 1)) * np.ones((1, days))
+    residual = expected * rng.normal(0.0, 0.04, (meters, days))
+    return residual, expected
+
+
+def test_common_departure_is_the_median_share_and_needs_a_fleet():
+    residual, expected = _fleet()
+    residual[:, 50:57] -= 0.15 * expected[:, 50:57]  # a mild week: everyone 15 % below
+    c = common_departure(residual, expected)
+    assert_allclose(c[50:57], -0.15, atol=0.02)
+    assert np.abs(c[:50]).max() < 0.03
+    few = common_departure(residual[: MIN_FLEET_METERS - 1], expected[: MIN_FLEET_METERS - 1])
+    assert np.isnan(few).all()
+
+
+def test_a_fleet_wide_week_is_not_a_shift_but_one_building_s_is():
+    residual, expected = _fleet()
+    residual[:, 50:60] -= 0.3 * expected[:, 50:60]  # every home 30 % down for ten days...
+    residual[7, 80:90] -= 0.3 * expected[7, 80:90]  # ...and one home alone, later
+    before = level_shifts(residual, start=DAY0, daily_expected=expected)
+    assert len({a.meter_index for a in before if 48 <= a.start <= 52}) > 30
+    r, e = remove_common_departure(residual, expected)
+    after = level_shifts(r, start=DAY0, daily_expected=e)
+    assert [(a.meter_index, a.start) for a in after] == [(7, 80)]
+    # The expected use now carries the fleet's week: the home's own drop is told in full.
+    assert_allclose(after[0].observed / after[0].expected, 0.7, atol=0.05)
+
+
+def test_a_meter_that_does_not_follow_its_fleet_keeps_its_residuals():
+    residual, expected = _fleet(seed=1)
+    rng = np.random.default_rng(2)
+    common = 0.1 * np.sin(np.arange(residual.shape[1]) / 5.0)
+    residual[1:] += common * expected[1:]  # every meter but the first follows the weather
+    residual[0] = expected[0] * rng.normal(0.0, 0.1, residual.shape[1])
+    r, e = remove_common_departure(residual, expected)
+    assert_allclose(r[0], residual[0], rtol=0.0, atol=0.2 * np.abs(residual[0]).mean())
+    assert np.abs(r[1:] / e[1:]).mean() < 0.5 * np.abs(residual[1:] / expected[1:]).mean()
+
+
+def test_threads_see_the_whole_fleet():
+    rng = np.random.default_rng(3)
+    hours = np.arange(24 * 7 * 12)
+    x = (1.0 + 0.5 * np.sin(2 * np.pi * (hours % 24) / 24)) * rng.lognormal(0, 0.05, (120, 1))
+    x = x * (1 + 0.05 * rng.standard_normal(x.shape))
+    x[:, 24 * 60 : 24 * 66] *= 0.7  # a fleet-wide week, e.g. a school holiday
+    x[9, 24 * 70 : 24 * 80] *= 1.4  # one meter's own shift
+    start = datetime(2024, 1, 1)
+    one = anomaly_scan(x, start=start)
+    two = anomaly_scan(x, start=start, threads=2)
+    assert sorted(map(repr, one)) == sorted(map(repr, two))
+    shifts = {(a.meter_index, a.start) for a in one if a.kind in ("level_shift", "drift")}
+    assert (9, 70) in shifts
+    assert not [s for s in shifts if 58 <= s[1] <= 62]
