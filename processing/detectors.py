@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,9 +39,11 @@ from processing.events import (
     segment_index,
     step_time,
 )
-from processing.fleet import remove_common_departure
+from processing.fleet import CommonCauseConfig, common_cause, remove_common_departure
 from processing.quality import QualityConfig, quality_scan, register_quantum
 
+LOG = logging.getLogger(__name__)
+COMMON_CAUSE: Final = CommonCauseConfig()
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -121,6 +124,9 @@ class DetectorConfig:
     cusum_local_days : int
         With > 0, the CUSUM's σ of each day is at least that of this many days two weeks
         earlier (see :func:`cusum`); 0 keeps one σ for the whole window.
+    common_cause : CommonCauseConfig
+        When events that start together on many meters of the kind are the fleet's (the
+        weather, a holiday), not each building's: they are not reported.
     shift_min_rel, shift_min_days : float, int
         With both > 0, a level shift or drift is reported only when some run of
         ``shift_min_days`` days starting within the event moves the daily use by at least
@@ -158,6 +164,7 @@ class DetectorConfig:
     shift_min_rel: float = 0.0
     shift_min_days: int = 0
     schedule_min_share: float = 0.2
+    common_cause: CommonCauseConfig = COMMON_CAUSE
 
 
 # Homes (and whatever is open every day) are in use at weekends and on holidays: only their
@@ -1108,22 +1115,28 @@ def anomaly_scan(
             level_shifts(residual, start=start.date(), daily_expected=expected, config=cfg,
                          meter_offset=meter_offset)
         )  # fmt: skip
-        return found
-    bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
-    with ThreadPoolExecutor(max_workers=parts) as pool:
-        futures = [
-            pool.submit(
-                level_shifts,
-                residual[lo:hi],
-                start=start.date(),
-                daily_expected=expected[lo:hi],
-                config=cfg,
-                meter_offset=meter_offset + lo,
-            )
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-        found.extend(an for future in futures for an in future.result())
-    return found
+    else:
+        bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
+        with ThreadPoolExecutor(max_workers=parts) as pool:
+            futures = [
+                pool.submit(
+                    level_shifts,
+                    residual[lo:hi],
+                    start=start.date(),
+                    daily_expected=expected[lo:hi],
+                    config=cfg,
+                    meter_offset=meter_offset + lo,
+                )
+                for lo, hi in itertools.pairwise(bounds)
+            ]
+            found.extend(an for future in futures for an in future.result())
+    # Events that start together on improbably many of the chunk's meters are the fleet's.
+    common = common_cause(
+        found, a.shape[0], a.shape[1], steps_per_hour=steps_per_hour, config=cfg.common_cause
+    )
+    if common.any():
+        LOG.info("%d events common to %d meters not reported as faults", common.sum(), len(a))
+    return [an for an, shared in zip(found, common, strict=True) if not shared]
 
 
 def _scan_slice(

@@ -7,14 +7,19 @@ The level shifts compare each meter's day with the departure common to its kind 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from scipy.stats import poisson
 
 from processing.baseline import nan_median
+from processing.events import Anomaly
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 # Fewer meters of a kind than this: their median is one building's day, not a fleet's.
 MIN_FLEET_METERS: Final = 10
 
@@ -64,3 +69,102 @@ def remove_common_departure(
     beta = np.clip(np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0), 0.0, 1.0)
     shared = beta[:, np.newaxis] * c[np.newaxis, :] * np.maximum(e, 0.0)
     return r - shared, e + shared
+
+
+# Kinds never dropped as common: a fleet-wide outage is the data path failing, which the
+# ingest's health must show, not hide.
+ALWAYS_REPORTED: Final = frozenset({"outage"})
+# A level shift that a later day calls a drift is the same change.
+_FAMILY: Final = {"drift": "level_shift"}
+
+
+@dataclass(slots=True, frozen=True)
+class CommonCauseConfig:
+    """When coincident events of one kind of meter are the fleet's, not each building's.
+
+    Attributes
+    ----------
+    alpha : float
+        Chance below which a count of events starting at once is a common cause: the
+        count of the kind's other events of the same direction starting within the
+        window is compared with a Poisson law at the kind's own rate [-] (0: off).
+    window_hours, window_days : int
+        Starts this close count as at once: hourly kinds [h], level shifts and drifts
+        [days].
+    stand_out : float
+        An event of a common cluster is still reported when its relative size (``|observed
+        − expected| / expected``) is this many times the cluster's median: a building's
+        fault on the day of a cold snap [-].
+    min_meters : int
+        Fewer meters of the kind than this: no test.
+    """
+
+    alpha: float = 1e-3
+    window_hours: int = 12
+    window_days: int = 1
+    stand_out: float = 2.0
+    min_meters: int = MIN_FLEET_METERS
+
+
+def common_cause(
+    found: Sequence[Anomaly],
+    meters: int,
+    steps: int,
+    *,
+    steps_per_hour: int = 1,
+    day_kinds: frozenset[str] = frozenset({"level_shift", "drift"}),
+    config: CommonCauseConfig | None = None,
+) -> BoolArray:
+    """Which of the events of ``meters`` meters of one kind over ``steps`` steps started
+    together with improbably many others (see :class:`CommonCauseConfig`).
+
+    ``start`` of the ``day_kinds`` counts days, of the others steps. Returns a mask over
+    ``found``, True for the events with a common cause.
+    """
+    cfg = config if config is not None else CommonCauseConfig()
+    n = len(found)
+    out = np.zeros(n, dtype=bool)
+    if n == 0 or meters < cfg.min_meters or cfg.alpha <= 0:
+        return out
+    kind = np.asarray([_FAMILY.get(a.kind, a.kind) for a in found])
+    expected = np.asarray([a.expected for a in found], dtype=np.float64)
+    change = np.asarray([a.observed for a in found], dtype=np.float64) - expected
+    day = 24 * steps_per_hour
+    in_days = np.isin(kind, list(day_kinds))
+    start = np.asarray([a.start for a in found], dtype=np.int64) * np.where(in_days, day, 1)
+    window = np.where(in_days, cfg.window_days * day, cfg.window_hours * steps_per_hour)
+    # One group per kind and direction; a group's starts on an axis of their own, so one
+    # sorted array and searchsorted count the others within each event's window.
+    names, kind_code = np.unique(kind, return_inverse=True)
+    group = kind_code * 3 + (np.sign(np.nan_to_num(change)).astype(np.int64) + 1)
+    span = steps + 2 * int(window.max()) + 1
+    pos = group * span + start
+    order = np.argsort(pos, kind="stable")
+    pos, w, g = pos[order], window[order], group[order]
+    others = np.searchsorted(pos, pos + w, "right") - np.searchsorted(pos, pos - w, "left") - 1
+    per_group = np.bincount(g, minlength=int(g.max()) + 1)
+    rate = per_group[g] / max(steps, 1)  # starts per step of the group, fleet-wide
+    common = poisson.sf(others - 1, rate * (2 * w + 1)) < cfg.alpha
+    common &= ~np.isin(names[g // 3], list(ALWAYS_REPORTED))
+    # Clusters: runs of starts no further apart than the window, within a group.
+    new = np.ones(n, dtype=bool)
+    new[1:] = (np.diff(pos) > w[1:]) | (g[1:] != g[:-1])
+    cluster = np.cumsum(new) - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        size = np.abs(change[order]) / np.abs(expected[order])
+    common &= ~(size > cfg.stand_out * _cluster_median(size, cluster))
+    out[order] = common
+    return out
+
+
+def _cluster_median(values: FloatArray, cluster: npt.NDArray[np.int64]) -> FloatArray:
+    """NaN-ignoring (lower) median of ``values`` within each cluster, per element;
+    ``cluster`` is non-decreasing. NaN for a cluster without a value."""
+    valid = ~np.isnan(values)
+    key = np.where(valid, values, np.inf)
+    order = np.lexsort((key, cluster))  # by cluster, then value, NaN last
+    counts = np.bincount(cluster, weights=valid.astype(np.float64)).astype(np.int64)
+    first = np.searchsorted(cluster[order], np.arange(counts.size))
+    pick = first + np.maximum(counts - 1, 0) // 2
+    median = np.where(counts > 0, values[order][np.minimum(pick, values.size - 1)], np.nan)
+    return np.asarray(median[cluster], dtype=np.float64)

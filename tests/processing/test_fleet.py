@@ -1,4 +1,4 @@
-"""Fleet: the departure shared by the meters of a kind is no building's level shift."""
+"""Fleet: what the meters of a kind do together is no building's fault."""
 
 from datetime import date, datetime
 
@@ -6,7 +6,14 @@ import numpy as np
 from numpy.testing import assert_allclose
 
 from processing.detectors import anomaly_scan, level_shifts
-from processing.fleet import MIN_FLEET_METERS, common_departure, remove_common_departure
+from processing.events import Anomaly
+from processing.fleet import (
+    MIN_FLEET_METERS,
+    CommonCauseConfig,
+    common_cause,
+    common_departure,
+    remove_common_departure,
+)
 
 DAY0 = date(2024, 10, 1)
 
@@ -66,3 +73,43 @@ def test_threads_see_the_whole_fleet():
     shifts = {(a.meter_index, a.start) for a in one if a.kind in ("level_shift", "drift")}
     assert (9, 70) in shifts
     assert not [s for s in shifts if 58 <= s[1] <= 62]
+
+
+def _event(meter: int, start: int, kind: str = "spike", size: float = 1.0) -> Anomaly:
+    return Anomaly(meter, start, start + 1, kind, 9.0, 10.0, 10.0 * (1.0 + size), "")
+
+
+def test_events_that_start_together_on_many_meters_are_the_fleet_s():
+    rng = np.random.default_rng(5)
+    steps = 24 * 90
+    starts = rng.integers(0, steps, 50)
+    starts = np.where(np.abs(starts - 1000) < 24, starts + 48, starts)  # none on that morning
+    lone = [_event(m, int(s)) for m, s in zip(range(50), starts, strict=True)]
+    cold_morning = [_event(m, 1000 + m % 3) for m in range(50, 80)]  # 30 meters within 3 h
+    found = lone + cold_morning
+    common = common_cause(found, meters=200, steps=steps)
+    assert common[50:].all()
+    assert not common[:50].any()
+
+
+def test_a_fault_that_stands_out_of_its_cluster_is_still_reported():
+    steps = 24 * 90
+    found = [_event(m, 24 * 40, "level_shift", size=-0.2) for m in range(20)]
+    found += [_event(20 + d, d * 24, "level_shift", size=-0.2) for d in range(0, 90, 9)]
+    found.append(_event(99, 24 * 40, "level_shift", size=-0.7))  # the same day, far bigger
+    found = [Anomaly(a.meter_index, a.start // 24, a.start // 24 + 5, a.kind, a.severity,
+                     a.expected, a.observed, a.reason) for a in found]  # fmt: skip
+    common = common_cause(found, meters=200, steps=steps)
+    assert common[:20].all()
+    assert not common[20:].any()
+    blind = CommonCauseConfig(stand_out=np.inf)  # no size test: it goes with its cluster
+    assert common_cause(found, meters=200, steps=steps, config=blind)[-1]
+
+
+def test_outages_and_small_fleets_are_never_common():
+    found = [_event(m, 500, "outage") for m in range(40)] + [_event(m, 900) for m in range(40)]
+    assert not common_cause(found, meters=200, steps=2000)[:40].any()
+    assert common_cause(found, meters=200, steps=2000)[40:].all()
+    assert not common_cause(found, meters=MIN_FLEET_METERS - 1, steps=2000).any()
+    off = CommonCauseConfig(alpha=0.0)
+    assert not common_cause(found, meters=200, steps=2000, config=off).any()
