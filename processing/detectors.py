@@ -169,13 +169,15 @@ class DetectorConfig:
 
 # Homes (and whatever is open every day) are in use at weekends and on holidays: only their
 # nights are checked. Heat and gas meters respond to the weather: larger swings before a spike.
+# A closing building's gas boiler starts and stops with the cold far from linearly: its days
+# depart by tens of percent from any trailing-weeks model, so its CUSUM needs more evidence.
 _OPEN_DAILY: Final = DetectorConfig(check_weekends=False, check_holidays=False)
 DETECTOR_CONFIGS: Final = {
     "household": _OPEN_DAILY,
     "office": DetectorConfig(),
     "school": DetectorConfig(),
     "heat": DetectorConfig(z_threshold=6.0),
-    "gas": DetectorConfig(z_threshold=6.0),
+    "gas": DetectorConfig(z_threshold=6.0, cusum_h=8.0),
     "household_heat": dataclasses.replace(_OPEN_DAILY, z_threshold=6.0),
     "household_gas": dataclasses.replace(_OPEN_DAILY, z_threshold=6.0),
 }
