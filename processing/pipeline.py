@@ -290,6 +290,7 @@ def run_anomalies(
     meters = load_meter_info(
         conn, meter_ids=meter_ids, quantities=ENERGY_QUANTITIES + TEMPERATURE_QUANTITIES
     )
+    meters = by_kind(meters)
     summary = AnomalyRunSummary(meters=len(meters))
     outdoor_c = _outdoor_mean(conn, start=start, end=end, meter_id=cfg.outdoor_meter_id)
     done = 0
@@ -316,6 +317,14 @@ def run_anomalies(
         progress("anomalies", done, len(meters))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def by_kind(meters: MeterInfo) -> MeterInfo:
+    """The meters grouped by detector kind (by id within a kind), so that a kind's meters
+    share chunks: level shifts and the common-cause test compare each meter with the
+    others of its kind scanned with it (``processing.fleet``)."""
+    kind = [detector_kind(q, u) for q, u in zip(meters.quantity, meters.use, strict=True)]
+    return meters.select(np.lexsort((meters.meter_id, np.asarray(kind))))
 
 
 def chunk_size(cfg: PipelineConfig, *, start: datetime, end: datetime) -> int:

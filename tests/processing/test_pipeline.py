@@ -14,13 +14,14 @@ from processing.detectors import config_for
 from processing.pipeline import (
     PipelineConfig,
     assess_buildings,
+    by_kind,
     chunk_size,
     detector_kind,
     plausible_outdoor,
     run_anomalies,
     run_insulation,
 )
-from storage.matrices import BuildingDaily
+from storage.matrices import BuildingDaily, MeterInfo
 from storage.meters import create_building, create_municipality, register_meter
 from storage.readings import write_readings
 from storage.results import fetch_anomalies, fetch_assessments
@@ -220,6 +221,23 @@ def test_only_buildings_that_close_get_weekend_and_holiday_checks() -> None:
         assert cfg.check_weekends == closes and cfg.check_holidays == closes, (quantity, use)
         assert cfg.check_nights
     assert detector_kind("indoor_temperature", "office") == "temperature"
+
+
+def test_meters_of_a_kind_share_chunks() -> None:
+    # Ids interleave homes' electricity and gas; chunks of three must not mix them.
+    quantity = np.array(["electricity", "gas"] * 3)
+    meters = MeterInfo(
+        meter_id=np.arange(10, 16),
+        building_id=np.arange(6),
+        quantity=quantity,
+        unit=np.full(6, "kWh"),
+        cumulative=np.ones(6, dtype=bool),
+        use=np.full(6, "household"),
+    )
+    grouped = by_kind(meters)
+    assert grouped.meter_id.tolist() == [10, 12, 14, 11, 13, 15]
+    kinds = [detector_kind(q, u) for q, u in zip(grouped.quantity, grouped.use, strict=True)]
+    assert kinds[:3] == ["household"] * 3 and kinds[3:] == ["household_gas"] * 3
 
 
 def test_a_station_reading_far_from_the_climate_is_left_out() -> None:
