@@ -626,7 +626,9 @@ def _nab_ours(x: FloatArray, sph: int, first: np.datetime64) -> Detections:
         start=start,
         steps_per_hour=sph,
         weeks=weeks,
-        config=DetectorConfig(check_nights=False, unit=""),
+        # NAB's series are levels (temperatures, CPU…), not amounts of energy: no CUSUM
+        # allowance in proportion to the value, the thermometers' threshold.
+        config=DetectorConfig(check_nights=False, unit="", cusum_k_share=0.0, cusum_h=8.0),
     )
     return Detections.from_anomalies(found, day_steps=24 * sph)
 
