@@ -9,11 +9,11 @@ import dataclasses
 import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,7 @@ from processing.fleet import CommonCauseConfig, common_cause, remove_common_depa
 from processing.quality import QualityConfig, quality_scan, register_quantum
 
 LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 COMMON_CAUSE: Final = CommonCauseConfig()
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -1097,14 +1098,21 @@ def anomaly_scan(
         "holidays": holidays, "outdoor_temp_c": outdoor_temp_c, "config": cfg,
         "quality": quality,
     }  # fmt: skip
-    if parts > 1:
-        found, residual, expected = _scan_in_threads(a, parts, z_out, meter_offset, kw)
-    else:
-        found, residual, expected = _scan_slice(a, z_out=z_out, meter_offset=meter_offset, **kw)
+    slices = _in_row_slices(
+        a.shape[0],
+        parts,
+        lambda lo, hi: _scan_slice(
+            a[lo:hi], z_out=None if z_out is None else z_out[lo:hi],
+            meter_offset=meter_offset + lo, **kw,
+        ),
+    )  # fmt: skip
+    found = [an for part, _, _ in slices for an in part]
+    residual = np.concatenate([r for _, r, _ in slices])
+    expected = np.concatenate([e for _, _, e in slices])
     if cfg.reads_level:
         # A day's level is its mean (the CUSUM is scale-free: the same events).
         residual, expected = residual / (24 * steps_per_hour), expected / (24 * steps_per_hour)
-    if not cfg.reads_level:
+    else:
         # What the chunk's meters did together that day (the weather the model missed, a
         # school holiday) is no fault of one building. Rooms are left alone: a heatwave
         # warms each by its own inertia, and the fleet's median made more false shifts.
@@ -1112,26 +1120,15 @@ def anomaly_scan(
     unreliable = _holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
     if unreliable.any():
         residual[:, unreliable] = np.nan
-    if parts <= 1:
-        found.extend(
-            level_shifts(residual, start=start.date(), daily_expected=expected, config=cfg,
-                         meter_offset=meter_offset)
-        )  # fmt: skip
-    else:
-        bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
-        with ThreadPoolExecutor(max_workers=parts) as pool:
-            futures = [
-                pool.submit(
-                    level_shifts,
-                    residual[lo:hi],
-                    start=start.date(),
-                    daily_expected=expected[lo:hi],
-                    config=cfg,
-                    meter_offset=meter_offset + lo,
-                )
-                for lo, hi in itertools.pairwise(bounds)
-            ]
-            found.extend(an for future in futures for an in future.result())
+    shifts = _in_row_slices(
+        a.shape[0],
+        parts,
+        lambda lo, hi: level_shifts(
+            residual[lo:hi], start=start.date(), daily_expected=expected[lo:hi], config=cfg,
+            meter_offset=meter_offset + lo,
+        ),
+    )  # fmt: skip
+    found.extend(an for part in shifts for an in part)
     # Events that start together on improbably many of the chunk's meters are the fleet's.
     common = common_cause(
         found, a.shape[0], a.shape[1], steps_per_hour=steps_per_hour, config=cfg.common_cause
@@ -1224,29 +1221,17 @@ def _holiday_blind_days(first: date, days: int, holidays: Sequence[date], weeks:
 MIN_METERS_PER_THREAD: Final = 50  # below this a thread costs more than it saves
 
 
-def _scan_in_threads(
-    a: FloatArray, parts: int, z_out: FloatArray | None, offset: int, kw: dict[str, Any]
-) -> tuple[list[Anomaly], FloatArray, FloatArray]:
-    """:func:`_scan_slice` of ``parts`` slices of rows at once. NumPy releases the GIL in
-    its loops, so the slices run on separate cores. Each slice numbers its meters from its
-    first row: rebuilding tens of thousands of anomalies afterwards would hold the GIL."""
-    bounds = np.linspace(0, a.shape[0], parts + 1).astype(np.int64).tolist()
+def _in_row_slices(rows: int, parts: int, task: Callable[[int, int], _T]) -> list[_T]:
+    """``task(lo, hi)`` over ``parts`` slices of ``rows`` rows at once, in order. NumPy
+    releases the GIL in its loops, so the slices run on separate cores. Each slice numbers
+    its meters from its first row: rebuilding tens of thousands of anomalies afterwards
+    would hold the GIL."""
+    if parts <= 1:
+        return [task(0, rows)]
+    bounds = np.linspace(0, rows, parts + 1).astype(np.int64).tolist()
     with ThreadPoolExecutor(max_workers=parts) as pool:
-        futures = [
-            pool.submit(
-                _scan_slice,
-                a[lo:hi],
-                z_out=None if z_out is None else z_out[lo:hi],
-                meter_offset=offset + lo,
-                **kw,
-            )
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-        done = [future.result() for future in futures]
-    found = [an for part, _, _ in done for an in part]
-    residual = np.concatenate([r for _, r, _ in done])
-    expected = np.concatenate([e for _, _, e in done])
-    return found, residual, expected
+        futures = [pool.submit(task, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+        return [future.result() for future in futures]
 
 
 def _mean_daily(daily: FloatArray) -> FloatArray:
