@@ -1134,7 +1134,7 @@ def anomaly_scan(
         found, a.shape[0], a.shape[1], steps_per_hour=steps_per_hour, config=cfg.common_cause
     )
     if common.any():
-        LOG.info("%d events common to %d meters not reported as faults", common.sum(), len(a))
+        LOG.debug("%d events common to %d meters not reported as faults", common.sum(), len(a))
     return [an for an, shared in zip(found, common, strict=True) if not shared]
 
 

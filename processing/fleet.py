@@ -2,7 +2,9 @@
 
 A building's fault strikes its own meters at its own time; the weather the model missed,
 a school holiday or the heating season starting strike every building of a kind at once.
-The level shifts compare each meter's day with the departure common to its kind that day.
+The level shifts compare each meter's day with the departure common to its kind that day
+(:func:`remove_common_departure`), and events that start together on improbably many
+meters of a kind are the fleet's, not reported as faults (:func:`common_cause`).
 """
 
 from __future__ import annotations
