@@ -221,8 +221,9 @@ def service_replay(
     outdoor_temp_c: FloatArray,
     *,
     context_weeks: int = SERVICE_CONTEXT_WEEKS,
-) -> Detections:
-    """What the service would have stored running once a day at local midnight.
+) -> tuple[Detections, npt.NDArray[np.int64]]:
+    """What the service would have stored running once a day at local midnight, and the
+    step at which each stored event was first reported (the end of that run's window).
 
     Each run scans the day and the ``context_weeks`` before it (``pipeline.window_start``;
     fewer at first) and keeps the events ending within that day (``processing_report_hours``
@@ -243,7 +244,8 @@ def service_replay(
     # One stored event per meter and family (a level shift that a later run calls a drift is
     # one event, as in ``write_anomalies``), of the kind its first report gave.
     family = np.where(det.kind == "drift", "level_shift", det.kind)
-    events: list[list[Any]] = []  # meter, family, start, stop, kind, sign, run of that kind
+    # meter, family, start, stop, kind, sign, run of that kind (the first report)
+    events: list[list[Any]] = []
     for i in np.lexsort((det.start, family, det.meter)).tolist():
         last = events[-1] if events else None
         if last and last[:2] == [det.meter[i], family[i]] and det.start[i] <= last[3]:
@@ -253,7 +255,7 @@ def service_replay(
         else:
             first = [det.start[i], det.stop[i], det.kind[i], det.sign[i], run[i]]
             events.append([det.meter[i], family[i], *first])
-    meter, _, start, stop, kind, sign, _ = zip(*events, strict=True) if events else ((),) * 7
+    meter, _, start, stop, kind, sign, seen = zip(*events, strict=True) if events else ((),) * 7
     stored = Detections(
         np.asarray(meter, dtype=np.int64),
         np.asarray(start, dtype=np.int64),
@@ -261,7 +263,29 @@ def service_replay(
         np.asarray(kind, dtype="<U20"),
         np.asarray(sign, dtype=np.int64),
     )
-    return Detections.concat([stored, _counter_resets(resets)])
+    index = _counter_resets(resets)
+    reported = np.concatenate([np.asarray(seen, dtype=np.int64), index.stop])
+    return Detections.concat([stored, index]), reported
+
+
+def level_shifts_reported_early(
+    city: City, det: Detections, reported: npt.NDArray[np.int64], *, hours: int = 48
+) -> dict[str, Any]:
+    """Recall of level shifts among the events the service had reported by ``hours`` after
+    each shift began (``reported`` from :func:`service_replay`)."""
+    lab = city.anomalies
+    todo = np.flatnonzero((lab.kind == "level_shift") & (lab.start_step >= WARMUP_STEPS))
+    direction = label_direction(lab)
+    onsets = det.onsets()
+    found = np.zeros(todo.size, dtype=bool)
+    for j, i in enumerate(todo.tolist()):
+        start, stop = int(lab.start_step[i]), int(lab.stop_step[i])
+        by_then = onsets.select(reported <= start + hours)
+        found[j] = _overlaps(
+            by_then, int(lab.meter[i]), start - TOL_DAY_KINDS, stop + TOL_DAY_KINDS,
+            COMPATIBLE["level_shift"], int(direction[i]),
+        )  # fmt: skip
+    return {"n": int(todo.size), "recall": _ratio(found), "hours": hours}
 
 
 def zscore_baseline(x: FloatArray, threshold: float = 3.0) -> Detections:
@@ -835,6 +859,9 @@ def print_report(r: dict[str, Any]) -> None:
         ):
             ours_year = _fmt(a[key]["recall"])
             print(f"  recall {name:<16} {_fmt(sa[key]['recall']):>7}  (year scan {ours_year})")
+        early = _fmt(sa["recall_level_shift_within_2d"]["recall"])
+        year_early = _fmt(a["recall_level_shift_within_2d"]["recall"])
+        print(f"  … reported within 2 days {early:>6}  (year scan cut after 2 days {year_early})")
         year_precision = _fmt(a["precision"])
         print(f"  precision               {_fmt(sa['precision']):>7}  (year scan {year_precision})")
         print(
@@ -917,11 +944,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     if args.service_weeks > 0:
         # What the service stores, running once a day on its trailing window.
-        replay = service_replay(x, resets, kinds, x[station], context_weeks=args.service_weeks)
-        replay_clean = service_replay(xc, rc, kinds, xc[station], context_weeks=args.service_weeks)
+        replay, reported = service_replay(
+            x, resets, kinds, x[station], context_weeks=args.service_weeks
+        )
+        replay_clean, _ = service_replay(
+            xc, rc, kinds, xc[station], context_weeks=args.service_weeks
+        )
         report["service"] = {
             "context_weeks": args.service_weeks,
-            "anomalies": score_city(city, replay, sig),
+            "anomalies": {
+                **score_city(city, replay, sig),
+                "recall_level_shift_within_2d": level_shifts_reported_early(city, replay, reported),
+            },
             "false_alarms": false_alarms(replay_clean, x.shape[0], x.shape[1]),
         }
     bd, heat_row = building_daily(city, x)
