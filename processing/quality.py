@@ -76,6 +76,12 @@ class QualityConfig:
         A flat event is the meter's routine, not a fault, when its first hours were as flat
         at the same level on at least ``flatline_habit_need`` of the ``flatline_habit_days``
         previous days (0: off) [days].
+    flatline_peer_share, flatline_peer_need : float, int
+        A flat episode is the meter's way when at least ``flatline_peer_need`` other flat
+        episodes of the meter in the window, at the same level and at least
+        ``flatline_peer_share`` as long, look just like it (0: off) [-]: a home's boiler
+        holding a setback on mild nights is flat for 10–15 h at the same few kWh night after
+        night, a stuck register once.
     flatline_exact : bool
         Sensors that report the value itself (temperatures) repeat it exactly when stuck:
         use :func:`repeat_runs` instead of the near-flat test.
@@ -100,6 +106,8 @@ class QualityConfig:
     flatline_min_quanta: float = 3.0
     flatline_habit_days: int = 14
     flatline_habit_need: int = 3
+    flatline_peer_share: float = 0.7
+    flatline_peer_need: int = 3
     flatline_exact: bool = False
     flatline_false_runs: float = 0.02
     check_negative: bool = True
@@ -592,6 +600,39 @@ def _habitually_flat(
     return np.asarray(hits >= cfg.flatline_habit_need, dtype=bool)
 
 
+# Flat runs this close are pieces of one episode (a value crossing the tolerance and back).
+SAME_EPISODE_STEPS = 6
+# Two flat episodes are at the same level within this many times the flat tolerance.
+PEER_LEVEL_TOLERANCES = 2.0
+
+
+def _recurring_flat(
+    ev: AnomalyEvents, q: npt.ArrayLike, cfg: QualityConfig, *, meters: int
+) -> BoolArray:
+    """Flat events of meters with ``flatline_peer_need`` other flat episodes as long (by
+    ``flatline_peer_share``) at the same level: the meter's own way, not a stuck register.
+    Every flat run of the window counts, before the shortest are dropped; pairs are formed
+    within each meter only (events are sorted by meter)."""
+    m = ev.meter_index
+    qq = np.broadcast_to(np.asarray(q, dtype=np.float64).reshape(-1), (meters,))[m]
+    level = ev.observed
+    tol = cfg.flatline_quanta * qq + cfg.flatline_rel_tol * np.abs(level)
+    # Each event against every event of its meter.
+    first = np.searchsorted(m, m, "left")
+    last = np.searchsorted(m, m, "right")
+    other, _ = segment_index(first, last)
+    this = np.repeat(np.arange(m.size), last - first)
+    length = ev.end - ev.start
+    apart = (ev.start[other] > ev.end[this] + SAME_EPISODE_STEPS) | (
+        ev.end[other] + SAME_EPISODE_STEPS < ev.start[this]
+    )
+    alike = (length[other] >= cfg.flatline_peer_share * length[this]) & (
+        np.abs(level[other] - level[this]) <= PEER_LEVEL_TOLERANCES * tol[this]
+    )
+    peers = np.bincount(this, weights=(apart & alike).astype(np.float64), minlength=m.size)
+    return np.asarray(peers >= cfg.flatline_peer_need, dtype=bool)
+
+
 def quality_scan(
     consumption: npt.ArrayLike,
     config: QualityConfig | None = None,
@@ -624,6 +665,8 @@ def quality_scan(
         flat_ev = events_from_mask(
             flat, kind="flatline", observed=a, aggregate="peak", max_gap=cfg.flatline_merge_gap
         )
+        if cfg.flatline_peer_need > 0 and len(flat_ev):
+            flat_ev = flat_ev.select(~_recurring_flat(flat_ev, q, cfg, meters=a.shape[0]))
         if cfg.flatline_event_steps > 0 and len(flat_ev):
             flat_ev = flat_ev.select(flat_ev.end - flat_ev.start >= cfg.flatline_event_steps)
         if len(flat_ev) and cfg.flatline_habit_need > 0:

@@ -82,10 +82,29 @@ def test_a_daily_flat_routine_is_not_a_stuck_register():
     x[0, hot_water] = 2.46  # ... but a constant draw 07-17 every day
     stuck = slice(24 * 40 + 18, 24 * 40 + 48)
     x[0, stuck] = 4.0  # stuck for 30 h from 18:00 on day 40
-    ev = quality_scan(x, QualityConfig(flatline_habit_need=3))["flatline"]
-    routine = QualityConfig(flatline_habit_need=0)
+    # The habit rule alone (the peer rule would take the daily draws for the meter's way too).
+    ev = quality_scan(x, QualityConfig(flatline_habit_need=3, flatline_peer_need=0))["flatline"]
+    routine = QualityConfig(flatline_habit_need=0, flatline_peer_need=0)
     assert (quality_scan(x, routine)["flatline"].start >= 24 * 3).sum() > 3
     assert [s for s in ev.start if s >= 24 * 3] == [24 * 40 + 18]
+
+
+def test_flat_nights_at_one_level_are_the_meter_s_way_a_stuck_day_is_not():
+    rng = np.random.default_rng(16)
+    hours = np.arange(24 * 7 * 8)
+    x = np.round(rng.gamma(2.0, 1.5, hours.size), 2)[np.newaxis, :]  # a busy, varied meter
+    nights = [24 * d + 20 for d in (5, 20, 35, 50)]  # mild nights, a fortnight apart
+    for s in nights:
+        x[0, s : s + 12] = 2.46  # the boiler holding the setback: 12 h at the same flow
+    stuck = 24 * 42 + 9
+    x[0, stuck : stuck + 30] = 2.46  # the register stuck for 30 h, at that flow too
+    off = QualityConfig(flatline_peer_need=0)
+    assert sorted(quality_scan(x, off)["flatline"].start.tolist()) == sorted([*nights, stuck])
+    assert quality_scan(x)["flatline"].start.tolist() == [stuck]
+    elsewhere = x.copy()
+    elsewhere[0, nights[1] : nights[1] + 12] = 3.9  # one night at another level
+    kept = quality_scan(elsewhere, QualityConfig(flatline_peer_need=3))["flatline"].start
+    assert sorted(kept.tolist()) == sorted([nights[1], stuck])  # three alike: not enough
 
 
 def test_scan_returns_every_rule():
