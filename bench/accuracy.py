@@ -33,10 +33,9 @@ from processing import arx
 from processing.baseline import hour_of_week_baseline
 from processing.consumption import interval_consumption
 from processing.detectors import DetectorConfig, anomaly_scan
-from processing.events import Anomaly, events_from_mask
+from processing.events import DAY_KINDS, Anomaly, events_from_mask
 from processing.normalise import dpe_estimate
 from processing.pipeline import (
-    DAY_KINDS,
     ENERGY_QUANTITIES,
     TEMPERATURE_QUANTITIES,
     ArxInputs,
@@ -274,7 +273,7 @@ def level_shifts_reported_early(
     """Recall of level shifts among the events the service had reported by ``hours`` after
     each shift began (``reported`` from :func:`service_replay`)."""
     lab = city.anomalies
-    todo = np.flatnonzero((lab.kind == "level_shift") & (lab.start_step >= WARMUP_STEPS))
+    todo = _scored_level_shifts(lab)
     direction = label_direction(lab)
     onsets = det.onsets()
     found = np.zeros(todo.size, dtype=bool)
@@ -314,6 +313,11 @@ def _overlaps(
     if direction:
         sel &= ~np.isin(det.kind, list(DAY_KINDS)) | (det.sign == direction)
     return bool(sel.any())
+
+
+def _scored_level_shifts(lab: AnomalyLabels) -> npt.NDArray[np.int64]:
+    """Rows of the level-shift labels after the warm-up (the "found within 2 days" ones)."""
+    return np.flatnonzero((lab.kind == "level_shift") & (lab.start_step >= WARMUP_STEPS))
 
 
 def label_direction(lab: AnomalyLabels) -> npt.NDArray[np.int64]:
@@ -414,7 +418,7 @@ def level_shifts_found_early(
     cut in rounds, the k-th shift of every meter in round k, scanning only those meters.
     """
     lab = city.anomalies
-    todo = np.flatnonzero((lab.kind == "level_shift") & (lab.start_step >= WARMUP_STEPS))
+    todo = _scored_level_shifts(lab)
     sign = label_direction(lab)[todo]
     ours = np.zeros(todo.size, dtype=bool)
     base = np.zeros(todo.size, dtype=bool)

@@ -44,7 +44,6 @@ from processing.quality import QualityConfig, quality_scan, register_quantum
 
 LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
-COMMON_CAUSE: Final = CommonCauseConfig()
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -165,13 +164,11 @@ class DetectorConfig:
     shift_min_rel: float = 0.0
     shift_min_days: int = 0
     schedule_min_share: float = 0.2
-    common_cause: CommonCauseConfig = COMMON_CAUSE
+    common_cause: CommonCauseConfig = dataclasses.field(default_factory=CommonCauseConfig)
 
 
 # Homes (and whatever is open every day) are in use at weekends and on holidays: only their
 # nights are checked. Heat and gas meters respond to the weather: larger swings before a spike.
-# A closing building's gas boiler starts and stops with the cold far from linearly: its days
-# depart by tens of percent from any trailing-weeks model, so its CUSUM needs more evidence.
 _OPEN_DAILY: Final = DetectorConfig(check_weekends=False, check_holidays=False)
 # A home's heating meter is checked at night only, against nights of like weather: 5 σ
 # finds more heating left on at night than the closing buildings' 7 σ, for a few more false
@@ -182,6 +179,8 @@ DETECTOR_CONFIGS: Final = {
     "office": DetectorConfig(),
     "school": DetectorConfig(),
     "heat": DetectorConfig(z_threshold=6.0),
+    # A closing building's gas boiler starts and stops with the cold far from linearly: its
+    # days depart by tens of percent from any trailing-weeks model, so its CUSUM needs more.
     "gas": DetectorConfig(z_threshold=6.0, cusum_h=8.0),
     "household_heat": _HOME_HEATING,
     "household_gas": _HOME_HEATING,
@@ -1092,6 +1091,7 @@ def anomaly_scan(
         raise ValueError(f"start: must be local midnight for daily residuals, got {start}")
     if threads < 1:
         raise ValueError(f"threads: must be >= 1, got {threads}")
+    te: FloatArray | None = None
     if outdoor_temp_c is not None and cfg.temperature_term:
         te = np.asarray(outdoor_temp_c, dtype=np.float64)
         if te.shape != (a.shape[1],):
@@ -1099,8 +1099,7 @@ def anomaly_scan(
     parts = min(threads, a.shape[0] // MIN_METERS_PER_THREAD)
     kw: dict[str, Any] = {
         "start": start, "steps_per_hour": steps_per_hour, "weeks": weeks,
-        "holidays": holidays, "outdoor_temp_c": outdoor_temp_c, "config": cfg,
-        "quality": quality,
+        "holidays": holidays, "outdoor_temp_c": te, "config": cfg, "quality": quality,
     }  # fmt: skip
     slices = _in_row_slices(
         a.shape[0],
@@ -1149,28 +1148,26 @@ def _scan_slice(
     steps_per_hour: int,
     weeks: int,
     holidays: Sequence[date],
-    outdoor_temp_c: npt.ArrayLike | None,
+    outdoor_temp_c: FloatArray | None,
     config: DetectorConfig,
     quality: QualityConfig | None,
     z_out: FloatArray | None,
     meter_offset: int,
 ) -> tuple[list[Anomaly], FloatArray, FloatArray]:
     """The detectors that look at one meter at a time; plus the daily residuals and
-    expected use for the level shifts."""
+    expected use for the level shifts. ``outdoor_temp_c`` is given only to meters whose
+    config has a temperature term (checked by :func:`anomaly_scan`)."""
     cfg = config
     quantum = register_quantum(a)
     found: list[Anomaly] = []
     for ev in quality_scan(a, quality, quantum=quantum).values():
         found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit, meter_offset))
-    te: FloatArray | None = None
-    if outdoor_temp_c is not None and cfg.temperature_term:
-        te = np.asarray(outdoor_temp_c, dtype=np.float64)
     scan = baseline_scan(
         a,
         weeks=weeks,
         steps_per_hour=steps_per_hour,
         rel_floor=cfg.rel_floor,
-        outdoor_temp_c=te,  # the heating term is fitted from the scan's own medians
+        outdoor_temp_c=outdoor_temp_c,  # the heating term is fitted from the scan's medians
         quantum=quantum,
         tail_quantile=cfg.tail_quantile,
         tail_divisor=cfg.tail_divisor,

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from scipy.stats import poisson
 
 from processing.baseline import nan_median
-from processing.events import Anomaly
+from processing.events import DAY_KINDS, Anomaly
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -114,13 +114,12 @@ def common_cause(
     steps: int,
     *,
     steps_per_hour: int = 1,
-    day_kinds: frozenset[str] = frozenset({"level_shift", "drift"}),
     config: CommonCauseConfig | None = None,
 ) -> BoolArray:
     """Which of the events of ``meters`` meters of one kind over ``steps`` steps started
     together with improbably many others (see :class:`CommonCauseConfig`).
 
-    ``start`` of the ``day_kinds`` counts days, of the others steps. Returns a mask over
+    ``start`` of the ``DAY_KINDS`` counts days, of the others steps. Returns a mask over
     ``found``, True for the events with a common cause.
     """
     cfg = config if config is not None else CommonCauseConfig()
@@ -132,7 +131,7 @@ def common_cause(
     expected = np.asarray([a.expected for a in found], dtype=np.float64)
     change = np.asarray([a.observed for a in found], dtype=np.float64) - expected
     day = 24 * steps_per_hour
-    in_days = np.isin(kind, list(day_kinds))
+    in_days = np.isin(kind, list(DAY_KINDS))
     start = np.asarray([a.start for a in found], dtype=np.int64) * np.where(in_days, day, 1)
     window = np.where(in_days, cfg.window_days * day, cfg.window_hours * steps_per_hour)
     # One group per kind and direction; a group's starts on an axis of their own, so one

@@ -26,7 +26,7 @@ from processing.detectors import (
     anomaly_scan,
     config_for,
 )
-from processing.events import Anomaly
+from processing.events import DAY_KINDS, Anomaly
 from processing.quality import QualityConfig
 from storage.matrices import (
     HOUR,
@@ -59,7 +59,6 @@ TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=F
 # open every day, like a home.
 _OFFICE_LIKE: Final = frozenset({"town_hall", "library"})
 _OPEN_DAILY: Final = frozenset({"household", "gym"})
-DAY_KINDS: Final = frozenset({"level_shift", "drift"})  # detectors that report day indexes
 # Conventional hot water of electrically heated buildings [kWh/m²/yr]: their electricity
 # baseload mixes it with appliances, so it cannot be read off the change-point fit.
 DHW_KWH_PER_M2_YR: Final = {"household": 20.0, "gym": 15.0}

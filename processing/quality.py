@@ -568,6 +568,16 @@ def _usually_zero_share(a: FloatArray, ev: AnomalyEvents, weeks: int = 4) -> Flo
 HABIT_PROBE_STEPS = 12  # leading steps of a flat event compared with the previous days
 
 
+def _flat_tolerance(
+    q: npt.ArrayLike, rows: IntArray, level: FloatArray, cfg: QualityConfig, *, meters: int
+) -> FloatArray:
+    """Spread allowed around ``level`` on each row's meter: ``flatline_quanta`` quanta and
+    ``flatline_rel_tol`` of the level (``q``: quantum per meter, or one for all)."""
+    qq = np.broadcast_to(np.asarray(q, dtype=np.float64).reshape(-1), (meters,))[rows]
+    tol: FloatArray = cfg.flatline_quanta * qq + cfg.flatline_rel_tol * np.abs(level)
+    return tol
+
+
 def _habitually_flat(
     a: FloatArray, ev: AnomalyEvents, q: npt.ArrayLike, cfg: QualityConfig
 ) -> npt.NDArray[np.bool_]:
@@ -580,13 +590,12 @@ def _habitually_flat(
     start = ev.start
     length = np.minimum(ev.end - start, k)
     rows = ev.meter_index
-    qq = np.broadcast_to(np.asarray(q, dtype=np.float64).reshape(-1), (m,))[rows]
     offs = np.arange(k)
     cols = start[:, None] + offs[None, :]
     inside = offs[None, :] < length[:, None]
     now = np.where(inside, a[rows[:, None], np.minimum(cols, n - 1)], np.nan)
     level = np.nanmean(now, axis=1)
-    tol = cfg.flatline_quanta * qq + cfg.flatline_rel_tol * np.abs(level)
+    tol = _flat_tolerance(q, rows, level, cfg, meters=m)
     hits = np.zeros(rows.size)
     for d in range(1, cfg.flatline_habit_days + 1):  # a loop over days, not samples
         c = cols - 24 * d  # hourly series, as the pipeline loads them
@@ -614,9 +623,8 @@ def _recurring_flat(
     Every flat run of the window counts, before the shortest are dropped; pairs are formed
     within each meter only (events are sorted by meter)."""
     m = ev.meter_index
-    qq = np.broadcast_to(np.asarray(q, dtype=np.float64).reshape(-1), (meters,))[m]
     level = ev.observed
-    tol = cfg.flatline_quanta * qq + cfg.flatline_rel_tol * np.abs(level)
+    tol = _flat_tolerance(q, m, level, cfg, meters=meters)
     # Each event against every event of its meter.
     first = np.searchsorted(m, m, "left")
     last = np.searchsorted(m, m, "right")
