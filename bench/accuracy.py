@@ -183,25 +183,36 @@ def detector_kinds(city: City) -> list[str]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Station:
+    """The weather station's hourly series as the pipeline loads them: outdoor temperature
+    [°C] and global horizontal irradiance [W/m²]."""
+
+    outdoor_temp_c: FloatArray
+    sun_w_m2: FloatArray
+
+    @classmethod
+    def of(cls, city: City, x: FloatArray) -> Station:
+        """The station's rows of ``x``, the city's matrix as read."""
+        rows = city.meters.rows
+        return cls(x[int(rows("outdoor_temperature")[0])], x[int(rows("irradiance")[0])])
+
+
 def run_core(
-    x: FloatArray, resets: npt.NDArray[np.bool_], kinds: list[str], outdoor_temp_c: FloatArray
+    x: FloatArray, resets: npt.NDArray[np.bool_], kinds: list[str], station: Station
 ) -> Detections:
     """The processing core as the pipeline runs it, plus counter resets from the index."""
-    return Detections.concat(
-        [_scan(x, kinds, outdoor_temp_c, 0, x.shape[1]), _counter_resets(resets)]
-    )
+    return Detections.concat([_scan(x, kinds, station, 0, x.shape[1]), _counter_resets(resets)])
 
 
-def _scan(
-    x: FloatArray, kinds: list[str], outdoor_temp_c: FloatArray, lo: int, hi: int
-) -> Detections:
+def _scan(x: FloatArray, kinds: list[str], station: Station, lo: int, hi: int) -> Detections:
     """The pipeline's scan of the meters with a kind over steps ``[lo, hi)`` (``lo`` at a
     local midnight), in the city's rows and steps."""
     rows = np.flatnonzero(np.asarray(kinds) != "")
     found = scan_meters(
         x[rows, lo:hi], [kinds[r] for r in rows.tolist()],
         local_start=datetime(2024, 7, 1) + timedelta(hours=lo),
-        outdoor_temp_c=outdoor_temp_c[lo:hi],
+        outdoor_temp_c=station.outdoor_temp_c[lo:hi], sun_w_m2=station.sun_w_m2[lo:hi],
     )  # fmt: skip
     return Detections.from_anomalies(found, rows=rows, offset=lo)
 
@@ -217,7 +228,7 @@ def service_replay(
     x: FloatArray,
     resets: npt.NDArray[np.bool_],
     kinds: list[str],
-    outdoor_temp_c: FloatArray,
+    station: Station,
     *,
     context_weeks: int = SERVICE_CONTEXT_WEEKS,
 ) -> tuple[Detections, npt.NDArray[np.int64]]:
@@ -234,7 +245,7 @@ def service_replay(
     # early runs see less context.
     reports, runs = [], []
     for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, 24):
-        det = _scan(x, kinds, outdoor_temp_c, max(until - 24 - context, 0), until)
+        det = _scan(x, kinds, station, max(until - 24 - context, 0), until)
         ending = det.select(det.stop > until - 24)
         reports.append(ending)
         runs.append(np.full(ending.meter.size, until))
@@ -406,7 +417,7 @@ def level_shifts_found_early(
     city: City,
     x: FloatArray,
     kinds: list[str],
-    outdoor_temp_c: FloatArray,
+    station: Station,
     *,
     hours: int = 48,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -432,7 +443,7 @@ def level_shifts_found_early(
         cut[np.arange(cut.shape[1])[np.newaxis, :] >= (starts + hours)[:, np.newaxis]] = np.nan
         det = Detections.from_anomalies(
             scan_meters(cut, [kinds[r] for r in rows.tolist()], local_start=datetime(2024, 7, 1),
-                        outdoor_temp_c=outdoor_temp_c)
+                        outdoor_temp_c=station.outdoor_temp_c, sun_w_m2=station.sun_w_m2)
         ).onsets()  # fmt: skip
         naive = zscore_baseline(cut)
         for i, (j, start) in enumerate(zip(now.tolist(), starts.tolist(), strict=True)):
@@ -918,13 +929,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     clean = simulate_city(**kw, anomaly_rate=0.0)  # type: ignore[arg-type]
     x, resets = consumption_matrix(city)
     kinds = detector_kinds(city)
-    station = int(city.meters.rows("outdoor_temperature")[0])
-    det = run_core(x, resets, kinds, x[station])
+    station = Station.of(city, x)
+    det = run_core(x, resets, kinds, station)
     base = zscore_baseline(x)
     sig = spike_sigma(city, x)
     xc, rc = consumption_matrix(clean)
-    det_clean = run_core(xc, rc, kinds, xc[station])
-    early, early_naive = level_shifts_found_early(city, x, kinds, x[station])
+    det_clean = run_core(xc, rc, kinds, Station.of(clean, xc))
+    early, early_naive = level_shifts_found_early(city, x, kinds, station)
     report: dict[str, Any] = {
         "settings": {
             **kw,
@@ -949,10 +960,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.service_weeks > 0:
         # What the service stores, running once a day on its trailing window.
         replay, reported = service_replay(
-            x, resets, kinds, x[station], context_weeks=args.service_weeks
+            x, resets, kinds, station, context_weeks=args.service_weeks
         )
         replay_clean, _ = service_replay(
-            xc, rc, kinds, xc[station], context_weeks=args.service_weeks
+            xc, rc, kinds, Station.of(clean, xc), context_weeks=args.service_weeks
         )
         report["service"] = {
             "context_weeks": args.service_weeks,

@@ -163,6 +163,7 @@ def scan_meters(
     weeks: int = 4,
     quality: QualityConfig | None = None,
     outdoor_temp_c: npt.ArrayLike | None = None,
+    sun_w_m2: npt.ArrayLike | None = None,
     threads: int = 1,
 ) -> list[Anomaly]:
     """Run the anomaly scan on a chunk, one vectorised call per detector kind.
@@ -175,6 +176,8 @@ def scan_meters(
         From :func:`detector_kind`.
     outdoor_temp_c : array_like, optional, shape (steps,)
         Hourly outdoor temperature [°C]: heating meters get a degree-hour term.
+    sun_w_m2 : array_like, optional, shape (steps,)
+        Hourly global horizontal irradiance [W/m²]: the sun in homes' heating days.
     threads : int
         Slices of meters scanned at once (see ``anomaly_scan``); same result.
 
@@ -203,7 +206,8 @@ def scan_meters(
             )
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=q,
-            holidays=holidays, outdoor_temp_c=outdoor_temp_c, threads=threads,
+            holidays=holidays, outdoor_temp_c=outdoor_temp_c, sun_w_m2=sun_w_m2,
+            threads=threads,
         )  # fmt: skip
         out.extend(
             Anomaly(int(rows[a.meter_index]), a.start, a.end, a.kind, a.severity, a.expected,
@@ -292,6 +296,7 @@ def run_anomalies(
     meters = by_kind(meters)
     summary = AnomalyRunSummary(meters=len(meters))
     outdoor_c = _outdoor_mean(conn, start=start, end=end, meter_id=cfg.outdoor_meter_id)
+    sun = _irradiance_mean(conn, start=start, end=end)
     done = 0
     progress("anomalies", 0, len(meters))
     for chunk, matrix in iter_matrices(
@@ -300,7 +305,7 @@ def run_anomalies(
         kinds = [detector_kind(q, u) for q, u in zip(chunk.quantity, chunk.use, strict=True)]
         found = scan_meters(
             matrix.values, kinds, local_start=local_start, weeks=cfg.baseline_weeks,
-            quality=cfg.quality, outdoor_temp_c=outdoor_c, threads=cfg.threads,
+            quality=cfg.quality, outdoor_temp_c=outdoor_c, sun_w_m2=sun, threads=cfg.threads,
         )  # fmt: skip
         rows = to_rows(found, chunk.meter_id, start=start, report_from=report_from)
         rows += _reset_rows(conn, chunk, start=max(start, report_from), end=end)
@@ -345,6 +350,17 @@ def _outdoor_mean(
     if len(outdoor) == 0:
         return None
     return _mean_of_meters(load_matrix(conn, outdoor, start=start, end=end).values)
+
+
+def _irradiance_mean(
+    conn: psycopg.Connection, *, start: datetime, end: datetime
+) -> FloatArray | None:
+    """Hourly global horizontal irradiance over the window, mean of the city's irradiance
+    meters [W/m²]; None if it has none."""
+    sun = load_meter_info(conn, quantities=["irradiance"])
+    if len(sun) == 0:
+        return None
+    return _mean_of_meters(load_matrix(conn, sun, start=start, end=end).values)
 
 
 def _reset_rows(
@@ -887,10 +903,7 @@ def _arx_inputs(
         quantities=["outdoor_temperature"],
     )
     te = _mean_of_meters(load_matrix(conn, outdoor, start=start, end=end).values)
-    irradiance = load_meter_info(conn, quantities=["irradiance"])
-    solar = None
-    if len(irradiance):
-        solar = _mean_of_meters(load_matrix(conn, irradiance, start=start, end=end).values)
+    solar = _irradiance_mean(conn, start=start, end=end)
     return ArxInputs(rows=rows, ti_c=ti, te_c=te, heating_kwh=heat, solar_w_per_m2=solar)
 
 

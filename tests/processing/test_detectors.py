@@ -424,3 +424,73 @@ def test_a_thermometer_s_reasons_speak_in_degrees() -> None:
     assert_allclose(shift.observed - shift.expected, 2.0, atol=0.3)
     spike = next(a for a in found if a.kind == "spike")
     assert spike.reason.startswith("Reading 8") and "°C above the usual" in spike.reason
+
+
+def _sunny_home(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A gas-heated home over 140 days with sunny and dull weeks, its use 35 % up on days
+    100–109; hourly use [kWh], outdoor temperature [°C] and irradiance [W/m²]."""
+    rng = np.random.default_rng(seed)
+    days = 140
+    hours = np.arange(24 * days)
+    te = (
+        7.0
+        + 3.0 * np.sin(2 * np.pi * hours / (24 * 13))
+        + 3.0 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
+        + np.repeat(rng.normal(0, 2.5, days), 24)
+    )
+    weekly = np.repeat(np.where(rng.random(days // 7) < 0.3, 350.0, 60.0), 7)
+    sun = np.clip(np.sin(np.pi * ((hours % 24) - 6) / 12), 0, None)
+    sun *= np.repeat(weekly * rng.uniform(0.7, 1.3, days), 24)
+    daily_sun = np.repeat(sun.reshape(days, 24).mean(axis=1), 24)
+    heat = 0.12 * np.maximum(17.0 - te, 0.0) - 0.0025 * daily_sun * (te < 17)
+    x = np.maximum((0.15 + heat) * rng.lognormal(0, 0.15, hours.size), 0.02)
+    x[24 * 100 : 24 * 110] *= 1.35
+    return x[np.newaxis, :], te, sun
+
+
+def test_a_home_s_sunny_weeks_are_no_level_shift_against_the_daily_weather_model():
+    hourly = dataclasses.replace(config_for("household_gas"), daily_weather_model=False)
+    false_hourly = 0
+    for seed in range(6):
+        x, te, sun = _sunny_home(seed)
+        kw = {"start": START, "outdoor_temp_c": te, "sun_w_m2": sun}
+        shifts = [
+            a.start
+            for a in anomaly_scan(x, config=config_for("household_gas"), **kw)
+            if a.kind in ("level_shift", "drift")
+        ]
+        assert 100 in shifts, seed
+        assert all(100 <= s <= 121 for s in shifts), (seed, shifts)  # its start, its end
+        old = anomaly_scan(x, config=hourly, **kw)
+        false_hourly += sum(a.kind == "level_shift" and not 100 <= a.start <= 121 for a in old)
+    assert false_hourly >= 2  # the hour-of-week baseline's days miss the sun
+
+
+def test_sun_must_match_the_series():
+    x, te, sun = _sunny_home(0)
+    with pytest.raises(ValueError, match="sun_w_m2"):
+        anomaly_scan(x, start=START, outdoor_temp_c=te, sun_w_m2=sun[:-1],
+                     config=config_for("household_gas"))  # fmt: skip
+
+
+def test_a_closing_building_s_weekends_and_monday_reheat_are_no_level_shift():
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        hours = np.arange(24 * 140)
+        day = hours // 24
+        te = (
+            7.0
+            + 3.0 * np.sin(2 * np.pi * hours / (24 * 13))
+            + 3.0 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
+            + np.repeat(rng.normal(0, 2.5, 140), 24)
+        )
+        setpoint = np.where(day % 7 >= 5, 12.0, 19.0)  # setback at weekends (START: Monday)
+        reheat = np.where((day % 7 == 0) & (hours % 24 < 10), 2.0, 1.0)
+        x = np.maximum(0.4 * np.maximum(setpoint - te, 0.0) * reheat, 0.05)
+        x *= rng.lognormal(0, 0.2, hours.size)
+        x[24 * 100 : 24 * 110] *= 1.35
+        found = anomaly_scan(x[np.newaxis, :], start=START, outdoor_temp_c=te,
+                             config=config_for("gas"))  # fmt: skip
+        shifts = [a.start for a in found if a.kind in ("level_shift", "drift")]
+        assert any(97 <= s <= 101 for s in shifts), (seed, shifts)
+        assert all(97 <= s <= 123 for s in shifts), (seed, shifts)  # its start, its end

@@ -121,6 +121,54 @@ def test_counter_reset_from_the_rollups_becomes_an_anomaly(conn: psycopg.Connect
     assert [a.start_ts for a in resets] == [A0 + (reset_at + 1) * H]
 
 
+def _instant_rows(meter: int, t0: datetime, values: np.ndarray) -> list:
+    """One reading a hour, half past, of an instantaneous quantity."""
+    return [(meter, t0 + k * H + 30 * timedelta(minutes=1), float(v)) for k, v in enumerate(values)]
+
+
+def test_a_home_s_gas_level_shift_is_stored_against_the_weather_and_the_sun(
+    conn: psycopg.Connection,
+) -> None:
+    # Ten weeks of a gas-heated home, sunny and dull weeks, its use 40 % up for the last
+    # six days; the station reads the temperature and the sun.
+    days, up = 70, 64
+    rng = np.random.default_rng(5)
+    hours = np.arange(days * 24)
+    te = (
+        6.0
+        + 3.0 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
+        + np.repeat(rng.normal(0.0, 2.5, days), 24)
+    )
+    weekly = np.repeat(np.where(rng.random(days // 7) < 0.4, 350.0, 60.0), 7)
+    sun = np.clip(np.sin(np.pi * ((hours % 24) - 6) / 12), 0, None) * np.repeat(weekly, 24)
+    daily_sun = np.repeat(sun.reshape(days, 24).mean(axis=1), 24)
+    use = (0.15 + 0.12 * np.maximum(17.0 - te, 0.0) - 0.0025 * daily_sun) * rng.lognormal(
+        0.0, 0.1, hours.size
+    )
+    use = np.maximum(use, 0.02)
+    use[up * 24 :] *= 1.4
+    home = create_building(conn, name="home", use="household", is_household=True)
+    meter = _register(conn, "home-gas", "gas", home)
+    station = _register(conn, "station-te", "outdoor_temperature", None)
+    sky = register_meter(
+        conn, device_format="own_json", device_id="station-sun", channel="",
+        quantity="irradiance", unit="W/m2", cumulative=False, building_id=None,
+    ).id  # fmt: skip
+    write_readings(
+        conn,
+        _index_rows(meter, A0, use) + _instant_rows(station, A0, te) + _instant_rows(sky, A0, sun),
+    )
+    refresh_rollups(conn)
+    conn.commit()
+    end = A0 + days * 24 * H
+    run_anomalies(conn, end=end, report_from=end - timedelta(days=3))
+    shifts = [a for a in fetch_anomalies(conn) if a.kind in ("level_shift", "drift")]
+    assert [(a.meter_id, a.start_ts) for a in shifts] == [(meter, A0 + up * 24 * H)]
+    # The size is the mean over the event, and the trailing fit starts to learn the new
+    # level as soon as its first days enter the window: less than the 40 %, clearly up.
+    assert 1.15 < shifts[0].observed / shifts[0].expected < 1.45
+
+
 # --- insulation -----------------------------------------------------------------------------
 
 D0 = date(2024, 11, 4)  # after the October DST change: local days are UTC+1

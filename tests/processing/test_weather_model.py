@@ -1,0 +1,173 @@
+"""Daily weather model of heating meters: regressors, trailing fits and the prior."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from processing import weather_model
+from processing.baseline import HeatingTerm
+from processing.weather_model import (
+    daily_features,
+    daily_use,
+    global_response,
+    reading_until,
+    trailing_weather_fit,
+)
+
+
+def _term(te_hourly: np.ndarray, base_c: float = 16.0, meters: int = 1) -> HeatingTerm:
+    dh = np.maximum(base_c - te_hourly, 0.0)[np.newaxis, :]
+    return HeatingTerm(
+        slope=np.ones(meters),
+        base_index=np.zeros(meters, dtype=np.int64),
+        bases_c=np.asarray([base_c]),
+        degree_hours=dh,
+        anomaly=np.zeros_like(dh),
+    )
+
+
+def _weather(days: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Hourly temperature [°C] and irradiance [W/m²] of ``days`` winter-ish days."""
+    hours = np.arange(24 * days)
+    te = 6.0 + 4.0 * np.sin(2 * np.pi * hours / (24 * 11)) + np.repeat(rng.normal(0, 2, days), 24)
+    sun = np.clip(np.sin(np.pi * ((hours % 24) - 6) / 12), 0, None)
+    sun *= np.repeat(rng.uniform(50, 400, days), 24)
+    return te, sun
+
+
+def test_features_are_day_sums_with_yesterday_and_sun_on_heating_days():
+    te = np.r_[np.full(24, 10.0), np.full(24, 20.0), np.full(12, 4.0)]  # last day half long
+    sun = np.full(te.size, 100.0)
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    assert f.shape == (1, 3, weather_model.FEATURES)
+    assert_allclose(f[0, :, 0], [1.0, 1.0, 0.5])  # share of a day
+    assert_allclose(f[0, :, 1], [6.0, 0.0, 6.0])  # K·day: 12 h at 12 K is 6 K·day
+    assert_allclose(f[0, :, 2], [6.0, 6.0, 0.0])  # yesterday's (the first day's own)
+    assert_allclose(f[0, :, 3], [2.4, 0.0, 1.2])  # kWh/m², only where there is heating
+
+
+def test_closed_days_add_the_day_after_them():
+    te = np.full(24 * 4, 6.0)
+    closed = np.asarray([False, True, True, False])
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, closed=closed)
+    assert f.shape == (1, 4, weather_model.FEATURES + 1)
+    assert_allclose(f[0, :, 4], [0, 0, 1, 1])  # the day after a closed one
+
+
+def test_daily_use_takes_a_register_s_readings_as_they_are_and_a_late_meter_s_day_so_far():
+    x = np.ones((3, 24 * 3 + 6))
+    x[:, 30:33] = np.nan  # three readings lost on day 1...
+    x[0, 33] = 4.0  # ...carried by the next one on the register
+    x[1, 60:] = np.nan  # meter 1 stopped reading at noon on day 2
+    x[2, 48 + 6 : 48 + 20] = np.nan  # meter 2 lost most of day 2
+    starts = np.arange(0, x.shape[1], 24)
+    until = reading_until(x)
+    assert until.tolist() == [78, 60, 78]
+    assert_allclose(daily_use(x, starts, bridged_gaps=True, until=until)[0], [24, 24, 24, 6])
+    scaled = daily_use(x, starts, bridged_gaps=False, until=until)
+    assert_allclose(scaled[0], [24, 24 * 24 / 21, 24, 6])  # valid steps scaled to the day
+    assert_allclose(scaled[1], [24, 24, 12, np.nan])  # its day 2 so far: 12 h
+    assert_allclose(scaled[2], [24, 24, np.nan, 6])  # fewer than half of day 2 read
+    # The features of meter 1's day 2 stop at its last reading too.
+    te = np.full(x.shape[1], 6.0)
+    f = daily_features(_term(te, meters=3), starts, x.shape[1], until=until)
+    assert_allclose(f[1, 2, :2], [0.5, 5.0])  # half a day, 12 h at 10 K
+    assert_allclose(f[1, 3, :2], [0.0, 0.0])
+
+
+def test_trailing_fit_recovers_a_noise_free_home_exactly():
+    rng = np.random.default_rng(1)
+    days = 90
+    te, sun = _weather(days, rng)
+    f = daily_features(_term(te, meters=2), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    coef = np.asarray([[3.0, 1.2, 0.4, -1.5], [8.0, 2.0, 0.0, -0.5]])  # per meter
+    y = np.einsum("mdp,mp->md", f, coef)
+    expected = trailing_weather_fit(y, f, window_days=28, prior_days=0.0)
+    assert np.isnan(expected[:, :28]).all()  # no whole window behind them
+    assert_allclose(expected[:, 28:], y[:, 28:], rtol=1e-4)  # the ridge, 1e-6 of each column
+
+
+def test_windows_short_of_readings_and_skipped_days_expect_nothing():
+    rng = np.random.default_rng(6)
+    days = 100
+    te, sun = _weather(days, rng)
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    y = np.einsum("mdp,p->md", f, [4.0, 1.5, 0.3, -1.0])
+    y[0, 40:50] = np.nan  # an outage of ten days
+    closed = np.arange(days) % 7 >= 5
+    expected = trailing_weather_fit(y, f, skip=closed)
+    read = ~np.isnan(expected[0])
+    assert not read[closed].any()
+    # A window holds 20 open days and needs 15 read: from day 50 it holds the outage's six
+    # open days, until day 71 five.
+    assert not read[50:71].any()
+    assert read[~closed & (np.arange(days) >= 71)].all()
+    assert read[~closed & (np.arange(days) >= 28) & (np.arange(days) < 50)].all()
+    known = read & ~np.isnan(y[0])
+    assert_allclose(expected[0, known], y[0, known], rtol=1e-4)
+
+
+def test_a_shift_shows_whole_on_its_first_day_and_gaps_are_left_out():
+    rng = np.random.default_rng(2)
+    days = 70
+    te, sun = _weather(days, rng)
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    y = np.einsum("mdp,p->md", f, [4.0, 1.5, 0.3, -1.0]) + rng.normal(0, 0.05, (1, days))
+    y[0, 40:44] = np.nan
+    y[0, 50:] *= 1.3
+    res = y - trailing_weather_fit(y, f)
+    assert abs(res[0, 30]) < 0.3
+    assert res[0, 50] == pytest.approx(0.3 * y[0, 50] / 1.3, rel=0.1)
+
+
+def test_prior_carries_the_heating_slope_into_a_window_without_heating():
+    rng = np.random.default_rng(3)
+    days = 120
+    te, sun = _weather(days, rng)
+    te[24 * 60 : 24 * 95] = 19.0  # five mild weeks, then the cold comes back
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0]) + rng.normal(0, 0.02, (1, days))
+    cold_day = 95
+    alone = trailing_weather_fit(y, f, prior_days=0.0)[0, cold_day]
+    with_prior = trailing_weather_fit(y, f, prior_days=3.0)[0, cold_day]
+    assert abs(alone - y[0, cold_day]) > 5.0  # a mild window knows no slope
+    assert with_prior == pytest.approx(y[0, cold_day], rel=0.05)
+    assert_allclose(global_response(y, f)[0], [1.5, 0.3, -1.0], atol=0.05)
+
+
+def test_a_shift_that_came_with_a_sunny_spell_does_not_teach_the_response():
+    rng = np.random.default_rng(5)
+    days = 90
+    te, sun = _weather(days, rng)
+    sun[24 * 80 :] *= 4.0  # the last ten days sunny
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0]) + rng.normal(0, 0.02, (1, days))
+    y[0, 80:] += 6.0  # and the use up with them
+    assert_allclose(global_response(y, f)[0], [1.5, 0.3, -1.0], atol=0.05)
+    res = y - trailing_weather_fit(y, f)
+    assert res[0, 82] > 4.0
+
+
+def test_blocks_of_meters_give_the_same_fit(monkeypatch):
+    rng = np.random.default_rng(4)
+    te, sun = _weather(60, rng)
+    f = daily_features(_term(te, meters=5), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    y = np.einsum("mdp,p->md", f, [2.0, 1.0, 0.2, -0.5]) * rng.lognormal(0, 0.1, (5, 60))
+    whole = trailing_weather_fit(y, f)
+    monkeypatch.setattr(weather_model, "BLOCK_METERS", 2)
+    assert_allclose(trailing_weather_fit(y, f), whole, rtol=1e-12)
+
+
+def test_bad_arguments_are_named():
+    f = np.zeros((2, 10, 4))
+    with pytest.raises(ValueError, match="features"):
+        trailing_weather_fit(np.zeros((2, 9)), f)
+    with pytest.raises(ValueError, match="window_days"):
+        trailing_weather_fit(np.zeros((2, 10)), f, window_days=1)
+    with pytest.raises(ValueError, match="prior_days"):
+        trailing_weather_fit(np.zeros((2, 10)), f, prior_days=-1.0)
+    te = np.zeros(48)
+    with pytest.raises(ValueError, match="sun_w_m2"):
+        daily_features(_term(te), np.arange(0, 48, 24), 48, sun_w_m2=np.zeros(47))
+    with pytest.raises(ValueError, match="closed"):
+        daily_features(_term(te), np.arange(0, 48, 24), 48, closed=np.zeros(3, dtype=bool))
