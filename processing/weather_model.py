@@ -178,7 +178,8 @@ def trailing_weather_fit(
     Returns
     -------
     ndarray, shape (meters, days)
-        ``features[d] · β_d`` with β_d fitted on days ``d − window_days … d − 1``; NaN over
+        ``features[d] · β_d`` with β_d fitted on days ``d − window_days … d − 1``, its
+        weather part (all but the intercept) floored at 0; NaN over
         the first ``window_days`` days, on skipped days, and where fewer than
         ``MIN_READ_SHARE`` of the window's days that are not skipped have a reading.
 
@@ -252,7 +253,10 @@ def _fit_block(
         xtx[:, :, diag[1:], diag[1:]] += lam[:, np.newaxis, :]
         xty[:, :, 1:] += (lam * global_response(y, f, window_days=window_days))[:, np.newaxis, :]
     beta = np.linalg.solve(xtx, xty[..., np.newaxis])[..., 0]
-    expected: FloatArray = np.einsum("mdp,mdp->md", f, beta)
+    # Heating cannot go below none: on a mild sunny day the sun's coefficient, learnt on
+    # cold days, would take the expectation under the hot water the meter always draws.
+    heating = np.einsum("mdp,mdp->md", f[:, :, 1:], beta[:, :, 1:])
+    expected: FloatArray = f[:, :, 0] * beta[:, :, 0] + np.maximum(heating, 0.0)
     # A fit needs a whole window behind it, three quarters read: on fewer days (the start of
     # a service's window, the weeks after an outage) it is loose enough to make shifts.
     expected[win[:, :, -1] < min_read] = np.nan

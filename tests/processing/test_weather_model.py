@@ -148,6 +148,20 @@ def test_a_shift_that_came_with_a_sunny_spell_does_not_teach_the_response():
     assert res[0, 82] > 4.0
 
 
+def test_a_mild_sunny_day_expects_the_hot_water_not_less():
+    rng = np.random.default_rng(7)
+    days = 60
+    te, sun = _weather(days, rng)
+    te[24 * 59 :] = 15.5  # the last day mild (0.5 K under the balance point) and sunny
+    sun[24 * 59 :] = 3.0 * np.clip(np.sin(np.pi * (np.arange(24) - 6) / 12), 0, None) * 400
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    heating = np.maximum(np.einsum("mdp,p->md", f[:, :, 1:], [1.5, 0.3, -1.0]), 0.0)
+    y = 2.0 + heating + rng.normal(0, 0.02, (1, days))
+    expected = trailing_weather_fit(y, f)[0, -1]
+    assert np.einsum("p,p->", f[0, -1, 1:], [1.5, 0.3, -1.0]) < -2.0  # the line says < 0
+    assert expected == pytest.approx(2.0 + heating[0, -1], abs=0.3)
+
+
 def test_blocks_of_meters_give_the_same_fit(monkeypatch):
     rng = np.random.default_rng(4)
     te, sun = _weather(60, rng)
