@@ -184,16 +184,18 @@ class DetectorConfig:
 # Homes (and whatever is open every day) are in use at weekends and on holidays: only their
 # nights are checked. Heat and gas meters respond to the weather: larger swings before a spike.
 _OPEN_DAILY: Final = DetectorConfig(check_weekends=False, check_holidays=False)
-# A home's heating meter is checked at night only, against nights of like weather: 5 σ
-# finds more heating left on at night than the closing buildings' 7 σ, for a few more false
-# nights (bench.accuracy, fifth session).
+# A home's heating meter is checked at night only, against nights of like weather and
+# sunshine: 4 σ finds more heating left on at night than the closing buildings' 6 σ, for a
+# few more false nights (bench.accuracy, fifth and sixth sessions).
 _HOME_HEATING: Final = dataclasses.replace(
-    _OPEN_DAILY, z_threshold=6.0, schedule_z=5.0, daily_weather_model=True, cusum_h=7.0
+    _OPEN_DAILY, z_threshold=6.0, schedule_z=4.0, daily_weather_model=True, cusum_h=7.0
 )
 # Buildings that close: their open days against the weather; 12 σ is about a day's use over
 # the allowance at that model's σ (8 found as many shifts on three seeds of four, for
 # 0.010–0.015 lower precision: bench.accuracy, sixth session).
-_CLOSING_HEATING: Final = DetectorConfig(z_threshold=6.0, cusum_h=12.0, daily_weather_model=True)
+_CLOSING_HEATING: Final = DetectorConfig(
+    z_threshold=6.0, cusum_h=12.0, daily_weather_model=True, schedule_z=6.0
+)
 DETECTOR_CONFIGS: Final = {
     "household": _OPEN_DAILY,
     "office": DetectorConfig(),
@@ -496,6 +498,7 @@ def _weather_corrected_excess(
     n_periods: int,
     *,
     split: IntArray | None = None,
+    sun: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Excess of each window over the meter's typical window of its period, corrected for
     degree-hours; returns (excess, expected, robust σ per window) [unit per step].
@@ -508,7 +511,9 @@ def _weather_corrected_excess(
     separates two sorts of window, e.g. nights after an open and after a closed day. What
     the bin leaves is corrected by ``mean − typical = β·(dh_b − typical dh_b) + e``, β
     fitted per meter through the origin at each base b, keeping the base that explains the
-    most. σ is relative: 1.4826·MAD of ``e / level`` per meter, times each window's level.
+    most. With ``sun`` (mean irradiance of each window's day [W/m²]), what is left is also
+    corrected for the day's sunshine (:func:`_sun_term`). σ is relative: 1.4826·MAD of
+    ``e / level`` per meter, times each window's level.
     """
     if dh is not None:
         # Heating meters: the windows of similar weather, not of the same weeks.
@@ -531,6 +536,9 @@ def _weather_corrected_excess(
         rows = np.arange(mean.shape[0])
         expected = typical + beta[rows, best][:, np.newaxis] * d0[best]
         resid = mean - expected
+        if sun is not None:
+            expected = expected + _sun_term(resid, sun, period, n_periods)
+            resid = mean - expected
     # Heating windows err in proportion to their level (a 10 % miss on a cold night is many
     # kWh, on a mild one a few hundred Wh): σ is relative, to a level floored at a share of
     # the meter's typical expected window so near-zero windows do not get a zero scale.
@@ -544,6 +552,55 @@ def _weather_corrected_excess(
     return mean - expected, expected, sigma_rel[:, np.newaxis] * level
 
 
+def _window_weather(
+    heating: HeatingTerm | None,
+    sun_w_m2: npt.ArrayLike | None,
+    w_start: IntArray,
+    w_end: IntArray,
+    steps_per_hour: int,
+) -> tuple[FloatArray | None, FloatArray | None]:
+    """Mean degree-hours of each window at every base, shape (bases, windows), and the mean
+    irradiance of the day each window starts in [W/m²] (NaN as 0); None without a heating
+    term (and for the sun, without irradiance)."""
+    if heating is None:
+        return None, None
+    dh = _window_means(heating.degree_hours, w_start, w_end)
+    if sun_w_m2 is None:
+        return dh, None
+    g = np.nan_to_num(np.asarray(sun_w_m2, dtype=np.float64))
+    day = 24 * steps_per_hour
+    first = (w_start // day) * day
+    last = np.minimum(first + day, g.size)
+    total = np.append(0.0, np.cumsum(g))
+    sun: FloatArray = (total[last] - total[first]) / np.maximum(last - first, 1)
+    return dh, sun
+
+
+def _sun_term(resid: FloatArray, sun: FloatArray, period: IntArray, n_periods: int) -> FloatArray:
+    """``γ·(sun − typical sun of the window's bin)`` per meter and window, γ ≤ 0 fitted
+    through the origin to ``resid`` (windows minus their weather-corrected typical level),
+    then again without the windows more than 3 σ off the first fit, so that the faults
+    themselves (a boiler left on) do not set the slope.
+
+    A sunny day stores heat in the building and its night needs less; a dull winter week
+    needs more at night than the bin's typical night: the windows' heating follows the sun
+    as the days do (:mod:`processing.weather_model`), and a week of dull days read as
+    heating left on.
+    """
+    ds = np.nan_to_num(sun - _group_typical(sun[np.newaxis, :], period, n_periods)[0])
+    ok = ~np.isnan(resid)
+    gamma = np.zeros(resid.shape[0])
+    for _ in range(2):
+        r = np.where(ok, resid, 0.0)
+        sxx = ok.astype(np.float64) @ (ds * ds)
+        gamma = np.minimum(np.divide(r @ ds, sxx, out=np.zeros_like(gamma), where=sxx > 0), 0.0)
+        e = np.where(ok, resid - gamma[:, np.newaxis] * ds, np.nan)
+        center, mad = nan_median_mad(e)
+        ok = ok & (np.abs(e - center[:, np.newaxis]) <= 3.0 * MAD_TO_SIGMA * mad[:, np.newaxis])
+    term: FloatArray = gamma[:, np.newaxis] * ds[np.newaxis, :]
+    return term
+
+
 def schedule_anomalies(
     x: npt.ArrayLike,
     *,
@@ -555,6 +612,7 @@ def schedule_anomalies(
     config: DetectorConfig | None = None,
     mean_use: npt.ArrayLike | None = None,
     meter_offset: int = 0,
+    sun_w_m2: npt.ArrayLike | None = None,
 ) -> list[Anomaly]:
     """Nights, weekends and holidays whose use exceeds the meter's own typical level.
 
@@ -581,6 +639,9 @@ def schedule_anomalies(
     meter_offset : int
         Added to every anomaly's ``meter_index``: the row of ``x[0]`` in a larger matrix
         scanned in slices.
+    sun_w_m2 : array_like, optional, shape (steps,)
+        Global horizontal irradiance [W/m²]; with ``heating``, windows are also corrected
+        for their day's sunshine.
 
     Returns
     -------
@@ -632,13 +693,13 @@ def schedule_anomalies(
     for (kind, _, min_windows), (w_start, w_end), mean in zip(windows, spans, means, strict=True):
         if w_start.size == 0:
             continue
-        dh_mean = None if heating is None else _window_means(heating.degree_hours, w_start, w_end)
+        dh_mean, sun_day = _window_weather(heating, sun_w_m2, w_start, w_end, steps_per_hour)
         period = day[w_start] // period_days
         # A night after a closed day starts from a cold building held at its setback: it is
         # compared only with such nights (nights of homes are all alike: closed is empty).
         after_closed = closed[w_start].astype(np.int64) if kind == "night_use" else None
         excess, expected, sigma = _weather_corrected_excess(
-            mean, dh_mean, period, n_periods, split=after_closed
+            mean, dh_mean, period, n_periods, split=after_closed, sun=sun_day
         )
         steps_in = (w_end - w_start).astype(np.float64)
         scale = np.maximum(sigma, q / np.sqrt(steps_in))
@@ -1226,6 +1287,7 @@ def _scan_slice(
             config=cfg,
             mean_use=_mean_daily(scan.daily_expected) / (24 * steps_per_hour),
             meter_offset=meter_offset,
+            sun_w_m2=sun_w_m2,
         )
     )
     if not (cfg.daily_weather_model and scan.heating is not None):

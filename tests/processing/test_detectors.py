@@ -12,6 +12,7 @@ from processing.detectors import (
     TEMPERATURE_DETECTOR,
     DetectorConfig,
     _run_means,
+    _sun_term,
     _weather_corrected_excess,
     _window_means,
     anomaly_scan,
@@ -494,3 +495,29 @@ def test_a_closing_building_s_weekends_and_monday_reheat_are_no_level_shift():
         shifts = [a.start for a in found if a.kind in ("level_shift", "drift")]
         assert any(97 <= s <= 101 for s in shifts), (seed, shifts)
         assert all(97 <= s <= 123 for s in shifts), (seed, shifts)  # its start, its end
+
+
+def test_nights_after_dull_days_are_expected_higher_and_faults_do_not_set_the_slope():
+    rng = np.random.default_rng(11)
+    n = 200
+    dh = rng.uniform(2.0, 10.0, n)
+    sun = rng.uniform(20.0, 300.0, n)  # the day's mean irradiance [W/m²]
+    mean = 1.0 + 0.5 * dh - 0.004 * sun + rng.normal(0.0, 0.05, n)
+    left_on = np.argsort(sun)[:8]  # heating left on, on eight of the dullest days
+    mean[left_on] += 3.0
+    period = np.zeros(n, dtype=np.int64)
+    resid = (mean - np.median(mean) - 0.5 * (dh - np.median(dh)))[np.newaxis, :]
+    term = _sun_term(resid, sun, period, 1)
+    ds = sun - np.median(sun)
+    assert_allclose(term[0] / ds, -0.004, rtol=0.1)  # the faults left out of the slope
+    excess, _, sigma = _weather_corrected_excess(
+        mean[np.newaxis, :], dh[np.newaxis, :], period, 1, sun=sun
+    )
+    z = excess[0] / sigma[0]
+    assert np.all(z[left_on] > 6.0)
+    assert np.sum(z > 4.0) == left_on.size
+    plain, _, plain_sigma = _weather_corrected_excess(
+        mean[np.newaxis, :], dh[np.newaxis, :], period, 1
+    )
+    # Without the sun the dull days' spread is noise: the same faults stand out far less.
+    assert np.min(plain[0, left_on] / plain_sigma[0, left_on]) < 0.5 * np.min(z[left_on])
