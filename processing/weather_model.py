@@ -25,7 +25,7 @@ DEFAULT_WINDOW_DAYS: Final = 28
 # Weight of the meter's whole-series weather response in each window's fit, in days of data:
 # a window without heating days (September) still knows how the home answers the cold.
 DEFAULT_PRIOR_DAYS: Final = 3.0
-MIN_READ_SHARE: Final = 0.75
+MIN_READ_SHARE: Final = 0.75  # of a window's days (open days) read for a fit to count
 BLOCK_METERS: Final = 64  # a block's (meters, days, p, p) normal equations stay a few MB
 # Features of a day: its share of a whole day (the intercept), degree-days, the previous
 # day's degree-days (the building's inertia) and sunshine on heating days.
@@ -188,7 +188,7 @@ def trailing_weather_fit(
     Every window's normal equations are differences of cumulative sums of the products of
     the regressors, solved for a block of meters and all its days in one batched call: no
     loop over days. A small ridge, relative to each regressor's own sum of squares, keeps
-    windows whose column is all zero (a closed-day column in a window without one) solvable.
+    windows whose column is all zero (the sun on heating days, in a summer window) solvable.
     """
     y = np.asarray(observed, dtype=np.float64)
     f = np.asarray(features, dtype=np.float64)
