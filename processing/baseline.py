@@ -342,9 +342,18 @@ def _row_mean_into(a: FloatArray, tmp: FloatArray, gaps: npt.NDArray[np.bool_]) 
     np.copyto(tmp, a)
     np.copyto(tmp, 0.0, where=gaps)  # the same sum, in the same order, as before
     total = tmp.sum(axis=-1, keepdims=True)
-    count = a.shape[-1] - np.count_nonzero(gaps, axis=-1, keepdims=True)
+    count = a.shape[-1] - _count_along_last(gaps)
     mean: FloatArray = np.divide(total, count, out=np.zeros(total.shape), where=count > 0)
     return mean
+
+
+def _count_along_last(mask: npt.NDArray[np.bool_]) -> IntArray:
+    """``np.count_nonzero(mask, axis=-1, keepdims=True)``; a 2-D mask is counted a row per
+    call, as the whole-array count is vectorised and the counts along an axis are not (4×)."""
+    if mask.ndim != 2:
+        return np.asarray(np.count_nonzero(mask, axis=-1, keepdims=True), dtype=np.int64)
+    counts = np.fromiter((np.count_nonzero(row) for row in mask), np.int64, mask.shape[0])
+    return counts[:, np.newaxis]
 
 
 @dataclass(slots=True, frozen=True)
@@ -674,18 +683,20 @@ def _z_block(
         tail = _block_tail_values(z, tail_quantile, TAIL_BLOCK_STEPS, scratch=tmp)
         tail /= tail_divisor
         np.maximum(tail, col, out=tail)
-        # Against one value per block, broadcast: no (rows, steps) copy of the tail, and
-        # two calls rather than one per block (each call contends for the GIL in threads).
+        # ``tmp`` is free again: the floor of each step written out, then one contiguous
+        # maximum; against a broadcast operand of stride 0 NumPy's maximum takes a scalar
+        # loop, twice as slow as the copy and the maximum together.
         rows, n = scale.shape
         whole = n // TAIL_BLOCK_STEPS
         by_block = np.reshape(
-            scale[:, : whole * TAIL_BLOCK_STEPS], (rows, whole, TAIL_BLOCK_STEPS), copy=False
+            tmp[:, : whole * TAIL_BLOCK_STEPS], (rows, whole, TAIL_BLOCK_STEPS), copy=False
         )
-        np.maximum(by_block, tail[:, :whole, np.newaxis], out=by_block)
-        part = scale[:, whole * TAIL_BLOCK_STEPS :]
-        np.maximum(part, tail[:, whole : whole + 1], out=part)
+        by_block[...] = tail[:, :whole, np.newaxis]
+        tmp[:, whole * TAIL_BLOCK_STEPS :] = tail[:, whole : whole + 1]
+        np.maximum(scale, tmp, out=scale)
     else:
-        np.maximum(scale, col, out=scale)
+        tmp[...] = col  # as above: no stride-0 operand for the maximum
+        np.maximum(scale, tmp, out=scale)
     np.abs(expected, out=tmp)
     tmp *= rel_floor
     tmp += floor
@@ -813,7 +824,8 @@ def _block_tail_values(
         padded[:, last:] = padded[:, n - block : n].copy()
     else:
         padded[:, n:] = 0.0  # a series shorter than a block: its zeros lower the quantile
-    np.fmax(padded, 0.0, out=padded)  # NaN → 0
+    # NaN → 0, against a row of zeros: with a scalar operand fmax takes a loop 4× as slow.
+    np.fmax(padded, np.zeros((1, padded.shape[1]), dtype=np.float32), out=padded)
     k = min(block - 1, int(q * block))
     by_block = padded.reshape(m, blocks, block)
     top = block - k  # the k-th smallest is the top-th largest
