@@ -371,14 +371,51 @@ def _window_means(
 
 
 class _WindowSet:
-    """Cut points of one set of windows, for :func:`_window_means_of_sets`."""
+    """Cut points of one set of windows, for :func:`_window_means_of_sets`: each window is
+    summed as the segment from its start to the next cut."""
 
     def __init__(self, starts: IntArray, ends: IntArray, n: int) -> None:
         cuts = np.unique(np.concatenate((starts, ends, [0])))
         self.cuts = cuts[cuts < n]
         self.pick = np.searchsorted(self.cuts, starts)
         self.length = (ends - starts).astype(np.float64)
-        self.seg_len = np.diff(np.append(self.cuts, n))
+        self.first = self.cuts[self.pick] if self.pick.size else self.pick
+        self.stop = np.append(self.cuts[1:], n)[self.pick]  # end of each window's segment
+
+
+def _shared_cuts(sets: Sequence[_WindowSet], n: int) -> tuple[IntArray, list[IntArray]] | None:
+    """The union of the sets' cuts and where each set's windows fall in it, when no cut of
+    one set falls inside a window of another (nights and closed daytimes never meet): one
+    ``reduceat`` then sums every window, each over the same steps as alone."""
+    cuts = np.unique(np.concatenate([ws.cuts for ws in sets]))
+    stops = np.append(cuts[1:], n)
+    picks = [np.searchsorted(cuts, ws.first) for ws in sets]
+    same = all(np.array_equal(stops[p], ws.stop) for p, ws in zip(picks, sets, strict=True))
+    return (cuts, picks) if same else None
+
+
+def _resum_gaps(xb: FloatArray, ws: _WindowSet, total: FloatArray, count: FloatArray) -> None:
+    """Sums and valid counts, in place, of the windows whose plain sum is NaN (a gap in
+    them), with their gaps as 0: the same ``reduceat`` over the same steps, and so the same
+    rounding, as a sum over a zero-filled copy of the block. Gaps are sparse."""
+    rows, wins = np.divmod(np.flatnonzero(np.isnan(total)), total.shape[1])
+    seg_len = ws.stop[wins] - ws.first[wins]
+    if 4 * int(seg_len.sum()) > xb.size:
+        # Long windows (a whole year for the mean use): a zero-filled copy costs less than
+        # gathering their steps.
+        gaps = np.isnan(xb)
+        filled = np.where(gaps, 0.0, xb)
+        total[...] = np.add.reduceat(filled, ws.cuts, axis=1)[:, ws.pick]
+        count -= np.add.reduceat(gaps, ws.cuts, axis=1, dtype=np.int64)[:, ws.pick]
+        return
+    for length in np.unique(seg_len).tolist():  # a loop over window lengths, not windows
+        pick = seg_len == length
+        r, w = rows[pick], wins[pick]
+        seg = xb[r[:, np.newaxis], ws.first[w][:, np.newaxis] + np.arange(length)]
+        gaps = np.isnan(seg)
+        seg[gaps] = 0.0
+        total[r, w] = np.add.reduceat(seg, np.zeros(1, dtype=np.int64), axis=1)[:, 0]
+        count[r, w] -= gaps.sum(axis=1)
 
 
 def _window_means_of_sets(
@@ -389,30 +426,25 @@ def _window_means_of_sets(
     bridged: bool = False,
 ) -> list[FloatArray]:
     """:func:`_window_means` of several sets of ``(starts, ends)`` in one pass over ``x``:
-    each set is cut and summed on its own (so rounded as alone), the gaps found once."""
+    each window summed over the same steps (so rounded) as its set alone."""
     m, n = x.shape
     sets = [_WindowSet(starts, ends, n) for starts, ends in windows]
     outs = [np.empty((m, ws.pick.size)) for ws in sets]
-    # Cache-sized blocks and buffers reused from block to block: matrix-sized temporaries
-    # cost more in page faults than the sums.
-    rows = block_meters
-    filled = np.empty((rows, n))
-    gaps = np.empty((rows, n), dtype=bool)
-    for i in range(0, m, rows):
-        xb = x[i : i + rows]
-        r = xb.shape[0]
-        gap = np.isnan(xb, out=gaps[:r])
-        total_in = filled[:r]
-        np.copyto(total_in, xb)
-        np.copyto(total_in, 0.0, where=gap)
-        # Gaps are sparse: count them from their positions, not with a pass per segment.
-        g_row, g_col = np.divmod(np.flatnonzero(gap), n)
-        for ws, out in zip(sets, outs, strict=True):
-            total = np.add.reduceat(total_in, ws.cuts, axis=1)[:, ws.pick]
-            seg = np.searchsorted(ws.cuts, g_col, side="right") - 1
-            missing = np.bincount(g_row * ws.cuts.size + seg, minlength=r * ws.cuts.size)
-            count = (ws.seg_len - missing.reshape(r, ws.cuts.size)).astype(np.float64)[:, ws.pick]
-            out[i : i + r] = np.divide(
+    shared = _shared_cuts(sets, n) if len(sets) > 1 else None
+    # Blocks of meters keep each block in cache for the sums and the regathered gaps; the
+    # sums run on the series as they are (no zero-filled copy, no gap mask): only the few
+    # windows that come out NaN are summed again.
+    for i in range(0, m, block_meters):
+        xb = x[i : i + block_meters]
+        if shared is None:
+            totals = [np.add.reduceat(xb, ws.cuts, axis=1)[:, ws.pick] for ws in sets]
+        else:
+            every = np.add.reduceat(xb, shared[0], axis=1)
+            totals = [every[:, pick] for pick in shared[1]]
+        for ws, out, total in zip(sets, outs, totals, strict=True):
+            count = np.repeat((ws.stop - ws.first)[np.newaxis, :].astype(np.float64), len(xb), 0)
+            _resum_gaps(xb, ws, total, count)
+            out[i : i + len(xb)] = np.divide(
                 total,
                 ws.length if bridged else count,
                 out=np.full(total.shape, np.nan),
