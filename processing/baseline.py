@@ -48,7 +48,9 @@ def nan_median_mad(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """
     v = np.asarray(values, dtype=np.float64)
     med, lo, hi, few = _nan_median_parts(v)
-    dev = np.sort(np.abs(v - med), axis=-1)
+    dev = np.subtract(v, med)
+    np.abs(dev, out=dev)
+    dev.sort(axis=-1)
     mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
     med = med[..., 0]
     mad = mad[..., 0]

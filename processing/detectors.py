@@ -834,32 +834,49 @@ def cusum(
     scale = np.broadcast_to(sigma[:, np.newaxis], r.shape)
     if local_days > 0:
         scale = np.maximum(scale, _lagged_scale(dev, local_days, LOCAL_SCALE_LAG_DAYS))
+    # Each step writes into an array of the step before where it can: a fresh (meters, days)
+    # array costs about as much in page faults as the arithmetic on it.
     with np.errstate(invalid="ignore", divide="ignore"):
-        y = dev / scale
-    y[~np.isfinite(y)] = np.nan
+        y = np.divide(dev, scale, out=dev)
+    np.copyto(y, np.nan, where=~np.isfinite(y))
     allowance: float | FloatArray = k
     if k_floor is not None:
+        floor = np.abs(np.asarray(k_floor, dtype=np.float64))
         with np.errstate(invalid="ignore", divide="ignore"):
-            floor = np.abs(np.asarray(k_floor, dtype=np.float64)) / scale
-        allowance = np.maximum(k, np.nan_to_num(floor, posinf=0.0))
+            np.divide(floor, scale, out=floor)
+        allowance = np.maximum(k, np.nan_to_num(floor, copy=False, posinf=0.0), out=floor)
 
-    def one_side(v: FloatArray) -> FloatArray:
-        inc = np.where(np.isnan(v), 0.0, v - allowance)
-        c = np.cumsum(inc, axis=1)
-        run_min = np.minimum.accumulate(np.minimum(c, 0.0), axis=1)
-        return np.asarray(c - run_min, dtype=np.float64)
+    def one_side(v: FloatArray, c: FloatArray) -> FloatArray:
+        """The sums of ``v`` (``c`` may be ``v`` itself, overwritten)."""
+        gaps = np.isnan(v)
+        np.subtract(v, allowance, out=c)
+        np.copyto(c, 0.0, where=gaps)
+        np.cumsum(c, axis=1, out=c)
+        run_min = np.minimum(c, 0.0)
+        np.minimum.accumulate(run_min, axis=1, out=run_min)
+        return np.subtract(c, run_min, out=run_min)
 
-    return Cusum(upper=one_side(y), lower=one_side(-y), sigma=sigma, center=center, z=y)
+    upper = one_side(y, np.empty_like(y))
+    lower = one_side(np.negative(y), np.empty_like(y))
+    return Cusum(upper=upper, lower=lower, sigma=sigma, center=center, z=y)
 
 
 class _SegmentMeans:
     """NaN-ignoring means of ``a[row, lo:hi]`` for many segments at once, via cumulative sums."""
 
     def __init__(self, a: FloatArray) -> None:
-        ok = ~np.isnan(a)
-        zero = np.zeros((a.shape[0], 1))
-        self.total = np.concatenate((zero, np.cumsum(np.where(ok, a, 0.0), axis=1)), axis=1)
-        self.count = np.concatenate((zero, np.cumsum(ok, axis=1, dtype=np.float64)), axis=1)
+        gaps = np.isnan(a)
+        m, n = a.shape
+        # Summed in place behind a column of zeros: no copies of the matrix to concatenate.
+        self.total = np.zeros((m, n + 1))
+        total = self.total[:, 1:]
+        np.copyto(total, a)
+        np.copyto(total, 0.0, where=gaps)
+        np.cumsum(total, axis=1, out=total)
+        self.count = np.zeros((m, n + 1))
+        count = self.count[:, 1:]
+        np.logical_not(gaps, out=count)
+        np.cumsum(count, axis=1, out=count)
 
     def __call__(self, rows: IntArray, lo: IntArray, hi: IntArray) -> FloatArray:
         n = self.count[rows, hi] - self.count[rows, lo]
@@ -912,7 +929,6 @@ def level_shifts(
     if daily_expected is not None and cfg.cusum_k_share > 0:
         k_floor = cfg.cusum_k_share * exp_daily
     cs = cusum(r, k=cfg.cusum_k, local_days=cfg.cusum_local_days, k_floor=k_floor)
-    days = np.arange(r.shape[1])
     out: list[Anomaly] = []
     seg_mean = _SegmentMeans(r)
     seg_exp = _SegmentMeans(exp_daily)
@@ -921,10 +937,8 @@ def level_shifts(
         ev = events_from_mask(stat > cfg.cusum_h, kind="level_shift", score=stat)
         if not len(ev):
             continue
-        last_zero = np.where(stat == 0.0, days, -1)
-        np.maximum.accumulate(last_zero, axis=1, out=last_zero)
         rows, end = ev.meter_index, ev.end
-        onset = last_zero[rows, ev.start] + 1
+        onset = _last_zero(stat, rows, ev.start) + 1
         # One CUSUM excursion that dips under h and rises again is one change: its alarms
         # share the onset (events are sorted by meter, then start).
         head = np.flatnonzero(np.diff(rows * (r.shape[1] + 1) + onset, prepend=-1) != 0)
@@ -1000,6 +1014,18 @@ def _shift_reason(
         f"Daily consumption {direction} by {abs(shift):.3g} {cfg.unit}/day{pct} "
         f"since {when} (expected {expected:.3g}, saw {observed:.3g} {cfg.unit}/day); {change}"
     )
+
+
+def _last_zero(stat: FloatArray, rows: IntArray, cols: IntArray) -> IntArray:
+    """Column of the last zero of ``stat[row, : col + 1]`` for each pair, −1 if none: a
+    search among the zeros' flat indexes rather than a running maximum over the matrix."""
+    n = stat.shape[1]
+    zeros = np.flatnonzero(stat == 0.0)
+    at = np.searchsorted(zeros, rows * n + cols, side="right") - 1
+    flat = zeros[np.maximum(at, 0)] if zeros.size else np.zeros_like(at)
+    found = (at >= 0) & (flat // n == rows)
+    last: IntArray = np.where(found, flat - rows * n, -1)
+    return last
 
 
 ONSET_SLACK_DAYS: Final = 3  # a CUSUM onset lands within a few days of the real step
