@@ -33,6 +33,7 @@ from processing.events import (
     AnomalyEvents,
     EventRow,
     ReasonFn,
+    _events_of_points,
     describe_step,
     events_from_mask,
     mask_runs,
@@ -263,8 +264,11 @@ def spikes_and_drops(
     if zz.shape != a.shape:
         raise ValueError(f"z: expected shape {a.shape}, got {zz.shape}")
     out: list[Anomaly] = []
-    for kind, mask in (("spike", zz > cfg.z_threshold), ("drop", zz < -cfg.z_threshold)):
-        ev = events_from_mask(mask, kind=kind, score=zz, observed=a, max_gap=cfg.max_gap)
+    above, below = _beyond(zz, cfg.z_threshold)
+    for kind, points in (("spike", above), ("drop", below)):
+        ev = _events_of_points(
+            points, zz.shape, kind=kind, score=zz, observed=a, max_gap=cfg.max_gap
+        )
         # One step over the persistent threshold is an ordinary peak; it must clear the
         # single-step threshold, several steps in a row need only the lower one.
         ev = ev.select((ev.end - ev.start >= 2) | (ev.severity > cfg.z_single))
@@ -279,6 +283,24 @@ def spikes_and_drops(
         reason = _spike_reason(start, steps_per_hour, cfg.unit, level=cfg.reads_level)
         out.extend(ev.to_anomalies(reason))
     return out
+
+
+def _beyond(
+    z: FloatArray, threshold: float, block_meters: int = 64
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Flat indexes (ascending) of ``z > threshold`` and of ``z < −threshold``, a block of
+    meters at a time: each block is read once for both, into one reused mask, without two
+    masks of the whole matrix."""
+    m, n = z.shape
+    mask = np.empty((min(block_meters, m), n), dtype=bool)
+    above, below = [], []
+    for i in range(0, m, block_meters):
+        zb = z[i : i + block_meters]
+        part = mask[: len(zb)]
+        above.append(np.flatnonzero(np.greater(zb, threshold, out=part)) + i * n)
+        below.append(np.flatnonzero(np.less(zb, -threshold, out=part)) + i * n)
+    none = np.zeros(0, dtype=np.intp)
+    return (np.concatenate(above), np.concatenate(below)) if above else (none, none)
 
 
 BRIDGE_LOOKBACK: Final = 24  # longest gap before a peak that is checked for bridging [steps]
