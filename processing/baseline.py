@@ -655,10 +655,14 @@ def baseline_scan(
     if not 0.0 <= tail_quantile < 1.0 or tail_divisor <= 0:
         raise ValueError("tail_quantile: must lie in [0, 1); tail_divisor: must be > 0")
     day_starts = np.arange(0, n, steps_per_day)
-    n_days = day_starts.size
     steps_in_day = np.diff(np.append(day_starts, n)).astype(np.float64)
-    daily_residual = np.empty((m, n_days))
-    daily_expected = np.empty((m, n_days))
+    days = _DaySums(
+        m,
+        day_starts,
+        steps_in_day,
+        blank_steps=2 * week_steps,  # the median needs two weeks of lags
+        bridged_gaps=bridged_gaps,
+    )
 
     rows = min(block_meters, m)
     work = _Workspace(rows, n)
@@ -675,7 +679,7 @@ def baseline_scan(
             med += heating.anomaly_of(i, j)  # expected = median + β·(dh − median dh)
             # A mild spell cannot take use below zero (gas for hot water stays).
             np.maximum(med, 0.0, out=med)
-        daily_residual[i:j], daily_expected[i:j] = _z_block(
+        _z_block(
             a[i:j],
             expected=med,
             scale=scale,
@@ -685,14 +689,13 @@ def baseline_scan(
             floor=floor,
             rel_floor=rel_floor,
             meter_floor=meter_floor,
-            day_starts=day_starts,
-            steps_in_day=steps_in_day,
-            blank_steps=2 * week_steps,  # the median needs two weeks of lags
+            days=days,
+            row0=i,
             quantum=None if q_arr is None else q_arr[i:j, np.newaxis],
             tail_quantile=tail_quantile,
             tail_divisor=tail_divisor,
-            bridged_gaps=bridged_gaps,
         )
+    daily_residual, daily_expected = days.result()
     return BaselineScan(
         z=z, daily_residual=daily_residual, daily_expected=daily_expected, heating=heating
     )
@@ -709,18 +712,14 @@ def _z_block(
     floor: float,
     rel_floor: float,
     meter_floor: float,
-    day_starts: IntArray,
-    steps_in_day: FloatArray,
-    blank_steps: int = 0,
+    days: _DaySums,
+    row0: int,
     quantum: FloatArray | None = None,
     tail_quantile: float = 0.0,
     tail_divisor: float = 2.0,
-    bridged_gaps: bool = False,
-) -> tuple[FloatArray, FloatArray]:
-    """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out.
-
-    ``expected`` is NaN in every row over the first ``blank_steps`` steps.
-    """
+) -> None:
+    """Robust z of one block (rows ``row0`` on) into ``z`` (``scale`` holds the MAD on
+    entry); its daily sums into ``days``."""
     # scale = max(1.4826·max(MAD, meter_floor·mean MAD), quantum, tail/divisor)
     #         + floor + rel_floor·|expected|
     # Scaling by 1.4826 > 0 commutes with max exactly (rounding is monotone), so every
@@ -755,20 +754,70 @@ def _z_block(
     tmp += floor
     scale += tmp
     # Daily sums over the steps where both x and the expectation exist (z is NaN wherever
-    # either is missing).
-    res_sum, exp_sum, count, exp_all, count_e = _daily_sums(
-        z, expected, day_starts, steps_in_day, blank_steps=blank_steps
-    )
-    enough = count >= 0.5 * steps_in_day
+    # either is missing), before z is scaled.
+    days.add(row0, z, expected, xb)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(z, scale, out=z)
-    if bridged_gaps:
-        # The readings after a gap carry its energy: the day's use is their plain sum,
-        # against the expectation of every step of the day.
-        enough &= count_e >= 0.5 * steps_in_day
-        day_exp = exp_all * np.divide(
-            steps_in_day, count_e, out=np.zeros_like(count_e), where=enough
-        )
+
+
+class _DaySums:
+    """Sums per day of a scan's residuals ``x − expected`` and expected use, a block of
+    meters at a time, finished for all meters at once by :meth:`result`.
+
+    Days without a gap are summed by ``reduceat`` on the block; the days whose sum comes
+    out NaN are gathered while their block is at hand, and summed again after the last
+    block with their gaps as 0, by the same ``reduceat`` over the same steps (so the same
+    rounding) as a sum over a zero-filled copy. A few hundred such days per block were
+    thirty small NumPy calls per block, each handing the GIL to the other scan thread and
+    waiting to get it back. Days within the first ``blank_steps`` steps, where the
+    expectation is NaN in every row, are set to what that gives, sums and counts of 0,
+    without gathering them.
+    """
+
+    def __init__(
+        self,
+        meters: int,
+        day_starts: IntArray,
+        steps_in_day: FloatArray,
+        *,
+        blank_steps: int,
+        bridged_gaps: bool,
+    ) -> None:
+        self.day_starts, self.steps_in_day = day_starts, steps_in_day
+        self.bridged_gaps = bridged_gaps
+        self.res = np.empty((meters, day_starts.size))
+        self.exp = np.empty((meters, day_starts.size))
+        self.blank = int(np.count_nonzero(day_starts + steps_in_day <= blank_steps))
+        # Gathered gap days, by length of day (only the last day may be shorter): rows,
+        # days, their residuals and expected use.
+        self.gaps: dict[int, list[tuple[IntArray, IntArray, FloatArray, FloatArray]]] = {}
+        self.late: list[tuple[int, int, float]] = []  # row, day, expected use (bridged)
+
+    def add(self, row0: int, z: FloatArray, expected: FloatArray, xb: FloatArray) -> None:
+        """Sum the block of rows ``row0`` on: ``z`` holds ``x − expected``, ``xb`` is ``x``."""
+        starts, n_days, steps_in_day = self.day_starts, self.day_starts.size, self.steps_in_day
+        res = np.add.reduceat(z, starts, axis=1, out=self.res[row0 : row0 + len(z)])
+        np.add.reduceat(expected, starts, axis=1, out=self.exp[row0 : row0 + len(z)])
+        if n_days > self.blank:
+            nan_days = np.flatnonzero(np.isnan(res[:, self.blank :]))
+            rows, days = np.divmod(nan_days, n_days - self.blank)
+            days += self.blank
+            # Only the last day may be shorter: each length of day is gathered on its own.
+            last = days == n_days - 1
+            for length, pick in ((int(steps_in_day[0]), ~last), (int(steps_in_day[-1]), last)):
+                if not pick.any():
+                    continue
+                r, d = rows[pick], days[pick]
+                cols = starts[d][:, np.newaxis] + np.arange(length)
+                gathered = (
+                    r + row0,
+                    d,
+                    z[r[:, np.newaxis], cols],
+                    expected[r[:, np.newaxis], cols],
+                )
+                self.gaps.setdefault(length, []).append(gathered)
+        if not self.bridged_gaps:
+            return
         for r in np.flatnonzero(np.isnan(xb[:, -1])).tolist():
             # Steps after the last reading are not a gap yet (a late meter, a run before
             # the hour's data came in): no reading has carried their energy, so that day
@@ -776,70 +825,64 @@ def _z_block(
             seen = np.flatnonzero(~np.isnan(xb[r]))
             if seen.size == 0:
                 continue
-            d = int(np.searchsorted(day_starts, seen[-1], side="right")) - 1
-            part = expected[r, day_starts[d] : seen[-1] + 1]
+            d = int(np.searchsorted(starts, seen[-1], side="right")) - 1
+            part = expected[r, starts[d] : seen[-1] + 1]
             known = np.count_nonzero(~np.isnan(part))
             if known:
-                day_exp[r, d] = np.nansum(part) * part.size / known
-        return (
-            np.where(enough, res_sum + exp_sum - day_exp, np.nan),
-            np.where(enough, day_exp, np.nan),
-        )
-    factor = np.divide(steps_in_day, count, out=np.zeros_like(count), where=enough)
-    return (
-        np.where(enough, res_sum * factor, np.nan),
-        np.where(enough, exp_sum * factor, np.nan),
-    )
+                self.late.append((row0 + r, d, float(np.nansum(part) * part.size / known)))
+
+    def result(self) -> tuple[FloatArray, FloatArray]:
+        """Daily residual and expected use, (meters, days) each (see :class:`BaselineScan`).
+
+        Computed in the arrays of the sums where it can: (meters, days) temporaries cost
+        more in page faults than the arithmetic on them.
+        """
+        res, exp, steps_in_day = self.res, self.exp, self.steps_in_day
+        bridged = self.bridged_gaps
+        count = np.repeat(steps_in_day[np.newaxis, :], res.shape[0], axis=0)
+        # Sums and counts over the steps where the expectation alone exists (bridged).
+        exp_all, count_e = (exp.copy(), count.copy()) if bridged else (exp, count)
+        for sums in (res, exp, count, exp_all, count_e):
+            sums[:, : self.blank] = 0.0
+        for parts in self.gaps.values():
+            r, d, seg_z, seg_e = (np.concatenate(column) for column in zip(*parts, strict=True))
+            if bridged:
+                e_gaps = np.isnan(seg_e)
+                exp_all[r, d] = np.where(e_gaps, 0.0, seg_e).sum(axis=1)
+                count_e[r, d] -= e_gaps.sum(axis=1)
+            gaps = np.isnan(seg_z)
+            seg_z[gaps] = 0.0
+            seg_e[gaps] = 0.0
+            first = np.zeros(1, dtype=np.int64)
+            res[r, d] = np.add.reduceat(seg_z, first, axis=1)[:, 0]
+            exp[r, d] = np.add.reduceat(seg_e, first, axis=1)[:, 0]
+            count[r, d] -= gaps.sum(axis=1)
+        enough = count >= 0.5 * steps_in_day
+        if bridged:
+            # The readings after a gap carry its energy: the day's use is their plain sum,
+            # against the expectation of every step of the day.
+            enough &= count_e >= 0.5 * steps_in_day
+            day_exp = np.multiply(exp_all, _scale_up(steps_in_day, count_e, enough), out=exp_all)
+            for r_late, d_late, value in self.late:
+                day_exp[r_late, d_late] = value
+            residual = np.subtract(np.add(res, exp, out=res), day_exp, out=res)
+            np.copyto(residual, np.nan, where=~enough)
+            np.copyto(day_exp, np.nan, where=~enough)
+            return residual, day_exp
+        factor = _scale_up(steps_in_day, count, enough)
+        for sums in (res, exp):
+            np.multiply(sums, factor, out=sums)
+            np.copyto(sums, np.nan, where=~enough)
+        return res, exp
 
 
-def _daily_sums(
-    z: FloatArray,
-    expected: FloatArray,
-    day_starts: IntArray,
-    steps_in_day: FloatArray,
-    *,
-    blank_steps: int = 0,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Sums of ``z`` and ``expected`` per day over the steps where ``z`` is not NaN, and the
-    count of those steps; then the sum of ``expected`` over the steps where it alone is not
-    NaN, and their count; each shape (rows, days).
-
-    Days without a gap are summed in place; only the few days whose sum is NaN are gathered
-    and summed again with their gaps as 0, with the same ``reduceat`` (so the same rounding)
-    as a sum over a zero-filled copy of the whole block. Days within the first
-    ``blank_steps`` steps, where ``expected`` (and so ``z``) is NaN in every row, are set to
-    what that gives, sums and counts of 0, without gathering them.
-    """
-    res = np.add.reduceat(z, day_starts, axis=1)
-    exp = np.add.reduceat(expected, day_starts, axis=1)
-    count = np.repeat(steps_in_day[np.newaxis, :], z.shape[0], axis=0)
-    exp_all, count_e = exp.copy(), count.copy()
-    n_days = day_starts.size
-    blank = int(np.count_nonzero(day_starts + steps_in_day <= blank_steps))
-    for sums in (res, exp, count, exp_all, count_e):
-        sums[:, :blank] = 0.0
-    rows, days = np.divmod(np.flatnonzero(np.isnan(res)), n_days)
-    # Only the last day may be shorter: redo each length of day on its own.
-    for short in (False, True):
-        pick = (days == n_days - 1) == short
-        if not pick.any():
-            continue
-        r, d = rows[pick], days[pick]
-        length = int(steps_in_day[d[0]])
-        cols = day_starts[d][:, np.newaxis] + np.arange(length)
-        seg_z = z[r[:, np.newaxis], cols]
-        seg_e = expected[r[:, np.newaxis], cols]
-        e_gaps = np.isnan(seg_e)
-        exp_all[r, d] = np.where(e_gaps, 0.0, seg_e).sum(axis=1)
-        count_e[r, d] -= e_gaps.sum(axis=1)
-        gaps = np.isnan(seg_z)
-        seg_z[gaps] = 0.0
-        seg_e[gaps] = 0.0
-        first = np.zeros(1, dtype=np.int64)
-        res[r, d] = np.add.reduceat(seg_z, first, axis=1)[:, 0]
-        exp[r, d] = np.add.reduceat(seg_e, first, axis=1)[:, 0]
-        count[r, d] -= gaps.sum(axis=1)
-    return res, exp, count, exp_all, count_e
+def _scale_up(
+    steps_in_day: FloatArray, count: FloatArray, enough: npt.NDArray[np.bool_]
+) -> FloatArray:
+    """``steps_in_day / count`` where ``enough``, else 0, written into ``count``."""
+    np.divide(steps_in_day, count, out=count, where=enough)
+    np.copyto(count, 0.0, where=~enough)
+    return count
 
 
 TAIL_BLOCK_STEPS = 4 * HOURS_PER_WEEK
