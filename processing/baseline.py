@@ -48,7 +48,9 @@ def nan_median_mad(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """
     v = np.asarray(values, dtype=np.float64)
     med, lo, hi, few = _nan_median_parts(v)
-    dev = np.sort(np.abs(v - med), axis=-1)
+    dev = np.subtract(v, med)
+    np.abs(dev, out=dev)
+    dev.sort(axis=-1)
     mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
     med = med[..., 0]
     mad = mad[..., 0]
@@ -234,9 +236,60 @@ def _redo_gaps(
     if r_idx.size == 0:
         return
     c_idx += lo
-    lag_cols = c_idx[:, np.newaxis] - week_steps * np.arange(1, weeks + 1)
-    vals = np.where(lag_cols >= 0, xb[r_idx[:, np.newaxis], np.maximum(lag_cols, 0)], np.nan)
-    med[r_idx, c_idx], mad[r_idx, c_idx] = nan_median_mad(vals)
+    # One row per lag: the sorting network below works on whole rows.
+    lag_cols = c_idx[np.newaxis, :] - week_steps * np.arange(1, weeks + 1)[:, np.newaxis]
+    vals = np.where(lag_cols >= 0, xb[r_idx[np.newaxis, :], np.maximum(lag_cols, 0)], np.nan)
+    if weeks <= 4:
+        med[r_idx, c_idx], mad[r_idx, c_idx] = _nan_median_mad_of_lags(vals)
+    else:
+        med[r_idx, c_idx], mad[r_idx, c_idx] = nan_median_mad(vals.T)
+
+
+def _nan_median_mad_of_lags(vals: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """:func:`nan_median_mad` along the first axis of ``vals``, shape (lags, points) with 2
+    to 4 lags, by a sorting network over whole rows.
+
+    A few calls over all the points instead of a sort per point: the sort of thousands of
+    four-value rows took longer than the closed form of the whole block, with the GIL held.
+    Gaps sort last as +inf, so the values taken are those :func:`nan_median_mad` takes, with
+    the same arithmetic (which of −0 and +0 sorts first is defined by neither). Points with
+    an infinite value, where ``inf − inf`` enters the deviations, go through
+    :func:`nan_median_mad` itself.
+    """
+    odd = np.isinf(vals).any(axis=0)
+    if odd.any():
+        med, mad = np.empty(vals.shape[1]), np.empty(vals.shape[1])
+        med[odd], mad[odd] = nan_median_mad(vals[:, odd].T)
+        med[~odd], mad[~odd] = _nan_median_mad_of_lags(vals[:, ~odd])
+        return med, mad
+    lags, points = vals.shape
+    gaps = np.isnan(vals)
+    count = lags - gaps.sum(axis=0)
+    if lags < 4:  # absent lags count as gaps, as in nan_median_mad
+        pad = np.full((4 - lags, points), np.nan)
+        vals, gaps = np.concatenate((vals, pad)), np.concatenate((gaps, np.isnan(pad)))
+    srt = np.where(gaps, np.inf, vals)
+    _sort_four(srt)
+    # nan_median_mad's positions (lo, hi): (0, 1) of 2 values, (1, 1) of 3, (1, 2) of 4.
+    two, four = count == 2, count == 4
+    med = 0.5 * (np.where(two, srt[0], srt[1]) + np.where(four, srt[2], srt[1]))
+    dev = np.abs(vals - med)
+    np.copyto(dev, np.inf, where=gaps)
+    _sort_four(dev)
+    mad = 0.5 * (np.where(two, dev[0], dev[1]) + np.where(four, dev[2], dev[1]))
+    few = count < 2
+    med[few] = np.nan
+    mad[few] = np.nan
+    return med, mad
+
+
+def _sort_four(v: FloatArray) -> None:
+    """Sort each column of ``v``, shape (4, points), in place (no NaN): the optimal network
+    of five compare-exchanges, (0, 1) with (2, 3), then (0, 2) with (1, 3), then (1, 2)."""
+    for first, second in ((v[0::2], v[1::2]), (v[0:2], v[2:4]), (v[1:2], v[2:3])):
+        low = np.minimum(first, second)
+        np.maximum(first, second, out=second)
+        first[...] = low
 
 
 def _blocks(m: int, block_meters: int) -> range:
@@ -342,9 +395,18 @@ def _row_mean_into(a: FloatArray, tmp: FloatArray, gaps: npt.NDArray[np.bool_]) 
     np.copyto(tmp, a)
     np.copyto(tmp, 0.0, where=gaps)  # the same sum, in the same order, as before
     total = tmp.sum(axis=-1, keepdims=True)
-    count = a.shape[-1] - np.count_nonzero(gaps, axis=-1, keepdims=True)
+    count = a.shape[-1] - _count_along_last(gaps)
     mean: FloatArray = np.divide(total, count, out=np.zeros(total.shape), where=count > 0)
     return mean
+
+
+def _count_along_last(mask: npt.NDArray[np.bool_]) -> IntArray:
+    """``np.count_nonzero(mask, axis=-1, keepdims=True)``, summed in 16-bit counters when
+    they cannot overflow: 4× as fast (the vectorised byte sums) and one call, where
+    ``count_nonzero`` along an axis converts the mask first."""
+    wide = mask.shape[-1] >= 2**16
+    counts = mask.sum(axis=-1, dtype=np.int64 if wide else np.uint16, keepdims=True)
+    return np.asarray(counts, dtype=np.int64)
 
 
 @dataclass(slots=True, frozen=True)
@@ -593,10 +655,14 @@ def baseline_scan(
     if not 0.0 <= tail_quantile < 1.0 or tail_divisor <= 0:
         raise ValueError("tail_quantile: must lie in [0, 1); tail_divisor: must be > 0")
     day_starts = np.arange(0, n, steps_per_day)
-    n_days = day_starts.size
     steps_in_day = np.diff(np.append(day_starts, n)).astype(np.float64)
-    daily_residual = np.empty((m, n_days))
-    daily_expected = np.empty((m, n_days))
+    days = _DaySums(
+        m,
+        day_starts,
+        steps_in_day,
+        blank_steps=2 * week_steps,  # the median needs two weeks of lags
+        bridged_gaps=bridged_gaps,
+    )
 
     rows = min(block_meters, m)
     work = _Workspace(rows, n)
@@ -613,7 +679,7 @@ def baseline_scan(
             med += heating.anomaly_of(i, j)  # expected = median + β·(dh − median dh)
             # A mild spell cannot take use below zero (gas for hot water stays).
             np.maximum(med, 0.0, out=med)
-        daily_residual[i:j], daily_expected[i:j] = _z_block(
+        _z_block(
             a[i:j],
             expected=med,
             scale=scale,
@@ -623,14 +689,13 @@ def baseline_scan(
             floor=floor,
             rel_floor=rel_floor,
             meter_floor=meter_floor,
-            day_starts=day_starts,
-            steps_in_day=steps_in_day,
-            blank_steps=2 * week_steps,  # the median needs two weeks of lags
+            days=days,
+            row0=i,
             quantum=None if q_arr is None else q_arr[i:j, np.newaxis],
             tail_quantile=tail_quantile,
             tail_divisor=tail_divisor,
-            bridged_gaps=bridged_gaps,
         )
+    daily_residual, daily_expected = days.result()
     return BaselineScan(
         z=z, daily_residual=daily_residual, daily_expected=daily_expected, heating=heating
     )
@@ -647,18 +712,14 @@ def _z_block(
     floor: float,
     rel_floor: float,
     meter_floor: float,
-    day_starts: IntArray,
-    steps_in_day: FloatArray,
-    blank_steps: int = 0,
+    days: _DaySums,
+    row0: int,
     quantum: FloatArray | None = None,
     tail_quantile: float = 0.0,
     tail_divisor: float = 2.0,
-    bridged_gaps: bool = False,
-) -> tuple[FloatArray, FloatArray]:
-    """Robust z of one block into ``z`` (``scale`` holds the MAD on entry); daily sums out.
-
-    ``expected`` is NaN in every row over the first ``blank_steps`` steps.
-    """
+) -> None:
+    """Robust z of one block (rows ``row0`` on) into ``z`` (``scale`` holds the MAD on
+    entry); its daily sums into ``days``."""
     # scale = max(1.4826·max(MAD, meter_floor·mean MAD), quantum, tail/divisor)
     #         + floor + rel_floor·|expected|
     # Scaling by 1.4826 > 0 commutes with max exactly (rounding is monotone), so every
@@ -674,37 +735,89 @@ def _z_block(
         tail = _block_tail_values(z, tail_quantile, TAIL_BLOCK_STEPS, scratch=tmp)
         tail /= tail_divisor
         np.maximum(tail, col, out=tail)
-        # Against one value per block, broadcast: no (rows, steps) copy of the tail, and
-        # two calls rather than one per block (each call contends for the GIL in threads).
+        # ``tmp`` is free again: the floor of each step written out, then one contiguous
+        # maximum; against a broadcast operand of stride 0 NumPy's maximum takes a scalar
+        # loop, twice as slow as the copy and the maximum together.
         rows, n = scale.shape
         whole = n // TAIL_BLOCK_STEPS
         by_block = np.reshape(
-            scale[:, : whole * TAIL_BLOCK_STEPS], (rows, whole, TAIL_BLOCK_STEPS), copy=False
+            tmp[:, : whole * TAIL_BLOCK_STEPS], (rows, whole, TAIL_BLOCK_STEPS), copy=False
         )
-        np.maximum(by_block, tail[:, :whole, np.newaxis], out=by_block)
-        part = scale[:, whole * TAIL_BLOCK_STEPS :]
-        np.maximum(part, tail[:, whole : whole + 1], out=part)
+        by_block[...] = tail[:, :whole, np.newaxis]
+        tmp[:, whole * TAIL_BLOCK_STEPS :] = tail[:, whole : whole + 1]
+        np.maximum(scale, tmp, out=scale)
     else:
-        np.maximum(scale, col, out=scale)
+        tmp[...] = col  # as above: no stride-0 operand for the maximum
+        np.maximum(scale, tmp, out=scale)
     np.abs(expected, out=tmp)
     tmp *= rel_floor
     tmp += floor
     scale += tmp
     # Daily sums over the steps where both x and the expectation exist (z is NaN wherever
-    # either is missing).
-    res_sum, exp_sum, count, exp_all, count_e = _daily_sums(
-        z, expected, day_starts, steps_in_day, blank_steps=blank_steps
-    )
-    enough = count >= 0.5 * steps_in_day
+    # either is missing), before z is scaled.
+    days.add(row0, z, expected, xb)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(z, scale, out=z)
-    if bridged_gaps:
-        # The readings after a gap carry its energy: the day's use is their plain sum,
-        # against the expectation of every step of the day.
-        enough &= count_e >= 0.5 * steps_in_day
-        day_exp = exp_all * np.divide(
-            steps_in_day, count_e, out=np.zeros_like(count_e), where=enough
-        )
+
+
+class _DaySums:
+    """Sums per day of a scan's residuals ``x − expected`` and expected use, a block of
+    meters at a time, finished for all meters at once by :meth:`result`.
+
+    Days without a gap are summed by ``reduceat`` on the block; the days whose sum comes
+    out NaN are gathered while their block is at hand, and summed again after the last
+    block with their gaps as 0, by the same ``reduceat`` over the same steps (so the same
+    rounding) as a sum over a zero-filled copy. A few hundred such days per block were
+    thirty small NumPy calls per block, each handing the GIL to the other scan thread and
+    waiting to get it back. Days within the first ``blank_steps`` steps, where the
+    expectation is NaN in every row, are set to what that gives, sums and counts of 0,
+    without gathering them.
+    """
+
+    def __init__(
+        self,
+        meters: int,
+        day_starts: IntArray,
+        steps_in_day: FloatArray,
+        *,
+        blank_steps: int,
+        bridged_gaps: bool,
+    ) -> None:
+        self.day_starts, self.steps_in_day = day_starts, steps_in_day
+        self.bridged_gaps = bridged_gaps
+        self.res = np.empty((meters, day_starts.size))
+        self.exp = np.empty((meters, day_starts.size))
+        self.blank = int(np.count_nonzero(day_starts + steps_in_day <= blank_steps))
+        # Gathered gap days, by length of day (only the last day may be shorter): rows,
+        # days, their residuals and expected use.
+        self.gaps: dict[int, list[tuple[IntArray, IntArray, FloatArray, FloatArray]]] = {}
+        self.late: list[tuple[int, int, float]] = []  # row, day, expected use (bridged)
+
+    def add(self, row0: int, z: FloatArray, expected: FloatArray, xb: FloatArray) -> None:
+        """Sum the block of rows ``row0`` on: ``z`` holds ``x − expected``, ``xb`` is ``x``."""
+        starts, n_days, steps_in_day = self.day_starts, self.day_starts.size, self.steps_in_day
+        res = np.add.reduceat(z, starts, axis=1, out=self.res[row0 : row0 + len(z)])
+        np.add.reduceat(expected, starts, axis=1, out=self.exp[row0 : row0 + len(z)])
+        if n_days > self.blank:
+            nan_days = np.flatnonzero(np.isnan(res[:, self.blank :]))
+            rows, days = np.divmod(nan_days, n_days - self.blank)
+            days += self.blank
+            # Only the last day may be shorter: each length of day is gathered on its own.
+            last = days == n_days - 1
+            for length, pick in ((int(steps_in_day[0]), ~last), (int(steps_in_day[-1]), last)):
+                if not pick.any():
+                    continue
+                r, d = rows[pick], days[pick]
+                cols = starts[d][:, np.newaxis] + np.arange(length)
+                gathered = (
+                    r + row0,
+                    d,
+                    z[r[:, np.newaxis], cols],
+                    expected[r[:, np.newaxis], cols],
+                )
+                self.gaps.setdefault(length, []).append(gathered)
+        if not self.bridged_gaps:
+            return
         for r in np.flatnonzero(np.isnan(xb[:, -1])).tolist():
             # Steps after the last reading are not a gap yet (a late meter, a run before
             # the hour's data came in): no reading has carried their energy, so that day
@@ -712,70 +825,64 @@ def _z_block(
             seen = np.flatnonzero(~np.isnan(xb[r]))
             if seen.size == 0:
                 continue
-            d = int(np.searchsorted(day_starts, seen[-1], side="right")) - 1
-            part = expected[r, day_starts[d] : seen[-1] + 1]
+            d = int(np.searchsorted(starts, seen[-1], side="right")) - 1
+            part = expected[r, starts[d] : seen[-1] + 1]
             known = np.count_nonzero(~np.isnan(part))
             if known:
-                day_exp[r, d] = np.nansum(part) * part.size / known
-        return (
-            np.where(enough, res_sum + exp_sum - day_exp, np.nan),
-            np.where(enough, day_exp, np.nan),
-        )
-    factor = np.divide(steps_in_day, count, out=np.zeros_like(count), where=enough)
-    return (
-        np.where(enough, res_sum * factor, np.nan),
-        np.where(enough, exp_sum * factor, np.nan),
-    )
+                self.late.append((row0 + r, d, float(np.nansum(part) * part.size / known)))
+
+    def result(self) -> tuple[FloatArray, FloatArray]:
+        """Daily residual and expected use, (meters, days) each (see :class:`BaselineScan`).
+
+        Computed in the arrays of the sums where it can: (meters, days) temporaries cost
+        more in page faults than the arithmetic on them.
+        """
+        res, exp, steps_in_day = self.res, self.exp, self.steps_in_day
+        bridged = self.bridged_gaps
+        count = np.repeat(steps_in_day[np.newaxis, :], res.shape[0], axis=0)
+        # Sums and counts over the steps where the expectation alone exists (bridged).
+        exp_all, count_e = (exp.copy(), count.copy()) if bridged else (exp, count)
+        for sums in (res, exp, count, exp_all, count_e):
+            sums[:, : self.blank] = 0.0
+        for parts in self.gaps.values():
+            r, d, seg_z, seg_e = (np.concatenate(column) for column in zip(*parts, strict=True))
+            if bridged:
+                e_gaps = np.isnan(seg_e)
+                exp_all[r, d] = np.where(e_gaps, 0.0, seg_e).sum(axis=1)
+                count_e[r, d] -= e_gaps.sum(axis=1)
+            gaps = np.isnan(seg_z)
+            seg_z[gaps] = 0.0
+            seg_e[gaps] = 0.0
+            first = np.zeros(1, dtype=np.int64)
+            res[r, d] = np.add.reduceat(seg_z, first, axis=1)[:, 0]
+            exp[r, d] = np.add.reduceat(seg_e, first, axis=1)[:, 0]
+            count[r, d] -= gaps.sum(axis=1)
+        enough = count >= 0.5 * steps_in_day
+        if bridged:
+            # The readings after a gap carry its energy: the day's use is their plain sum,
+            # against the expectation of every step of the day.
+            enough &= count_e >= 0.5 * steps_in_day
+            day_exp = np.multiply(exp_all, _scale_up(steps_in_day, count_e, enough), out=exp_all)
+            for r_late, d_late, value in self.late:
+                day_exp[r_late, d_late] = value
+            residual = np.subtract(np.add(res, exp, out=res), day_exp, out=res)
+            np.copyto(residual, np.nan, where=~enough)
+            np.copyto(day_exp, np.nan, where=~enough)
+            return residual, day_exp
+        factor = _scale_up(steps_in_day, count, enough)
+        for sums in (res, exp):
+            np.multiply(sums, factor, out=sums)
+            np.copyto(sums, np.nan, where=~enough)
+        return res, exp
 
 
-def _daily_sums(
-    z: FloatArray,
-    expected: FloatArray,
-    day_starts: IntArray,
-    steps_in_day: FloatArray,
-    *,
-    blank_steps: int = 0,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Sums of ``z`` and ``expected`` per day over the steps where ``z`` is not NaN, and the
-    count of those steps; then the sum of ``expected`` over the steps where it alone is not
-    NaN, and their count; each shape (rows, days).
-
-    Days without a gap are summed in place; only the few days whose sum is NaN are gathered
-    and summed again with their gaps as 0, with the same ``reduceat`` (so the same rounding)
-    as a sum over a zero-filled copy of the whole block. Days within the first
-    ``blank_steps`` steps, where ``expected`` (and so ``z``) is NaN in every row, are set to
-    what that gives, sums and counts of 0, without gathering them.
-    """
-    res = np.add.reduceat(z, day_starts, axis=1)
-    exp = np.add.reduceat(expected, day_starts, axis=1)
-    count = np.repeat(steps_in_day[np.newaxis, :], z.shape[0], axis=0)
-    exp_all, count_e = exp.copy(), count.copy()
-    n_days = day_starts.size
-    blank = int(np.count_nonzero(day_starts + steps_in_day <= blank_steps))
-    for sums in (res, exp, count, exp_all, count_e):
-        sums[:, :blank] = 0.0
-    rows, days = np.divmod(np.flatnonzero(np.isnan(res)), n_days)
-    # Only the last day may be shorter: redo each length of day on its own.
-    for short in (False, True):
-        pick = (days == n_days - 1) == short
-        if not pick.any():
-            continue
-        r, d = rows[pick], days[pick]
-        length = int(steps_in_day[d[0]])
-        cols = day_starts[d][:, np.newaxis] + np.arange(length)
-        seg_z = z[r[:, np.newaxis], cols]
-        seg_e = expected[r[:, np.newaxis], cols]
-        e_gaps = np.isnan(seg_e)
-        exp_all[r, d] = np.where(e_gaps, 0.0, seg_e).sum(axis=1)
-        count_e[r, d] -= e_gaps.sum(axis=1)
-        gaps = np.isnan(seg_z)
-        seg_z[gaps] = 0.0
-        seg_e[gaps] = 0.0
-        first = np.zeros(1, dtype=np.int64)
-        res[r, d] = np.add.reduceat(seg_z, first, axis=1)[:, 0]
-        exp[r, d] = np.add.reduceat(seg_e, first, axis=1)[:, 0]
-        count[r, d] -= gaps.sum(axis=1)
-    return res, exp, count, exp_all, count_e
+def _scale_up(
+    steps_in_day: FloatArray, count: FloatArray, enough: npt.NDArray[np.bool_]
+) -> FloatArray:
+    """``steps_in_day / count`` where ``enough``, else 0, written into ``count``."""
+    np.divide(steps_in_day, count, out=count, where=enough)
+    np.copyto(count, 0.0, where=~enough)
+    return count
 
 
 TAIL_BLOCK_STEPS = 4 * HOURS_PER_WEEK
@@ -813,7 +920,8 @@ def _block_tail_values(
         padded[:, last:] = padded[:, n - block : n].copy()
     else:
         padded[:, n:] = 0.0  # a series shorter than a block: its zeros lower the quantile
-    np.fmax(padded, 0.0, out=padded)  # NaN → 0
+    # NaN → 0, against a row of zeros: with a scalar operand fmax takes a loop 4× as slow.
+    np.fmax(padded, np.zeros((1, padded.shape[1]), dtype=np.float32), out=padded)
     k = min(block - 1, int(q * block))
     by_block = padded.reshape(m, blocks, block)
     top = block - k  # the k-th smallest is the top-th largest
@@ -823,8 +931,10 @@ def _block_tail_values(
         by_block.partition(k, axis=2)
         kth = by_block[:, :, k]
     # An infinite |resid| counts as the largest float32; mapping it after the selection
-    # is the same, as the order does not change.
-    return np.asarray(np.nan_to_num(kth), dtype=np.float64)
+    # is the same, as the order does not change (a minimum: ``np.nan_to_num`` costs more in
+    # Python than the selection on so few values, with the GIL held).
+    top_f32 = np.float32(np.finfo(np.float32).max)
+    return np.asarray(np.minimum(kth, top_f32), dtype=np.float64)
 
 
 TAIL_GROUP = 6

@@ -33,6 +33,7 @@ from processing.events import (
     AnomalyEvents,
     EventRow,
     ReasonFn,
+    _events_of_points,
     describe_step,
     events_from_mask,
     mask_runs,
@@ -283,8 +284,11 @@ def spikes_and_drops(
     if zz.shape != a.shape:
         raise ValueError(f"z: expected shape {a.shape}, got {zz.shape}")
     out: list[Anomaly] = []
-    for kind, mask in (("spike", zz > cfg.z_threshold), ("drop", zz < -cfg.z_threshold)):
-        ev = events_from_mask(mask, kind=kind, score=zz, observed=a, max_gap=cfg.max_gap)
+    above, below = _beyond(zz, cfg.z_threshold)
+    for kind, points in (("spike", above), ("drop", below)):
+        ev = _events_of_points(
+            points, zz.shape, kind=kind, score=zz, observed=a, max_gap=cfg.max_gap
+        )
         # One step over the persistent threshold is an ordinary peak; it must clear the
         # single-step threshold, several steps in a row need only the lower one.
         ev = ev.select((ev.end - ev.start >= 2) | (ev.severity > cfg.z_single))
@@ -299,6 +303,24 @@ def spikes_and_drops(
         reason = _spike_reason(start, steps_per_hour, cfg.unit, level=cfg.reads_level)
         out.extend(ev.to_anomalies(reason))
     return out
+
+
+def _beyond(
+    z: FloatArray, threshold: float, block_meters: int = 64
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Flat indexes (ascending) of ``z > threshold`` and of ``z < −threshold``, a block of
+    meters at a time: each block is read once for both, into one reused mask, without two
+    masks of the whole matrix."""
+    m, n = z.shape
+    mask = np.empty((min(block_meters, m), n), dtype=bool)
+    above, below = [], []
+    for i in range(0, m, block_meters):
+        zb = z[i : i + block_meters]
+        part = mask[: len(zb)]
+        above.append(np.flatnonzero(np.greater(zb, threshold, out=part)) + i * n)
+        below.append(np.flatnonzero(np.less(zb, -threshold, out=part)) + i * n)
+    none = np.zeros(0, dtype=np.intp)
+    return (np.concatenate(above), np.concatenate(below)) if above else (none, none)
 
 
 BRIDGE_LOOKBACK: Final = 24  # longest gap before a peak that is checked for bridging [steps]
@@ -391,14 +413,51 @@ def _window_means(
 
 
 class _WindowSet:
-    """Cut points of one set of windows, for :func:`_window_means_of_sets`."""
+    """Cut points of one set of windows, for :func:`_window_means_of_sets`: each window is
+    summed as the segment from its start to the next cut."""
 
     def __init__(self, starts: IntArray, ends: IntArray, n: int) -> None:
         cuts = np.unique(np.concatenate((starts, ends, [0])))
         self.cuts = cuts[cuts < n]
         self.pick = np.searchsorted(self.cuts, starts)
         self.length = (ends - starts).astype(np.float64)
-        self.seg_len = np.diff(np.append(self.cuts, n))
+        self.first = self.cuts[self.pick] if self.pick.size else self.pick
+        self.stop = np.append(self.cuts[1:], n)[self.pick]  # end of each window's segment
+
+
+def _shared_cuts(sets: Sequence[_WindowSet], n: int) -> tuple[IntArray, list[IntArray]] | None:
+    """The union of the sets' cuts and where each set's windows fall in it, when no cut of
+    one set falls inside a window of another (nights and closed daytimes never meet): one
+    ``reduceat`` then sums every window, each over the same steps as alone."""
+    cuts = np.unique(np.concatenate([ws.cuts for ws in sets]))
+    stops = np.append(cuts[1:], n)
+    picks = [np.searchsorted(cuts, ws.first) for ws in sets]
+    same = all(np.array_equal(stops[p], ws.stop) for p, ws in zip(picks, sets, strict=True))
+    return (cuts, picks) if same else None
+
+
+def _resum_gaps(xb: FloatArray, ws: _WindowSet, total: FloatArray, count: FloatArray) -> None:
+    """Sums and valid counts, in place, of the windows whose plain sum is NaN (a gap in
+    them), with their gaps as 0: the same ``reduceat`` over the same steps, and so the same
+    rounding, as a sum over a zero-filled copy of the block. Gaps are sparse."""
+    rows, wins = np.divmod(np.flatnonzero(np.isnan(total)), total.shape[1])
+    seg_len = ws.stop[wins] - ws.first[wins]
+    if 4 * int(seg_len.sum()) > xb.size:
+        # Long windows (a whole year for the mean use): a zero-filled copy costs less than
+        # gathering their steps.
+        gaps = np.isnan(xb)
+        filled = np.where(gaps, 0.0, xb)
+        total[...] = np.add.reduceat(filled, ws.cuts, axis=1)[:, ws.pick]
+        count -= np.add.reduceat(gaps, ws.cuts, axis=1, dtype=np.int64)[:, ws.pick]
+        return
+    for length in np.unique(seg_len).tolist():  # a loop over window lengths, not windows
+        pick = seg_len == length
+        r, w = rows[pick], wins[pick]
+        seg = xb[r[:, np.newaxis], ws.first[w][:, np.newaxis] + np.arange(length)]
+        gaps = np.isnan(seg)
+        seg[gaps] = 0.0
+        total[r, w] = np.add.reduceat(seg, np.zeros(1, dtype=np.int64), axis=1)[:, 0]
+        count[r, w] -= gaps.sum(axis=1)
 
 
 def _window_means_of_sets(
@@ -409,30 +468,25 @@ def _window_means_of_sets(
     bridged: bool = False,
 ) -> list[FloatArray]:
     """:func:`_window_means` of several sets of ``(starts, ends)`` in one pass over ``x``:
-    each set is cut and summed on its own (so rounded as alone), the gaps found once."""
+    each window summed over the same steps (so rounded) as its set alone."""
     m, n = x.shape
     sets = [_WindowSet(starts, ends, n) for starts, ends in windows]
     outs = [np.empty((m, ws.pick.size)) for ws in sets]
-    # Cache-sized blocks and buffers reused from block to block: matrix-sized temporaries
-    # cost more in page faults than the sums.
-    rows = block_meters
-    filled = np.empty((rows, n))
-    gaps = np.empty((rows, n), dtype=bool)
-    for i in range(0, m, rows):
-        xb = x[i : i + rows]
-        r = xb.shape[0]
-        gap = np.isnan(xb, out=gaps[:r])
-        total_in = filled[:r]
-        np.copyto(total_in, xb)
-        np.copyto(total_in, 0.0, where=gap)
-        # Gaps are sparse: count them from their positions, not with a pass per segment.
-        g_row, g_col = np.divmod(np.flatnonzero(gap), n)
-        for ws, out in zip(sets, outs, strict=True):
-            total = np.add.reduceat(total_in, ws.cuts, axis=1)[:, ws.pick]
-            seg = np.searchsorted(ws.cuts, g_col, side="right") - 1
-            missing = np.bincount(g_row * ws.cuts.size + seg, minlength=r * ws.cuts.size)
-            count = (ws.seg_len - missing.reshape(r, ws.cuts.size)).astype(np.float64)[:, ws.pick]
-            out[i : i + r] = np.divide(
+    shared = _shared_cuts(sets, n) if len(sets) > 1 else None
+    # Blocks of meters keep each block in cache for the sums and the regathered gaps; the
+    # sums run on the series as they are (no zero-filled copy, no gap mask): only the few
+    # windows that come out NaN are summed again.
+    for i in range(0, m, block_meters):
+        xb = x[i : i + block_meters]
+        if shared is None:
+            totals = [np.add.reduceat(xb, ws.cuts, axis=1)[:, ws.pick] for ws in sets]
+        else:
+            every = np.add.reduceat(xb, shared[0], axis=1)
+            totals = [every[:, pick] for pick in shared[1]]
+        for ws, out, total in zip(sets, outs, totals, strict=True):
+            count = np.repeat((ws.stop - ws.first)[np.newaxis, :].astype(np.float64), len(xb), 0)
+            _resum_gaps(xb, ws, total, count)
+            out[i : i + len(xb)] = np.divide(
                 total,
                 ws.length if bridged else count,
                 out=np.full(total.shape, np.nan),
@@ -881,32 +935,49 @@ def cusum(
     scale = np.broadcast_to(sigma[:, np.newaxis], r.shape)
     if local_days > 0:
         scale = np.maximum(scale, _lagged_scale(dev, local_days, LOCAL_SCALE_LAG_DAYS))
+    # Each step writes into an array of the step before where it can: a fresh (meters, days)
+    # array costs about as much in page faults as the arithmetic on it.
     with np.errstate(invalid="ignore", divide="ignore"):
-        y = dev / scale
-    y[~np.isfinite(y)] = np.nan
+        y = np.divide(dev, scale, out=dev)
+    np.copyto(y, np.nan, where=~np.isfinite(y))
     allowance: float | FloatArray = k
     if k_floor is not None:
+        floor = np.abs(np.asarray(k_floor, dtype=np.float64))
         with np.errstate(invalid="ignore", divide="ignore"):
-            floor = np.abs(np.asarray(k_floor, dtype=np.float64)) / scale
-        allowance = np.maximum(k, np.nan_to_num(floor, posinf=0.0))
+            np.divide(floor, scale, out=floor)
+        allowance = np.maximum(k, np.nan_to_num(floor, copy=False, posinf=0.0), out=floor)
 
-    def one_side(v: FloatArray) -> FloatArray:
-        inc = np.where(np.isnan(v), 0.0, v - allowance)
-        c = np.cumsum(inc, axis=1)
-        run_min = np.minimum.accumulate(np.minimum(c, 0.0), axis=1)
-        return np.asarray(c - run_min, dtype=np.float64)
+    def one_side(v: FloatArray, c: FloatArray) -> FloatArray:
+        """The sums of ``v`` (``c`` may be ``v`` itself, overwritten)."""
+        gaps = np.isnan(v)
+        np.subtract(v, allowance, out=c)
+        np.copyto(c, 0.0, where=gaps)
+        np.cumsum(c, axis=1, out=c)
+        run_min = np.minimum(c, 0.0)
+        np.minimum.accumulate(run_min, axis=1, out=run_min)
+        return np.subtract(c, run_min, out=run_min)
 
-    return Cusum(upper=one_side(y), lower=one_side(-y), sigma=sigma, center=center, z=y)
+    upper = one_side(y, np.empty_like(y))
+    lower = one_side(np.negative(y), np.empty_like(y))
+    return Cusum(upper=upper, lower=lower, sigma=sigma, center=center, z=y)
 
 
 class _SegmentMeans:
     """NaN-ignoring means of ``a[row, lo:hi]`` for many segments at once, via cumulative sums."""
 
     def __init__(self, a: FloatArray) -> None:
-        ok = ~np.isnan(a)
-        zero = np.zeros((a.shape[0], 1))
-        self.total = np.concatenate((zero, np.cumsum(np.where(ok, a, 0.0), axis=1)), axis=1)
-        self.count = np.concatenate((zero, np.cumsum(ok, axis=1, dtype=np.float64)), axis=1)
+        gaps = np.isnan(a)
+        m, n = a.shape
+        # Summed in place behind a column of zeros: no copies of the matrix to concatenate.
+        self.total = np.zeros((m, n + 1))
+        total = self.total[:, 1:]
+        np.copyto(total, a)
+        np.copyto(total, 0.0, where=gaps)
+        np.cumsum(total, axis=1, out=total)
+        self.count = np.zeros((m, n + 1))
+        count = self.count[:, 1:]
+        np.logical_not(gaps, out=count)
+        np.cumsum(count, axis=1, out=count)
 
     def __call__(self, rows: IntArray, lo: IntArray, hi: IntArray) -> FloatArray:
         n = self.count[rows, hi] - self.count[rows, lo]
@@ -959,7 +1030,6 @@ def level_shifts(
     if daily_expected is not None and cfg.cusum_k_share > 0:
         k_floor = cfg.cusum_k_share * exp_daily
     cs = cusum(r, k=cfg.cusum_k, local_days=cfg.cusum_local_days, k_floor=k_floor)
-    days = np.arange(r.shape[1])
     out: list[Anomaly] = []
     seg_mean = _SegmentMeans(r)
     seg_exp = _SegmentMeans(exp_daily)
@@ -968,10 +1038,8 @@ def level_shifts(
         ev = events_from_mask(stat > cfg.cusum_h, kind="level_shift", score=stat)
         if not len(ev):
             continue
-        last_zero = np.where(stat == 0.0, days, -1)
-        np.maximum.accumulate(last_zero, axis=1, out=last_zero)
         rows, end = ev.meter_index, ev.end
-        onset = last_zero[rows, ev.start] + 1
+        onset = _last_zero(stat, rows, ev.start) + 1
         # One CUSUM excursion that dips under h and rises again is one change: its alarms
         # share the onset (events are sorted by meter, then start).
         head = np.flatnonzero(np.diff(rows * (r.shape[1] + 1) + onset, prepend=-1) != 0)
@@ -1047,6 +1115,18 @@ def _shift_reason(
         f"Daily consumption {direction} by {abs(shift):.3g} {cfg.unit}/day{pct} "
         f"since {when} (expected {expected:.3g}, saw {observed:.3g} {cfg.unit}/day); {change}"
     )
+
+
+def _last_zero(stat: FloatArray, rows: IntArray, cols: IntArray) -> IntArray:
+    """Column of the last zero of ``stat[row, : col + 1]`` for each pair, −1 if none: a
+    search among the zeros' flat indexes rather than a running maximum over the matrix."""
+    n = stat.shape[1]
+    zeros = np.flatnonzero(stat == 0.0)
+    at = np.searchsorted(zeros, rows * n + cols, side="right") - 1
+    flat = zeros[np.maximum(at, 0)] if zeros.size else np.zeros_like(at)
+    found = (at >= 0) & (flat // n == rows)
+    last: IntArray = np.where(found, flat - rows * n, -1)
+    return last
 
 
 ONSET_SLACK_DAYS: Final = 3  # a CUSUM onset lands within a few days of the real step

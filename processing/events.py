@@ -178,10 +178,17 @@ def mask_runs(
         raise ValueError(f"mask: expected shape (meters, steps), got {mk.shape}")
     if max_gap < 0:
         raise ValueError(f"max_gap: must be >= 0, got {max_gap}")
-    n = mk.shape[1]
-    # Flagged steps are sparse: one pass to find them, then work on their indexes only. A run
-    # breaks where the next flagged index is not the next step or lies in another row.
-    flat = np.flatnonzero(mk).astype(np.int64)
+    # Flagged steps are sparse: one pass to find them, then work on their indexes only.
+    return _point_runs(np.flatnonzero(mk), mk.shape[1], max_gap=max_gap, min_steps=min_steps)
+
+
+def _point_runs(
+    flat: npt.NDArray[np.intp], n: int, *, max_gap: int = 0, min_steps: int = 1
+) -> tuple[IntArray, IntArray, IntArray]:
+    """:func:`mask_runs` of the mask whose flat indexes of ``True`` (ascending) are ``flat``,
+    ``n`` steps per row."""
+    # A run breaks where the next flagged index is not the next step or lies in another row.
+    flat = flat.astype(np.int64)
     if flat.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty.copy()
@@ -247,6 +254,47 @@ def events_from_mask(
     """
     mk = np.asarray(mask, dtype=bool)
     rows, starts, ends = mask_runs(mk, max_gap=max_gap, min_steps=min_steps)
+    return _events_of_runs(
+        rows, starts, ends, mk.shape, kind=kind, score=score, expected=expected,
+        observed=observed, aggregate=aggregate,
+    )  # fmt: skip
+
+
+def _events_of_points(
+    flat: npt.NDArray[np.intp],
+    shape: tuple[int, int],
+    *,
+    kind: str,
+    score: npt.ArrayLike | None = None,
+    expected: npt.ArrayLike | None = None,
+    observed: npt.ArrayLike | None = None,
+    aggregate: Aggregate = "peak",
+    max_gap: int = 0,
+    min_steps: int = 1,
+) -> AnomalyEvents:
+    """:func:`events_from_mask` of the (meters, steps) mask of ``shape`` whose flat indexes of
+    ``True`` (ascending) are ``flat``: for detectors that find their sparse steps a block of
+    meters at a time, without a mask of the whole matrix."""
+    rows, starts, ends = _point_runs(flat, shape[1], max_gap=max_gap, min_steps=min_steps)
+    return _events_of_runs(
+        rows, starts, ends, shape, kind=kind, score=score, expected=expected,
+        observed=observed, aggregate=aggregate,
+    )  # fmt: skip
+
+
+def _events_of_runs(
+    rows: IntArray,
+    starts: IntArray,
+    ends: IntArray,
+    shape: tuple[int, ...],
+    *,
+    kind: str,
+    score: npt.ArrayLike | None,
+    expected: npt.ArrayLike | None,
+    observed: npt.ArrayLike | None,
+    aggregate: Aggregate,
+) -> AnomalyEvents:
+    """The events of :func:`events_from_mask` from its runs; ``shape`` is the mask's."""
     if rows.size == 0:
         return AnomalyEvents.empty(kind)
     lengths = ends - starts
@@ -257,7 +305,7 @@ def events_from_mask(
         severity = lengths.astype(np.float64)
         peak_pos = offsets
     else:
-        sc = np.broadcast_to(np.asarray(score, dtype=np.float64), mk.shape)
+        sc = np.broadcast_to(np.asarray(score, dtype=np.float64), shape)
         mag = np.abs(sc[rows_rep, cols])
         mag_filled = np.where(np.isnan(mag), -np.inf, mag)
         seg_max = np.maximum.reduceat(mag_filled, offsets)
@@ -269,7 +317,7 @@ def events_from_mask(
     def gather(values: npt.ArrayLike | None) -> FloatArray:
         if values is None:
             return np.full(rows.size, np.nan)
-        v = np.broadcast_to(np.asarray(values, dtype=np.float64), mk.shape)
+        v = np.broadcast_to(np.asarray(values, dtype=np.float64), shape)
         if aggregate == "peak":
             return np.asarray(v[rows_rep[peak_pos], cols[peak_pos]], dtype=np.float64)
         seg = v[rows_rep, cols]

@@ -28,7 +28,8 @@ MIN_FLEET_METERS: Final = 10
 
 def _relative(residual: FloatArray, expected: FloatArray) -> FloatArray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        rel: FloatArray = np.where(expected > 0, residual / expected, np.nan)
+        rel: FloatArray = np.divide(residual, expected)
+    np.copyto(rel, np.nan, where=~(expected > 0))
     return rel
 
 
@@ -65,12 +66,17 @@ def remove_common_departure(
     e = np.asarray(expected, dtype=np.float64)
     own = _relative(r, e)
     c = np.nan_to_num(_common_of_relative(own))
-    seen = ~np.isnan(own)
-    sxy = np.where(seen, own, 0.0) @ c
-    sxx = seen.astype(np.float64) @ (c * c)
+    # ``own`` is rewritten for each use below: this runs between the threaded passes of
+    # the scan, and a fresh (meters, days) array costs as much in page faults as its use.
+    gaps = np.isnan(own)
+    np.copyto(own, 0.0, where=gaps)
+    sxy = own @ c
+    np.logical_not(gaps, out=own)
+    sxx = own @ (c * c)
     beta = np.clip(np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0), 0.0, 1.0)
-    shared = beta[:, np.newaxis] * c[np.newaxis, :] * np.maximum(e, 0.0)
-    return r - shared, e + shared
+    shared = np.maximum(e, 0.0)
+    np.multiply(np.multiply(beta[:, np.newaxis], c[np.newaxis, :], out=own), shared, out=shared)
+    return np.subtract(r, shared, out=own), np.add(e, shared, out=shared)
 
 
 # Kinds never dropped as common: a fleet-wide outage is the data path failing, which the

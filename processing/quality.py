@@ -13,7 +13,14 @@ import numpy.typing as npt
 
 from processing.baseline import HOURS_PER_WEEK, nan_median
 from processing.consumption import interval_consumption
-from processing.events import AnomalyEvents, events_from_mask, mask_runs, segment_index
+from processing.events import (
+    AnomalyEvents,
+    _events_of_points,
+    _point_runs,
+    events_from_mask,
+    mask_runs,
+    segment_index,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -141,12 +148,26 @@ def outages(
     counted from gap starts, so one long outage does not raise it.
     """
     a = _as_matrix(x, "x")
-    gap = np.isnan(a)
-    ev = events_from_mask(gap, kind="outage", min_steps=min_steps, max_gap=max_gap)
+    gaps = np.flatnonzero(np.isnan(a))
+    return _outage_events(
+        gaps, a.shape, min_steps=min_steps, max_gap=max_gap, false_runs=false_runs
+    )
+
+
+def _outage_events(
+    gaps: npt.NDArray[np.intp],
+    shape: tuple[int, int],
+    *,
+    min_steps: int,
+    max_gap: int,
+    false_runs: float,
+) -> AnomalyEvents:
+    """:func:`outages` from the flat indexes of the gaps (ascending) in a matrix of ``shape``."""
+    m, n = shape
+    ev = _events_of_points(gaps, shape, kind="outage", min_steps=min_steps, max_gap=max_gap)
     if false_runs <= 0 or not len(ev):
         return ev
-    n = a.shape[1]
-    starts = gap[:, :1].sum(axis=1) + (gap[:, 1:] & ~gap[:, :-1]).sum(axis=1)
+    starts = np.bincount(_point_runs(gaps, n)[0], minlength=m)  # runs of gaps per meter
     g = np.clip(starts / max(n, 1), 1e-6, 0.5)
     shortest = np.maximum(min_steps, _unlikely_run(g, n, false_runs))
     return ev.select(ev.end - ev.start >= shortest[ev.meter_index])
@@ -641,6 +662,65 @@ def _recurring_flat(
     return np.asarray(peers >= cfg.flatline_peer_need, dtype=bool)
 
 
+@dataclass(slots=True, frozen=True)
+class _Points:
+    """Flat indexes (ascending) of the steps each rule flags, for :func:`_events_of_points`."""
+
+    negative: npt.NDArray[np.intp]
+    zero: npt.NDArray[np.intp]
+    gap: npt.NDArray[np.intp]
+    flat: npt.NDArray[np.intp]
+
+
+def _flagged_points(
+    a: FloatArray, q: npt.ArrayLike, cfg: QualityConfig, *, block_meters: int = DEFAULT_BLOCK_METERS
+) -> _Points:
+    """The negative, zero, missing and (unless ``flatline_exact``) near-flat steps of ``a``
+    (see :func:`near_flat_mask`), in one pass over blocks of meters.
+
+    Each block is compared while it is in cache, into one reused mask, and only the
+    flagged steps' indexes are kept: four masks of the whole matrix cost more in memory
+    traffic and page faults than the comparisons.
+    """
+    m, n = a.shape
+    near_flat = not cfg.flatline_exact
+    if near_flat and cfg.flatline_steps < 2:
+        raise ValueError(f"min_steps: must be >= 2, got {cfg.flatline_steps}")
+    qq = np.broadcast_to(np.asarray(q, dtype=np.float64).reshape(-1, 1), (m, 1))
+    rows = min(block_meters, m)
+    work = _FlatWorkspace(rows, n)
+    mask_buf = np.empty(rows * n, dtype=bool)
+    found: list[list[npt.NDArray[np.intp]]] = [[], [], [], []]
+    for i in range(0, m, block_meters):
+        j = min(i + block_meters, m)
+        xb = a[i:j]
+        mask = mask_buf[: (j - i) * n].reshape(j - i, n)
+        if cfg.check_negative:
+            with np.errstate(invalid="ignore"):
+                np.less(xb, 0.0, out=mask)
+            found[0].append(np.flatnonzero(mask) + i * n)
+        np.equal(xb, 0.0, out=mask)
+        found[1].append(np.flatnonzero(mask) + i * n)
+        np.isnan(xb, out=mask)
+        found[2].append(np.flatnonzero(mask) + i * n)
+        if near_flat:
+            _near_flat_block(
+                xb,
+                qq[i:j],
+                mask,
+                work,
+                min_steps=cfg.flatline_steps,
+                rel_tol=cfg.flatline_rel_tol,
+                quanta=cfg.flatline_quanta,
+                contrast=cfg.flatline_contrast,
+                period=4 * HOURS_PER_WEEK,
+                min_level_quanta=cfg.flatline_min_quanta,
+            )
+            found[3].append(np.flatnonzero(mask) + i * n)
+    none = np.zeros(0, dtype=np.intp)
+    return _Points(*(np.concatenate(f) if f else none for f in found))
+
+
 def quality_scan(
     consumption: npt.ArrayLike,
     config: QualityConfig | None = None,
@@ -658,20 +738,17 @@ def quality_scan(
     cfg = config if config is not None else QualityConfig()
     a = _as_matrix(consumption, "consumption")
     q = register_quantum(a) if quantum is None else np.asarray(quantum, dtype=np.float64)
+    points = _flagged_points(a, q, cfg)
     if cfg.flatline_exact:
         flat_ev = repeat_runs(a, min_steps=cfg.flatline_steps, false_runs=cfg.flatline_false_runs)
     else:
-        flat = near_flat_mask(
-            a,
-            min_steps=cfg.flatline_steps,
-            quantum=q,
-            rel_tol=cfg.flatline_rel_tol,
-            quanta=cfg.flatline_quanta,
-            contrast=cfg.flatline_contrast,
-            min_level_quanta=cfg.flatline_min_quanta,
-        )
-        flat_ev = events_from_mask(
-            flat, kind="flatline", observed=a, aggregate="peak", max_gap=cfg.flatline_merge_gap
+        flat_ev = _events_of_points(
+            points.flat,
+            a.shape,
+            kind="flatline",
+            observed=a,
+            aggregate="peak",
+            max_gap=cfg.flatline_merge_gap,
         )
         if cfg.flatline_peer_need > 0 and len(flat_ev):
             flat_ev = flat_ev.select(~_recurring_flat(flat_ev, q, cfg, meters=a.shape[0]))
@@ -679,7 +756,14 @@ def quality_scan(
             flat_ev = flat_ev.select(flat_ev.end - flat_ev.start >= cfg.flatline_event_steps)
         if len(flat_ev) and cfg.flatline_habit_need > 0:
             flat_ev = flat_ev.select(~_habitually_flat(a, flat_ev, q, cfg))
-    zeros = zero_runs(a, min_steps=cfg.zero_steps, max_gap=cfg.max_gap)
+    zeros = _events_of_points(
+        points.zero,
+        a.shape,
+        kind="zero_run",
+        min_steps=cfg.zero_steps,
+        max_gap=cfg.max_gap,
+        observed=0.0,
+    )
     if len(zeros):
         usual = _block_median(a, zeros.meter_index, zeros.start, 4 * HOURS_PER_WEEK)
         quanta = np.broadcast_to(q, (a.shape[0],))[zeros.meter_index]
@@ -687,11 +771,21 @@ def quality_scan(
     if len(zeros):
         # An office heated only on weekdays reads zero every weekend: not a fault.
         zeros = zeros.select(_usually_zero_share(a, zeros) < 0.5)
+    negatives = AnomalyEvents.empty("negative")
+    if cfg.check_negative:
+        negatives = _events_of_points(
+            points.negative, a.shape, kind="negative", observed=a, expected=0.0, aggregate="sum"
+        )
+    gaps = _outage_events(
+        points.gap,
+        a.shape,
+        min_steps=cfg.outage_steps,
+        max_gap=cfg.max_gap,
+        false_runs=cfg.outage_false_runs,
+    )
     return {
-        "negative": negative(a) if cfg.check_negative else AnomalyEvents.empty("negative"),
-        "outage": outages(
-            a, min_steps=cfg.outage_steps, max_gap=cfg.max_gap, false_runs=cfg.outage_false_runs
-        ),
+        "negative": negatives,
+        "outage": gaps,
         "zero_run": zeros,
         "flatline": flat_ev,
     }
