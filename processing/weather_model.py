@@ -54,7 +54,8 @@ def daily_features(
     steps : int
         Steps in the series.
     sun_w_m2 : array_like, optional, shape (steps,)
-        Global horizontal irradiance [W/m²]; without it the sun column is 0.
+        Global horizontal irradiance [W/m²] (gaps filled linearly); without it the sun
+        column is 0.
     closed : array_like of bool, optional, shape (days,)
         Days the buildings close (weekends, public holidays): one more column.
     until : array_like of int, optional, shape (meters,)
@@ -87,9 +88,15 @@ def daily_features(
     out[:, 1:, 2] = dd_m[:, :-1]
     out[:, 0, 2] = dd_m[:, 0]  # the day before the window: as the first day
     if sun_w_m2 is not None:
-        g = np.nan_to_num(np.asarray(sun_w_m2, dtype=np.float64).reshape(-1))
+        g = np.asarray(sun_w_m2, dtype=np.float64).reshape(-1)
         if g.size != steps:
             raise ValueError(f"sun_w_m2: expected shape ({steps},), got ({g.size},)")
+        seen = ~np.isnan(g)
+        if 2 <= seen.sum() < g.size:
+            # A missing reading is not a dark hour: filled linearly, as the temperature is.
+            at = np.arange(g.size)
+            g = np.interp(at, at[seen], g[seen])
+        g = np.nan_to_num(g)
         cum_g = np.append(0.0, np.cumsum(g)) / steps_per_hour / 1000.0  # [kWh/m²]
         out[:, :, 3] = np.where(dd_m > 0, cum_g[hi] - cum_g[lo], 0.0)
     if closed is not None:

@@ -46,6 +46,16 @@ def test_features_are_day_sums_with_yesterday_and_sun_on_heating_days():
     assert_allclose(f[0, :, 3], [2.4, 0.0, 1.2])  # kWh/m², only where there is heating
 
 
+def test_a_missing_irradiance_reading_is_not_a_dark_hour():
+    te = np.full(48, 6.0)
+    sun = np.full(48, 200.0)
+    gappy = sun.copy()
+    gappy[30:33] = np.nan
+    starts = np.arange(0, 48, 24)
+    full = daily_features(_term(te), starts, 48, sun_w_m2=sun)
+    assert_allclose(daily_features(_term(te), starts, 48, sun_w_m2=gappy), full)
+
+
 def test_closed_days_add_the_day_after_them():
     te = np.full(24 * 4, 6.0)
     closed = np.asarray([False, True, True, False])
