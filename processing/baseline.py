@@ -44,14 +44,19 @@ def _check(weeks: int, steps_per_hour: int, block_meters: int) -> int:
 def nan_median_mad(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Median and MAD along the last axis, ignoring NaN; NaN where fewer than 2 values are valid.
 
-    The general (any number of weeks) path: one sort along a short last axis.
+    The general (any number of weeks) path: one sort along a short last axis; rows of at
+    least ``MAD_SELECT_MIN`` values take the MAD from the sorted values
+    (:func:`_mad_of_sorted`) rather than sorting the deviations too.
     """
     v = np.asarray(values, dtype=np.float64)
-    med, lo, hi, few = _nan_median_parts(v)
-    dev = np.subtract(v, med)
-    np.abs(dev, out=dev)
-    dev.sort(axis=-1)
-    mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
+    med, lo, hi, few, srt = _nan_median_parts(v)
+    if v.ndim == 2 and v.shape[1] >= MAD_SELECT_MIN:
+        mad = _mad_of_sorted(srt, med, lo, hi, few)
+    else:
+        dev = np.subtract(v, med)
+        np.abs(dev, out=dev)
+        dev.sort(axis=-1)
+        mad = 0.5 * (np.take_along_axis(dev, lo, -1) + np.take_along_axis(dev, hi, -1))
     med = med[..., 0]
     mad = mad[..., 0]
     med[few] = np.nan
@@ -61,7 +66,7 @@ def nan_median_mad(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
 
 def nan_median(values: npt.ArrayLike) -> FloatArray:
     """The median of :func:`nan_median_mad` alone, without the second sort the MAD needs."""
-    med, _, _, few = _nan_median_parts(np.asarray(values, dtype=np.float64))
+    med, _, _, few, _ = _nan_median_parts(np.asarray(values, dtype=np.float64))
     med = med[..., 0]
     med[few] = np.nan
     return med
@@ -69,16 +74,82 @@ def nan_median(values: npt.ArrayLike) -> FloatArray:
 
 def _nan_median_parts(
     v: FloatArray,
-) -> tuple[FloatArray, IntArray, IntArray, npt.NDArray[np.bool_]]:
+) -> tuple[FloatArray, IntArray, IntArray, npt.NDArray[np.bool_], FloatArray]:
     """Median along the last axis (kept as a length-1 axis, NaN not yet set), the positions
-    of the two middle values among the valid ones, and where fewer than 2 are valid."""
+    of the two middle values among the valid ones, where fewer than 2 are valid, and the
+    sorted values (NaN last)."""
     k = v.shape[-1]
     count = k - np.isnan(v).sum(axis=-1)
     lo = np.clip((count - 1) // 2, 0, k - 1)[..., np.newaxis]
     hi = np.clip(count // 2, 0, k - 1)[..., np.newaxis]
     srt = np.sort(v, axis=-1)  # NaN sorts last
     med = 0.5 * (np.take_along_axis(srt, lo, -1) + np.take_along_axis(srt, hi, -1))
-    return med, lo, hi, count < 2
+    return med, lo, hi, count < 2, srt
+
+
+MAD_SELECT_MIN = 32  # shorter rows sort their deviations: a few calls beat the search
+
+
+def _mad_of_sorted(
+    srt: FloatArray, med: FloatArray, lo: IntArray, hi: IntArray, few: npt.NDArray[np.bool_]
+) -> FloatArray:
+    """The MAD of :func:`nan_median_mad` for 2-D ``srt`` (each row sorted, NaN last), shape
+    (rows, 1), without sorting the deviations: a search over the rows at once.
+
+    Walking down from the lower middle value ``lo`` and up from the next, the deviations
+    ``|s − med|`` of a sorted row grow: the row's sorted deviations merge these two sorted
+    runs, and the ``lo``-th (and ``hi``-th) smallest of two sorted runs is found by a
+    binary search on how many come from the first, a dozen steps for a year of days. The
+    deviations are computed as nan_median_mad computes them, so the same values are taken.
+    Rows with an infinite value, where ``inf − inf`` enters the deviations, sort them.
+    """
+    rows, k = srt.shape
+    lo1, hi1, m = lo[:, 0], hi[:, 0], med[:, 0]
+    flat = srt.reshape(-1)
+    base = np.arange(rows) * k
+
+    def dev(at: IntArray) -> FloatArray:
+        return np.asarray(np.abs(flat[base + np.clip(at, 0, k - 1)] - m), dtype=np.float64)
+
+    # Run A: s[lo], s[lo − 1], … (lo + 1 values); run B: s[lo + 1], … (hi values: the count
+    # of valid values is lo + hi + 1). The lo-th smallest deviation is the largest of the
+    # first lo + 1 of the merged runs: ``take`` of them from A, the rest from B.
+    size_b = hi1
+    low = np.where(hi1 == lo1, 1, 0)  # at least lo + 1 − hi from A
+    high = lo1 + 1
+    while True:
+        active = low < high
+        if not active.any():
+            break
+        mid = (low + high) // 2
+        from_b = lo1 + 1 - mid  # values from B when ``mid`` come from A
+        # Take more from A while its next value is below B's last taken one.
+        more = active & (mid <= lo1) & (from_b >= 1) & (dev(lo1 - mid) < dev(lo1 + from_b))
+        low = np.where(more, mid + 1, low)
+        high = np.where(active & ~more, mid, high)
+    take = low
+    from_b = lo1 + 1 - take
+    inf = np.inf
+    last_a = np.where(take >= 1, dev(lo1 - take + 1), -inf)
+    last_b = np.where(from_b >= 1, dev(lo1 + from_b), -inf)
+    kth = np.maximum(last_a, last_b)
+    next_a = np.where(take <= lo1, dev(lo1 - take), inf)
+    next_b = np.where(from_b < size_b, dev(lo1 + 1 + from_b), inf)
+    after = np.where(hi1 > lo1, np.minimum(next_a, next_b), kth)
+    mad = 0.5 * (kth + after)
+    # Infinite values: the deviations are not ordered as above (inf − inf is NaN).
+    top = flat[base + np.clip(lo1 + hi1, 0, k - 1)]
+    odd = np.flatnonzero(~few & ~(np.isfinite(flat[base]) & np.isfinite(top)))
+    if odd.size:
+        dev_odd = np.abs(srt[odd] - med[odd])
+        dev_odd.sort(axis=-1)
+        mad[odd] = (
+            0.5
+            * (np.take_along_axis(dev_odd, lo[odd], -1) + np.take_along_axis(dev_odd, hi[odd], -1))[
+                :, 0
+            ]
+        )
+    return np.asarray(mad[:, np.newaxis], dtype=np.float64)
 
 
 class _Workspace:
