@@ -540,6 +540,17 @@ class HeatingTerm:
         return np.asarray(term, dtype=np.float64)
 
 
+def fill_gaps(series: npt.ArrayLike) -> FloatArray:
+    """A weather series, shape (steps,), with its gaps filled linearly (left as they are
+    with fewer than two readings): a missing reading is not a mild or a dark hour."""
+    v = np.asarray(series, dtype=np.float64).reshape(-1)
+    ok = ~np.isnan(v)
+    if ok.sum() >= 2 and not ok.all():
+        idx = np.arange(v.size)
+        v = np.interp(idx, idx[ok], v[ok])
+    return v
+
+
 def heating_degree_hours(
     outdoor_temp_c: npt.ArrayLike,
     bases_c: npt.ArrayLike = HEATING_BASES_C,
@@ -550,11 +561,7 @@ def heating_degree_hours(
 
     Gaps in the temperature are filled linearly first: a missing reading is not a mild hour.
     """
-    te = np.asarray(outdoor_temp_c, dtype=np.float64).reshape(-1)
-    ok = ~np.isnan(te)
-    if ok.sum() >= 2 and not ok.all():
-        idx = np.arange(te.size)
-        te = np.interp(idx, idx[ok], te[ok])
+    te = fill_gaps(outdoor_temp_c)
     bases = np.asarray(bases_c, dtype=np.float64).reshape(-1, 1)
     dh = np.maximum(bases - te[np.newaxis, :], 0.0) / steps_per_hour
     return np.asarray(np.nan_to_num(dh), dtype=np.float64)

@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from processing.baseline import HeatingTerm
+from processing.baseline import HeatingTerm, fill_gaps
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -91,12 +91,7 @@ def daily_features(
         g = np.asarray(sun_w_m2, dtype=np.float64).reshape(-1)
         if g.size != steps:
             raise ValueError(f"sun_w_m2: expected shape ({steps},), got ({g.size},)")
-        seen = ~np.isnan(g)
-        if 2 <= seen.sum() < g.size:
-            # A missing reading is not a dark hour: filled linearly, as the temperature is.
-            at = np.arange(g.size)
-            g = np.interp(at, at[seen], g[seen])
-        g = np.nan_to_num(g)
+        g = np.nan_to_num(fill_gaps(g))
         cum_g = np.append(0.0, np.cumsum(g)) / steps_per_hour / 1000.0  # [kWh/m²]
         out[:, :, 3] = np.where(dd_m > 0, cum_g[hi] - cum_g[lo], 0.0)
     if closed is not None:
