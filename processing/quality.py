@@ -28,7 +28,6 @@ CEILING_SHARE = 0.9
 # A zero run counts where the meter's median over its four-week block is above this many
 # register quanta per step: an idle summer gas register with a few draws is not a fault.
 ZERO_RUN_USUAL_QUANTA = 1.0
-IDLE_MARGIN = 0.01
 # Meters per block of the matrix-wide rules: a block's buffers stay in cache and are reused.
 DEFAULT_BLOCK_METERS = 25
 BoolArray = npt.NDArray[np.bool_]
@@ -70,6 +69,11 @@ class QualityConfig:
         A flat window counts only when the meter's typical spread over the same length,
         in the surrounding four weeks, is this many times the allowed spread [-]: a gas
         register idling in summer or a thermostat-held room is flat by nature.
+    flatline_day_steps : int
+        A second, longer window, tested alike against the meter's own windows of that
+        length (0: off) [steps]. A summer gas home reads 3–4 quanta an hour for hours on end
+        as a stuck register does, so its 6-step windows are flat by nature; over a day its
+        hot-water draws spread it out, and a stuck one stays flat.
     flatline_merge_gap : int
         Flat runs separated by at most this many steps (a gap and the bridged reading
         after it) form one event [steps].
@@ -108,6 +112,7 @@ class QualityConfig:
     flatline_rel_tol: float = 0.04
     flatline_quanta: float = 1.0
     flatline_contrast: float = 3.0
+    flatline_day_steps: int = 24
     flatline_merge_gap: int = 2
     flatline_event_steps: int = 10
     flatline_min_quanta: float = 3.0
@@ -286,19 +291,19 @@ def register_quantum(x: npt.ArrayLike, *, block_meters: int = DEFAULT_BLOCK_METE
 
 
 def _running_extreme(
-    a: FloatArray, width: int, fn: np.ufunc, out: FloatArray, tmp: FloatArray
+    a: FloatArray, width: int, fn: np.ufunc, out: FloatArray, tmp: FloatArray, *, span: int = 1
 ) -> None:
     """``fn`` (np.maximum or np.minimum) over each window of ``width`` steps starting at
     every step, into ``out[:, : n − width + 1]`` (NaN if any NaN; the tail is left as is).
+    ``a`` holds the extremes over ``span ≤ width`` steps starting at each step (1: values).
 
-    Doubling: extremes over 1, 2, 4 … steps, then two overlapping windows of the largest
-    power of two cover ``width`` — O(log width) contiguous passes, no window copies.
+    Doubling: extremes over span, 2·span, 4·span … steps until two overlapping windows
+    of the largest cover ``width`` — O(log width) contiguous passes, no window copies.
     """
     n = a.shape[1]
     k = n - width + 1
-    span = 1
     cur = a
-    while 2 * span <= width:
+    while 2 * span < width:
         # ``tmp`` holds extremes over ``2·span`` steps starting at every step that has them.
         fn(cur[:, : n - 2 * span + 1], cur[:, span : n - span + 1], out=tmp[:, : n - 2 * span + 1])
         cur = tmp
@@ -311,7 +316,7 @@ class _FlatWorkspace:
     matrix-sized temporaries cost more in page faults than the arithmetic on them."""
 
     def __init__(self, rows: int, steps: int) -> None:
-        self.f = [np.empty(rows * steps) for _ in range(4)]
+        self.f = [np.empty(rows * steps) for _ in range(6)]
         self.b = [np.empty(rows * steps, dtype=bool) for _ in range(2)]
 
     def views(self, rows: int, steps: int) -> tuple[list[FloatArray], list[BoolArray]]:
@@ -377,17 +382,56 @@ def _near_flat_block(
     contrast: float,
     period: int,
     min_level_quanta: float = 0.0,
+    day_steps: int = 0,
 ) -> None:
     """:func:`near_flat_mask` of one block of meters, written into ``out``."""
-    rows, n = a.shape
     out.fill(False)
+    rows, n = a.shape
+    (high, low, day_high, day_low, bound, tmp), (cand, _) = work.views(rows, n)
     if n < min_steps:
         return
-    k = n - min_steps + 1
-    (spread, high, bound, tmp), (cand, _) = work.views(rows, n)
-    # Spread of each window: running max − running min.
+    widths = [(min_steps, high, low)]
     _running_extreme(a, min_steps, np.maximum, high, tmp)
-    _running_extreme(a, min_steps, np.minimum, spread, tmp)
+    _running_extreme(a, min_steps, np.minimum, low, tmp)
+    if min_steps <= day_steps <= n:
+        # The day's extremes from the short windows' (two passes instead of five).
+        _running_extreme(high, day_steps, np.maximum, day_high, tmp, span=min_steps)
+        _running_extreme(low, day_steps, np.minimum, day_low, tmp, span=min_steps)
+        widths.append((day_steps, day_high, day_low))
+    for width, hi, lo in widths:
+        first_rows, first_cols = _flat_window_starts(
+            a, q, width=width, high=hi, low=lo, bound=bound, tmp=tmp, cand=cand,
+            rel_tol=rel_tol, quanta=quanta, contrast=contrast, period=period,
+            min_level_quanta=min_level_quanta,
+        )  # fmt: skip
+        # Each flagged window start covers the window's steps.
+        for j in range(width):
+            out[first_rows, first_cols + j] = True
+
+
+def _flat_window_starts(
+    a: FloatArray,
+    q: FloatArray,
+    *,
+    width: int,
+    high: FloatArray,
+    low: FloatArray,
+    bound: FloatArray,
+    tmp: FloatArray,
+    cand: BoolArray,
+    rel_tol: float,
+    quanta: float,
+    contrast: float,
+    period: int,
+    min_level_quanta: float,
+) -> tuple[IntArray, IntArray]:
+    """Rows and first steps of the flat windows of ``width`` steps of one block, given each
+    window's extremes ``high`` and ``low`` (``low`` becomes the spread; ``bound``, ``tmp``
+    and ``cand`` are scratch)."""
+    n = a.shape[1]
+    none = np.zeros(0, dtype=np.int64)
+    k = n - width + 1
+    spread = low
     # max(high, −low) bounds |window mean|, so a window whose spread exceeds the allowed
     # spread at that bound is not flat: only the few others need the mean itself.
     # Consumption is rarely negative: without a negative value the bound is ``high``.
@@ -407,37 +451,34 @@ def _near_flat_block(
     cand[:, k:] = False
     r_idx, c_idx = np.divmod(np.flatnonzero(cand), n)
     if r_idx.size == 0:
-        return
+        return none, none
     # Window mean and allowed spread of those windows, with the operations, and so the
     # rounding, of a whole-matrix pass: summed in order, then divided.
     wm = a[r_idx, c_idx]
-    for j in range(1, min_steps):  # loop over the window width, not over samples
+    for j in range(1, width):  # loop over the window width, not over samples
         wm = wm + a[r_idx, c_idx + j]
-    wm = wm / min_steps
+    wm = wm / width
     tol = np.abs(wm) * rel_tol + qq[r_idx, 0]
     with np.errstate(invalid="ignore"):
         flat = (spread[r_idx, c_idx] <= tol) & (wm != 0.0)
     r_idx, c_idx, level, tol = r_idx[flat], c_idx[flat], wm[flat], tol[flat]
     if r_idx.size == 0:
-        return
-    # Flat at full load is a boiler or heat pump at capacity, flat at the idle level a
-    # closed building; a stuck value sits anywhere in between. The quantiles are the costly
-    # part, so only meters with a flat window get them.
+        return none, none
+    # Flat at full load is a boiler or heat pump at capacity; a stuck value sits anywhere
+    # below. (Flat at the idle level was spared too until the seventh session: stuck
+    # registers of homes read at their baseload, and what idles flat by nature, a closed
+    # building, is told by the contrast below and the habit and peer rules.) The quantile
+    # is the costly part, so only meters with a flat window get it.
     held, inverse = np.unique(r_idx, return_inverse=True)
-    idle, ceiling = _row_quantiles(a[held], (0.02, 0.995), tmp[: held.size])
-    idle, ceiling = idle[inverse, 0], ceiling[inverse, 0]
-    between = (level < CEILING_SHARE * ceiling) & (level > idle + IDLE_MARGIN * (ceiling - idle))
-    between &= np.abs(level) >= min_level_quanta * q[r_idx, 0]
-    r_idx, c_idx, tol = r_idx[between], c_idx[between], tol[between]
+    ceiling = _row_quantiles(a[held], (0.995,), tmp[: held.size])[0][inverse, 0]
+    keep = (level < CEILING_SHARE * ceiling) & (np.abs(level) >= min_level_quanta * q[r_idx, 0])
+    r_idx, c_idx, tol = r_idx[keep], c_idx[keep], tol[keep]
     # Typical spread of the same window start in the trailing weeks: offices idle flat at
     # night and boilers run flat out on cold nights; neither is stuck.
     typical = _typical_spread(spread, r_idx, c_idx, period=period)
     with np.errstate(invalid="ignore"):
         keep = typical > contrast * tol
-    r_idx, c_idx = r_idx[keep], c_idx[keep]
-    # Each flagged window start covers the window's steps.
-    for j in range(min_steps):
-        out[r_idx, c_idx + j] = True
+    return r_idx[keep].astype(np.int64), c_idx[keep].astype(np.int64)
 
 
 def near_flat_mask(
@@ -451,6 +492,7 @@ def near_flat_mask(
     period: int = 4 * 168,
     block_meters: int = DEFAULT_BLOCK_METERS,
     min_level_quanta: float = 0.0,
+    day_steps: int = 0,
 ) -> BoolArray:
     """Steps in a window of ``min_steps`` whose spread stays within rounding and jitter.
 
@@ -474,6 +516,9 @@ def near_flat_mask(
         Meters processed together (memory/speed trade-off, not a modelling choice).
     min_level_quanta : float
         Windows whose mean is below this many quanta are never flat (rounding) [-].
+    day_steps : int
+        With > 0, windows of this many steps are tested alike as well, against the
+        meter's own windows of that length (see ``QualityConfig.flatline_day_steps``).
 
     Returns
     -------
@@ -513,6 +558,7 @@ def near_flat_mask(
             contrast=contrast,
             period=period,
             min_level_quanta=min_level_quanta,
+            day_steps=day_steps,
         )
     return mask
 
@@ -715,6 +761,7 @@ def _flagged_points(
                 contrast=cfg.flatline_contrast,
                 period=4 * HOURS_PER_WEEK,
                 min_level_quanta=cfg.flatline_min_quanta,
+                day_steps=cfg.flatline_day_steps,
             )
             found[3].append(np.flatnonzero(mask) + i * n)
     none = np.zeros(0, dtype=np.intp)

@@ -170,6 +170,12 @@ def test_running_extreme_matches_window_reduction():
             out, tmp = np.empty_like(a), np.empty_like(a)
             _running_extreme(a, width, fn, out, tmp)
             assert_array_equal(out[:, :k], ref)
+            # From the extremes over shorter windows, as the day-long windows are built.
+            for span in range(2, width + 1):
+                short = np.full_like(a, -7.0)  # the tail beyond the short windows is junk
+                _running_extreme(a, span, fn, short, tmp)
+                _running_extreme(short, width, fn, out, tmp, span=span)
+                assert_array_equal(out[:, :k], ref)
 
 
 def test_blocks_of_meters_do_not_change_results():
@@ -250,6 +256,41 @@ def test_flat_window_of_one_or_two_quanta_is_rounding_not_a_stuck_register():
     assert not mask[0, 900:930].any()
     loose = near_flat_mask(x, min_steps=6, quantum=0.112, min_level_quanta=0.0)
     assert loose[0, 900:930].any()  # the floor is what spares the idling register
+
+
+def test_home_register_stuck_at_its_baseload_is_found():
+    rng = np.random.default_rng(7)
+    h = np.arange(24 * 7 * 6)
+    # Nights at the baseload (fridge, standby) with its ups and downs, days above it.
+    day = (h % 24 >= 7) & (h % 24 < 23)
+    x = np.round(0.32 + rng.gamma(2.0, 0.04, h.size) + day * rng.gamma(2.0, 0.3, h.size), 3)
+    x = x[np.newaxis, :]
+    stuck = slice(24 * 7 * 5 + 1, 24 * 7 * 5 + 61)  # stuck at its lowest 2 %
+    x[0, stuck] = np.round(np.quantile(x, 0.02) * (1 + rng.uniform(-0.008, 0.008, 60)), 3)
+    ev = quality_scan(x)["flatline"]
+    assert len(ev) == 1
+    assert ev.start[0] <= stuck.start + 1 and ev.end[0] >= stuck.stop - 1
+
+
+def test_register_stuck_at_a_summer_gas_level_is_found_by_the_day_long_window():
+    rng = np.random.default_rng(6)
+    q = 0.112
+    h = np.arange(24 * 7 * 7)
+    hour = h % 24
+    # A gas home in summer: a few quanta an hour, flat-ish for hours, hot water at 7 and 19.
+    quanta = rng.integers(2, 5, h.size) * (hour >= 6) + 10 * (hour == 7) + 8 * (hour == 19)
+    x = (quanta * q)[np.newaxis, :]
+    stuck = slice(24 * 7 * 6 + 2, 24 * 7 * 6 + 42)  # 40 h at 3.5 quanta, read as 3s and 4s
+    x[0, stuck] = np.where(np.arange(40) % 2, 3 * q, 4 * q)
+    short = near_flat_mask(x, min_steps=6, quantum=q, min_level_quanta=3.0)
+    day = near_flat_mask(x, min_steps=6, quantum=q, min_level_quanta=3.0, day_steps=24)
+    assert not short[0, stuck].all()  # its 6-hour windows are as flat as the home's own
+    assert day[0, stuck].all()
+    assert not day[0, : stuck.start].any()  # and no day of its own is flat
+    ev = quality_scan(x)["flatline"]
+    assert len(ev) == 1
+    # The next hour may read 3 or 4 quanta by chance and extend it by one.
+    assert ev.start[0] == stuck.start and stuck.stop <= ev.end[0] <= stuck.stop + 1
 
 
 def test_quality_scan_uses_exact_repeats_for_sensors():
