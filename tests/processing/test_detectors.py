@@ -22,6 +22,7 @@ from processing.detectors import (
     schedule_anomalies,
     spikes_and_drops,
 )
+from processing.events import Anomaly
 from wattwatch.holidays import french_holidays
 
 START = datetime(2024, 1, 1)  # a Monday, local midnight
@@ -495,6 +496,51 @@ def test_a_closing_building_s_weekends_and_monday_reheat_are_no_level_shift():
         shifts = [a.start for a in found if a.kind in ("level_shift", "drift")]
         assert any(97 <= s <= 101 for s in shifts), (seed, shifts)
         assert all(97 <= s <= 123 for s in shifts), (seed, shifts)  # its start, its end
+
+
+def _electric_home_with_nights_left_on(seed: int) -> tuple[np.ndarray, ...]:
+    """An electrically heated home over 140 days, its nights' heating lower after sunny
+    days, heating left on three nights of a sunny week; (x, te, sun, fault days)."""
+    rng = np.random.default_rng(seed)
+    days = 140
+    hours = np.arange(24 * days)
+    te = (
+        6.0
+        + 3.0 * np.sin(2 * np.pi * hours / (24 * 13))
+        + 3.0 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
+        + np.repeat(rng.normal(0, 2.0, days), 24)
+    )
+    dull = np.repeat(rng.random(days // 7) < 0.25, 7)
+    sun = np.clip(np.sin(np.pi * ((hours % 24) - 6) / 12), 0, None)
+    sun *= np.repeat(np.where(dull, 50.0, 400.0) * rng.uniform(0.8, 1.2, days), 24)
+    daily_sun = np.repeat(sun.reshape(days, 24).mean(axis=1), 24)
+    x = (0.2 + np.maximum(0.15 * (17.0 - te) - 0.008 * daily_sun, 0.0)) * rng.lognormal(
+        0, 0.1, hours.size
+    )
+    week = next(w for w in range(9, 17) if not dull[7 * w])  # a sunny week after day 62
+    fault = 7 * week + np.arange(1, 4)
+    for d in fault:
+        x[24 * d : 24 * d + 5] += 3.0
+    return x[np.newaxis, :], te, sun, fault
+
+
+def test_an_electric_home_s_nights_are_corrected_for_the_sun_too():
+    def nights(found: list[Anomaly]) -> list[tuple[int, int]]:
+        # The night of day d starts at 23:00 the day before.
+        return [(a.start // 24 + 1, a.end // 24) for a in found if a.kind == "night_use"]
+
+    missed_without_sun = 0
+    for seed in range(8):
+        x, te, sun, fault = _electric_home_with_nights_left_on(seed)
+        kw = {"start": START, "outdoor_temp_c": te, "config": config_for("household")}
+        (first, last), *others = nights(anomaly_scan(x, sun_w_m2=sun, **kw))
+        assert not others, seed
+        assert fault[0] <= first <= fault[1] and last == fault[-1], seed
+        plain = nights(anomaly_scan(x, **kw))
+        missed_without_sun += not any(
+            first <= fault[1] and last == fault[-1] for first, last in plain
+        )
+    assert missed_without_sun >= 1
 
 
 def test_nights_after_dull_days_are_expected_higher_and_faults_do_not_set_the_slope():
