@@ -396,15 +396,22 @@ def score_city(
     hi = lab.stop_step + TOL_DAY_KINDS
     order = np.argsort(lab.meter, kind="stable")
     m_sorted = lab.meter[order]
+    # Stricter: the label must be one the detection's kind can find (a spike's day read
+    # as a level shift as well is a second alert about one fault, not two found).
+    same_kind = np.zeros(det.meter.size, dtype=bool)
+    finds = {d: {k for k, ds in COMPATIBLE.items() if d in ds} for d in set(det.kind.tolist())}
     for j in np.flatnonzero(late).tolist():
         a, b = (
             np.searchsorted(m_sorted, det.meter[j]),
             np.searchsorted(m_sorted, det.meter[j], "right"),
         )
         idx = order[a:b]
-        correct[j] = bool(np.any((lo[idx] < det.stop[j]) & (hi[idx] > det.start[j])))
+        near = (lo[idx] < det.stop[j]) & (hi[idx] > det.start[j])
+        correct[j] = bool(np.any(near))
+        same_kind[j] = bool(np.any(near & np.isin(lab.kind[idx], list(finds[det.kind[j]]))))
     out["detections"] = int(late.sum())
     out["precision"] = _ratio(correct[late])
+    out["precision_same_kind"] = _ratio(same_kind[late])
     by_kind: dict[str, dict[str, float | int | None]] = {}
     for kind in sorted(set(det.kind[late].tolist())):
         sel = late & (det.kind == kind)
@@ -790,6 +797,15 @@ def print_report(r: dict[str, Any]) -> None:
     )
     rows.append(
         (
+            "… a label of a kind it finds",
+            a["precision_same_kind"],
+            b["precision_same_kind"],
+            "",
+            "",
+        )
+    )
+    rows.append(
+        (
             "false alarms / meter-month (clean)",
             fa["per_meter_month"],
             fb["per_meter_month"],
@@ -879,6 +895,8 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"  … reported within 2 days {early:>6}  (year scan cut after 2 days {year_early})")
         year_precision = _fmt(a["precision"])
         print(f"  precision               {_fmt(sa['precision']):>7}  (year scan {year_precision})")
+        same = _fmt(a["precision_same_kind"])
+        print(f"  … same kind             {_fmt(sa['precision_same_kind']):>7}  (year scan {same})")
         print(
             f"  false alarms / m-month  {_fmt(sv['false_alarms']['per_meter_month']):>7}"
             f"  (year scan {_fmt(fa['per_meter_month'])})"
