@@ -1303,6 +1303,7 @@ def anomaly_scan(
         ),
     )  # fmt: skip
     found.extend(an for part in shifts for an in part)
+    found = _without_peak_days(found, 24 * steps_per_hour)
     # Events that start together on improbably many of the chunk's meters are the fleet's.
     common = common_cause(
         found, a.shape[0], a.shape[1], steps_per_hour=steps_per_hour, config=cfg.common_cause
@@ -1310,6 +1311,30 @@ def anomaly_scan(
     if common.any():
         LOG.debug("%d events common to %d meters not reported as faults", common.sum(), len(a))
     return [an for an, shared in zip(found, common, strict=True) if not shared]
+
+
+def _without_peak_days(found: list[Anomaly], day: int) -> list[Anomaly]:
+    """``found`` without the one-day level shifts and drifts of a day holding a spike (up)
+    or a drop (down) of the same meter: a spike of a few hours moves its day's total by
+    tens of percent, and it is already reported as a spike. (``day``: steps per day; level
+    shifts count days.)"""
+    peak_days = {
+        (an.meter_index, d, an.kind == "spike")
+        for an in found
+        if an.kind in ("spike", "drop")
+        for d in {an.start // day, (an.end - 1) // day}
+    }
+    if not peak_days:
+        return found
+    return [
+        an
+        for an in found
+        if not (
+            an.kind in ("level_shift", "drift")
+            and an.end - an.start == 1
+            and (an.meter_index, an.start, an.observed > an.expected) in peak_days
+        )
+    ]
 
 
 def _scan_slice(

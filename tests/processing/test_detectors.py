@@ -277,6 +277,22 @@ def test_one_step_peak_needs_single_step_threshold():
     assert sorted(a.start for a in found) == [2000, 3000]
 
 
+def test_a_spike_s_day_is_not_also_a_level_shift():
+    rng = np.random.default_rng(3)
+    h = np.arange(24 * 70)
+    x = (0.4 + 0.3 * np.sin(2 * np.pi * (h % 24 - 8) / 24).clip(0)) * rng.lognormal(0, 0.2, h.size)
+    x = x[np.newaxis, :]
+    spiked = x.copy()
+    spiked[0, 24 * 50 + 18 : 24 * 50 + 21] += 4.0  # three hours a third of a day's use
+    found = anomaly_scan(spiked, start=START, config=config_for("household"))
+    assert [(a.kind, a.start, a.end) for a in found] == [("spike", 1218, 1221)]
+    # The same day's use up by a third over all its hours is still a (one-day) shift.
+    spread = x.copy()
+    spread[0, 24 * 50 : 24 * 51] *= 1.35
+    found = anomaly_scan(spread, start=START, config=config_for("household"))
+    assert [(a.kind, a.start, a.end) for a in found] == [("level_shift", 50, 51)]
+
+
 def test_temperature_spike_against_running_median():
     rng = np.random.default_rng(9)
     hours = np.arange(W * 6)
