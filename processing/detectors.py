@@ -1303,7 +1303,7 @@ def anomaly_scan(
         ),
     )  # fmt: skip
     found.extend(an for part in shifts for an in part)
-    found = _without_peak_days(found, 24 * steps_per_hour)
+    found = _without_explained_days(found, 24 * steps_per_hour)
     # Events that start together on improbably many of the chunk's meters are the fleet's.
     common = common_cause(
         found, a.shape[0], a.shape[1], steps_per_hour=steps_per_hour, config=cfg.common_cause
@@ -1313,26 +1313,40 @@ def anomaly_scan(
     return [an for an, shared in zip(found, common, strict=True) if not shared]
 
 
-def _without_peak_days(found: list[Anomaly], day: int) -> list[Anomaly]:
-    """``found`` without the one-day level shifts and drifts of a day holding a spike (up)
-    or a drop (down) of the same meter: a spike of a few hours moves its day's total by
-    tens of percent, and it is already reported as a spike. (``day``: steps per day; level
-    shifts count days.)"""
-    peak_days = {
-        (an.meter_index, d, an.kind == "spike")
+# Hour-level events that move their days' totals, and which way: (up, down).
+_DAY_MOVERS: Final = {
+    "spike": (True, False),
+    "drop": (False, True),
+    "zero_run": (False, True),
+    "flatline": (True, True),  # stuck above or below the usual
+    "outage": (True, True),  # the energy of a gap lands in the reading after it
+}
+
+
+def _without_explained_days(found: list[Anomaly], day: int) -> list[Anomaly]:
+    """``found`` without the level shifts and drifts whose every day holds an hour-level
+    event of the same meter that moves a day that way (``_DAY_MOVERS``): a spike of a few
+    hours moves its day's total by tens of percent, a stuck register its days' totals, and
+    each is already reported as what it is. (``day``: steps per day; level shifts count
+    days.)"""
+    moved = {
+        (an.meter_index, d, up)
         for an in found
-        if an.kind in ("spike", "drop")
-        for d in {an.start // day, (an.end - 1) // day}
+        for up, moves in zip((True, False), _DAY_MOVERS.get(an.kind, (False, False)), strict=True)
+        if moves
+        for d in range(an.start // day, (an.end - 1) // day + 1)
     }
-    if not peak_days:
+    if not moved:
         return found
     return [
         an
         for an in found
         if not (
             an.kind in ("level_shift", "drift")
-            and an.end - an.start == 1
-            and (an.meter_index, an.start, an.observed > an.expected) in peak_days
+            and all(
+                (an.meter_index, d, an.observed > an.expected) in moved
+                for d in range(an.start, an.end)
+            )
         )
     ]
 

@@ -277,7 +277,7 @@ def test_one_step_peak_needs_single_step_threshold():
     assert sorted(a.start for a in found) == [2000, 3000]
 
 
-def test_a_spike_s_day_is_not_also_a_level_shift():
+def test_days_a_spike_or_a_stuck_register_moved_are_not_also_a_level_shift():
     rng = np.random.default_rng(3)
     h = np.arange(24 * 70)
     x = (0.4 + 0.3 * np.sin(2 * np.pi * (h % 24 - 8) / 24).clip(0)) * rng.lognormal(0, 0.2, h.size)
@@ -286,6 +286,10 @@ def test_a_spike_s_day_is_not_also_a_level_shift():
     spiked[0, 24 * 50 + 18 : 24 * 50 + 21] += 4.0  # three hours a third of a day's use
     found = anomaly_scan(spiked, start=START, config=config_for("household"))
     assert [(a.kind, a.start, a.end) for a in found] == [("spike", 1218, 1221)]
+    stuck = np.round(x, 3)
+    stuck[0, 24 * 50 + 6 : 24 * 52 + 6] = 0.2  # two days at half the use, from 06:00
+    found = anomaly_scan(stuck, start=START, config=config_for("household"))
+    assert [(a.kind, a.start, a.end) for a in found] == [("flatline", 1206, 1254)]
     # The same day's use up by a third over all its hours is still a (one-day) shift.
     spread = x.copy()
     spread[0, 24 * 50 : 24 * 51] *= 1.35
