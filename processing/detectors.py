@@ -323,7 +323,9 @@ def _beyond(
     return (np.concatenate(above), np.concatenate(below)) if above else (none, none)
 
 
-BRIDGE_LOOKBACK: Final = 24  # longest gap before a peak that is checked for bridging [steps]
+# Longest gap before a peak that is checked for bridging [steps]: outages of two or three
+# days are common, and the reading after one carries all of it (a week covers them).
+BRIDGE_LOOKBACK: Final = 168
 
 
 def _bridged_peak(

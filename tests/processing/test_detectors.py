@@ -232,6 +232,16 @@ def test_reading_after_a_gap_carries_the_gap_not_a_spike():
     )
 
 
+def test_reading_after_a_two_day_outage_carries_the_outage_not_a_spike():
+    rng = np.random.default_rng(15)
+    x = _profile(10, 1, rng, noise=0.02)
+    t = W * 9 + 70
+    x[0, t] = x[0, t - 60 : t + 1].sum()  # the first reading after it covers 61 hours
+    x[0, t - 60 : t] = np.nan  # sixty readings lost: an outage, reported as one
+    z = baseline_scan(x).z
+    assert not [a for a in spikes_and_drops(x, z, start=START) if a.kind == "spike"]
+
+
 def test_a_gap_over_the_morning_peak_carries_the_peak_not_a_spike():
     rng = np.random.default_rng(20)
     hours = np.arange(W * 10)
