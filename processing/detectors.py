@@ -1327,10 +1327,10 @@ _DAY_MOVERS: Final = {
 
 def _without_explained_days(found: list[Anomaly], day: int) -> list[Anomaly]:
     """``found`` without the level shifts and drifts whose every day holds an hour-level
-    event of the same meter that moves a day that way (``_DAY_MOVERS``): a spike of a few
-    hours moves its day's total by tens of percent, a stuck register its days' totals, and
-    each is already reported as what it is. (``day``: steps per day; level shifts count
-    days.)"""
+    event of the same meter that moves a day that way (``_DAY_MOVERS``), nor the night,
+    weekend and holiday use within a flatline: a spike of a few hours moves its day's
+    total by tens of percent, a stuck register its days' totals and its nights, and each
+    is already reported as what it is. (``day``: steps per day; level shifts count days.)"""
     moved = {
         (an.meter_index, d, up)
         for an in found
@@ -1338,6 +1338,10 @@ def _without_explained_days(found: list[Anomaly], day: int) -> list[Anomaly]:
         if moves
         for d in range(an.start // day, (an.end - 1) // day + 1)
     }
+    stuck: dict[int, list[tuple[int, int]]] = {}
+    for an in found:
+        if an.kind == "flatline":
+            stuck.setdefault(an.meter_index, []).append((an.start, an.end))
     if not moved:
         return found
     return [
@@ -1349,6 +1353,10 @@ def _without_explained_days(found: list[Anomaly], day: int) -> list[Anomaly]:
                 (an.meter_index, d, an.observed > an.expected) in moved
                 for d in range(an.start, an.end)
             )
+        )
+        and not (
+            an.kind in ("night_use", "weekend_use", "holiday_use")
+            and any(s <= an.start and an.end <= e for s, e in stuck.get(an.meter_index, ()))
         )
     ]
 

@@ -300,6 +300,10 @@ def test_days_a_spike_or_a_stuck_register_moved_are_not_also_a_level_shift():
     stuck[0, 24 * 50 + 6 : 24 * 52 + 6] = 0.2  # two days at half the use, from 06:00
     found = anomaly_scan(stuck, start=START, config=config_for("household"))
     assert [(a.kind, a.start, a.end) for a in found] == [("flatline", 1206, 1254)]
+    stuck = np.round(x, 3)
+    stuck[0, 24 * 50 + 18 : 24 * 52 + 8] = 0.9  # stuck above the nights, two of them
+    found = anomaly_scan(stuck, start=START, config=config_for("household"))
+    assert [(a.kind, a.start, a.end) for a in found] == [("flatline", 1218, 1256)]
     # The same day's use up by a third over all its hours is still a (one-day) shift.
     spread = x.copy()
     spread[0, 24 * 50 : 24 * 51] *= 1.35
