@@ -28,6 +28,8 @@ CEILING_SHARE = 0.9
 # A zero run counts where the meter's median over its four-week block is above this many
 # register quanta per step: an idle summer gas register with a few draws is not a fault.
 ZERO_RUN_USUAL_QUANTA = 1.0
+# Share of a meter's readings at zero below which zero is not one of its usual readings.
+ZERO_RARE_SHARE = 0.01
 # Meters per block of the matrix-wide rules: a block's buffers stay in cache and are reused.
 DEFAULT_BLOCK_METERS = 25
 BoolArray = npt.NDArray[np.bool_]
@@ -56,7 +58,13 @@ class QualityConfig:
         scanned window: a lossy link needs a longer gap before it is an outage (see
         :func:`outages`) [-].
     zero_steps : int
-        Shortest run of exact zeros reported [steps] (24 h at hourly steps).
+        Run of exact zeros always long enough to report [steps] (24 h at hourly steps).
+    zero_min_steps, zero_false_runs : int, float
+        A shorter run, down to ``zero_min_steps``, is reported when the meter's own zero
+        runs make one that long unlikely: at most ``zero_false_runs`` such runs by chance
+        over the window (as ``outage_false_runs``; 0: ``zero_steps`` only). A home's
+        register never reads zero for hours (the fridge, the standby), a gas register
+        idles at zero a few hours most nights.
     flatline_steps : int
         Shortest run of (near-)constant non-zero values reported as a stuck sensor [steps]
         (6 h at hourly steps).
@@ -108,6 +116,8 @@ class QualityConfig:
     outage_steps: int = 3
     outage_false_runs: float = 0.1
     zero_steps: int = 24
+    zero_min_steps: int = 3
+    zero_false_runs: float = 0.1
     flatline_steps: int = 6
     flatline_rel_tol: float = 0.04
     flatline_quanta: float = 1.0
@@ -175,6 +185,35 @@ def _outage_events(
     starts = np.bincount(_point_runs(gaps, n)[0], minlength=m)  # runs of gaps per meter
     g = np.clip(starts / max(n, 1), 1e-6, 0.5)
     shortest = np.maximum(min_steps, _unlikely_run(g, n, false_runs))
+    return ev.select(ev.end - ev.start >= shortest[ev.meter_index])
+
+
+def _zero_run_events(
+    zero: npt.NDArray[np.intp], shape: tuple[int, int], cfg: QualityConfig
+) -> AnomalyEvents:
+    """Runs of exact zeros (flat indexes ``zero``, ascending) of at least ``zero_steps``, or
+    shorter down to ``zero_min_steps`` when the meter's own runs of zeros, started at a
+    rate ``g`` per step, leave one that long by chance fewer than ``zero_false_runs`` times
+    (see :func:`outages`)."""
+    m, n = shape
+    if cfg.zero_false_runs <= 0:
+        return _events_of_points(
+            zero, shape, kind="zero_run", min_steps=cfg.zero_steps, max_gap=cfg.max_gap,
+            observed=0.0,
+        )  # fmt: skip
+    ev = _events_of_points(
+        zero, shape, kind="zero_run", min_steps=min(cfg.zero_min_steps, cfg.zero_steps),
+        max_gap=cfg.max_gap, observed=0.0,
+    )  # fmt: skip
+    if not len(ev):
+        return ev
+    starts = np.bincount(_point_runs(zero, n)[0], minlength=m)
+    g = np.clip(starts / max(n, 1), 1e-6, 0.5)
+    shortest = np.clip(_unlikely_run(g, n, cfg.zero_false_runs), cfg.zero_min_steps, cfg.zero_steps)
+    # Runs of zeros are far from independent where zero is a usual reading (a boiler off
+    # on mild afternoons, for hours): only meters that hardly ever read zero get the rate.
+    share = np.bincount(zero // n, minlength=m) / max(n, 1)
+    shortest = np.where(share < ZERO_RARE_SHARE, shortest, cfg.zero_steps)
     return ev.select(ev.end - ev.start >= shortest[ev.meter_index])
 
 
@@ -803,14 +842,7 @@ def quality_scan(
             flat_ev = flat_ev.select(flat_ev.end - flat_ev.start >= cfg.flatline_event_steps)
         if len(flat_ev) and cfg.flatline_habit_need > 0:
             flat_ev = flat_ev.select(~_habitually_flat(a, flat_ev, q, cfg))
-    zeros = _events_of_points(
-        points.zero,
-        a.shape,
-        kind="zero_run",
-        min_steps=cfg.zero_steps,
-        max_gap=cfg.max_gap,
-        observed=0.0,
-    )
+    zeros = _zero_run_events(points.zero, a.shape, cfg)
     if len(zeros):
         usual = _block_median(a, zeros.meter_index, zeros.start, 4 * HOURS_PER_WEEK)
         quanta = np.broadcast_to(q, (a.shape[0],))[zeros.meter_index]

@@ -135,6 +135,22 @@ def test_idle_summer_gas_is_not_a_zero_run():
     assert len(quality_scan(x)["zero_run"]) == 0
 
 
+def test_a_home_register_at_zero_for_hours_is_a_zero_run_a_boiler_off_for_hours_is_not():
+    rng = np.random.default_rng(13)
+    h = np.arange(24 * 7 * 8)
+    home = np.round(0.3 + rng.gamma(2.0, 0.2, h.size), 3)  # never zero: fridge, standby
+    home[24 * 7 * 5 + 3 : 24 * 7 * 5 + 8] = 0.0  # five hours at zero
+    ev = quality_scan(home[np.newaxis, :])["zero_run"]
+    assert [(int(s), int(e)) for s, e in zip(ev.start, ev.end)] == [(843, 848)]
+    assert not len(quality_scan(home[np.newaxis, :], QualityConfig(zero_false_runs=0))["zero_run"])
+    # A boiler off for a few hours on mild afternoons, at random: zero is one of its readings.
+    boiler = np.round(rng.gamma(2.0, 0.5, h.size) / 0.112) * 0.112
+    for d in rng.choice(7 * 8, 40, replace=False):
+        boiler[24 * d + 12 : 24 * d + 12 + rng.integers(3, 9)] = 0.0
+    boiler[24 * 7 * 5 + 13 : 24 * 7 * 5 + 18] = 0.0
+    assert not len(quality_scan(boiler[np.newaxis, :])["zero_run"])
+
+
 def test_weekend_shutdown_is_not_a_zero_run():
     rng = np.random.default_rng(12)
     hours = np.arange(24 * 7 * 8)  # step 0 is a Monday 00:00
