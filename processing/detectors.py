@@ -40,7 +40,12 @@ from processing.events import (
     segment_index,
     step_time,
 )
-from processing.fleet import CommonCauseConfig, common_cause, remove_common_departure
+from processing.fleet import (
+    CommonCauseConfig,
+    common_cause,
+    heating_groups,
+    remove_common_departure,
+)
 from processing.quality import QualityConfig, quality_scan, register_quantum
 from processing.weather_model import (
     daily_features,
@@ -1288,11 +1293,16 @@ def anomaly_scan(
     if cfg.reads_level:
         # A day's level is its mean (the CUSUM is scale-free: the same events).
         residual, expected = residual / (24 * steps_per_hour), expected / (24 * steps_per_hour)
-    else:
-        # What the chunk's meters did together that day (the weather the model missed, a
-        # school holiday) is no fault of one building. Rooms are left alone: a heatwave
-        # warms each by its own inertia, and the fleet's median made more false shifts.
-        residual, expected = remove_common_departure(residual, expected)
+    # Meters that respond to the weather alike (heated or not) make a fleet.
+    groups = [np.arange(a.shape[0])]
+    if te is not None and not cfg.reads_level:
+        groups = heating_groups(expected, _daily_degree_days(te, expected.shape[1], steps_per_hour))
+    if not cfg.reads_level:
+        # What the group did together that day (the weather the model missed, a school
+        # holiday) is no fault of one building. Rooms are left alone: a heatwave warms each
+        # by its own inertia, and the fleet's median made more false shifts.
+        for g in groups:
+            residual[g], expected[g] = remove_common_departure(residual[g], expected[g])
     unreliable = _holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
     if unreliable.any():
         residual[:, unreliable] = np.nan
@@ -1306,10 +1316,11 @@ def anomaly_scan(
     )  # fmt: skip
     found.extend(an for part in shifts for an in part)
     found = _without_explained_days(found, 24 * steps_per_hour)
-    # Events that start together on improbably many of the chunk's meters are the fleet's.
-    common = common_cause(
-        found, a.shape[0], a.shape[1], steps_per_hour=steps_per_hour, config=cfg.common_cause
-    )
+    # Events that start together on improbably many of a group's meters are the fleet's.
+    common = _common_in_groups(
+        found, groups, a.shape[1], meter_offset=meter_offset, steps_per_hour=steps_per_hour,
+        config=cfg.common_cause,
+    )  # fmt: skip
     if common.any():
         LOG.debug("%d events common to %d meters not reported as faults", common.sum(), len(a))
     return [an for an, shared in zip(found, common, strict=True) if not shared]
@@ -1462,6 +1473,45 @@ def _weather_expected(
         closed=closed, until=until,
     )  # fmt: skip
     return trailing_weather_fit(observed, features, skip=closed)
+
+
+def _common_in_groups(
+    found: Sequence[Anomaly],
+    groups: Sequence[npt.NDArray[np.intp]],
+    steps: int,
+    *,
+    meter_offset: int,
+    steps_per_hour: int,
+    config: CommonCauseConfig,
+) -> BoolArray:
+    """:func:`~processing.fleet.common_cause` within each group of rows (meters that
+    respond to the weather alike): a mask over ``found``."""
+    meters = sum(g.size for g in groups)
+    group_of = np.zeros(meters, dtype=np.intp)
+    for i, g in enumerate(groups):
+        group_of[g] = i
+    member = group_of[np.asarray([an.meter_index - meter_offset for an in found], dtype=np.intp)]
+    common = np.zeros(len(found), dtype=bool)
+    for i, g in enumerate(groups):
+        sel = np.flatnonzero(member == i)
+        mine = [found[j] for j in sel.tolist()]
+        common[sel] = common_cause(
+            mine, g.size, steps, steps_per_hour=steps_per_hour, config=config
+        )
+    return common
+
+
+def _daily_degree_days(te: FloatArray, days: int, steps_per_hour: int) -> FloatArray:
+    """Mean heating degrees below 18 °C of each day [K] (NaN for a day without readings)."""
+    day = 24 * steps_per_hour
+    t = np.full(days * day, np.nan)
+    t[: min(te.size, t.size)] = te[: t.size]
+    dd = np.maximum(18.0 - t.reshape(days, day), 0.0)  # NaN stays NaN
+    ok = ~np.isnan(dd)
+    count = ok.sum(axis=1)
+    total = np.where(ok, dd, 0.0).sum(axis=1)
+    mean: FloatArray = np.divide(total, count, out=np.full(days, np.nan), where=count > 0)
+    return mean
 
 
 def _holiday_blind_days(first: date, days: int, holidays: Sequence[date], weeks: int) -> BoolArray:

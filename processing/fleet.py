@@ -4,7 +4,8 @@ A building's fault strikes its own meters at its own time; the weather the model
 a school holiday or the heating season starting strike every building of a kind at once.
 The level shifts compare each meter's day with the departure common to its kind that day
 (:func:`remove_common_departure`), and events that start together on improbably many
-meters of a kind are the fleet's, not reported as faults (:func:`common_cause`).
+meters of a kind are the fleet's, not reported as faults (:func:`common_cause`). Both are
+taken within groups of meters that respond to the weather alike (:func:`heating_groups`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from processing.events import DAY_KINDS, Anomaly
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.intp]
 # Fewer meters of a kind than this: their median is one building's day, not a fleet's.
 MIN_FLEET_METERS: Final = 10
 
@@ -48,6 +50,36 @@ def common_departure(residual: npt.ArrayLike, expected: npt.ArrayLike) -> FloatA
     r = np.asarray(residual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     return _common_of_relative(_relative(r, e))
+
+
+# Share of a meter's use that follows the cold from which it heats (see heating_groups).
+HEATED_SHARE: Final = 0.2
+
+
+def heating_groups(expected: npt.ArrayLike, degree_days: npt.ArrayLike) -> list[IntArray]:
+    """Rows of the meters whose expected days follow the cold, a :data:`HEATED_SHARE` of
+    their use or more (least-squares slope on ``degree_days`` × their mean over their mean),
+    and rows of the others.
+
+    A warm week lowers the electricity of electrically heated homes and not that of homes
+    heated by gas: one median for both misses each, and the heated homes' falls, starting
+    together, hide a gas-heated home's own fall that day as a common cause. The departure
+    and the common causes are taken within each group.
+    """
+    e = np.asarray(expected, dtype=np.float64)
+    dd = np.asarray(degree_days, dtype=np.float64)
+    ok = ~np.isnan(e) & ~np.isnan(dd)[np.newaxis, :]
+    n = np.maximum(ok.sum(axis=1), 1)
+    x = np.where(ok, dd[np.newaxis, :], 0.0)
+    y = np.where(ok, e, 0.0)
+    mx, my = x.sum(axis=1) / n, y.sum(axis=1) / n
+    dx = np.where(ok, x - mx[:, np.newaxis], 0.0)
+    sxy = (dx * (y - my[:, np.newaxis])).sum(axis=1)
+    sxx = (dx * dx).sum(axis=1)
+    slope = np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0)
+    share = np.divide(slope * mx, my, out=np.zeros_like(my), where=my > 0)
+    heated = share >= HEATED_SHARE
+    return [np.flatnonzero(heated), np.flatnonzero(~heated)]
 
 
 def remove_common_departure(

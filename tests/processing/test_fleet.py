@@ -5,13 +5,14 @@ from datetime import date, datetime
 import numpy as np
 from numpy.testing import assert_allclose
 
-from processing.detectors import anomaly_scan, level_shifts
+from processing.detectors import anomaly_scan, config_for, level_shifts
 from processing.events import Anomaly
 from processing.fleet import (
     MIN_FLEET_METERS,
     CommonCauseConfig,
     common_cause,
     common_departure,
+    heating_groups,
     remove_common_departure,
 )
 
@@ -57,6 +58,41 @@ def test_a_meter_that_does_not_follow_its_fleet_keeps_its_residuals():
     r, e = remove_common_departure(residual, expected)
     assert_allclose(r[0], residual[0], rtol=0.0, atol=0.2 * np.abs(residual[0]).mean())
     assert np.abs(r[1:] / e[1:]).mean() < 0.5 * np.abs(residual[1:] / expected[1:]).mean()
+
+
+def test_heating_groups_part_the_meters_that_follow_the_cold():
+    rng = np.random.default_rng(4)
+    dd = rng.uniform(0.0, 12.0, 90)  # degree-days
+    base = rng.uniform(5.0, 10.0, (6, 1))
+    share = np.array([0.0, 0.05, 0.1, 0.3, 0.5, 0.8])[:, np.newaxis]
+    # Use whose share ``share`` follows the cold on average.
+    expected = base * (1 - share + share * dd[np.newaxis, :] / dd.mean())
+    expected[2, ::7] = np.nan
+    heated, other = heating_groups(expected, dd)
+    assert heated.tolist() == [3, 4, 5] and other.tolist() == [0, 1, 2]
+
+
+def test_a_departure_of_the_heated_homes_is_not_taken_for_the_others():
+    rng = np.random.default_rng(0)
+    days = 84
+    h = np.arange(24 * days)
+    te = (
+        9.0
+        + 5.0 * np.sin(2 * np.pi * h / (24 * 20))
+        + 3.0 * np.sin(2 * np.pi * (h % 24 - 9) / 24)
+        + np.repeat(rng.normal(0, 1.5, days), 24)
+    )
+    profile = 0.3 + 0.3 * np.sin(2 * np.pi * (h % 24 - 8) / 24).clip(0)
+    heated = (profile + 0.1 * np.maximum(18 - te, 0))[np.newaxis, :]
+    heated = heated * rng.lognormal(0, 0.1, (14, h.size))
+    plain = profile[np.newaxis, :] * rng.lognormal(0, 0.1, (12, h.size))
+    heated[:, 24 * 60 :] *= 0.7  # every electrically heated home, as the model misses it
+    plain[0, 24 * 60 : 24 * 68] *= 0.6  # one home's own fall, the same day
+    x = np.vstack([heated, plain])
+    found = anomaly_scan(x, start=datetime(2024, 1, 1), outdoor_temp_c=te,
+                         config=config_for("household"))  # fmt: skip
+    shifts = [(a.meter_index, a.start, a.end) for a in found if a.kind == "level_shift"]
+    assert shifts == [(14, 60, 68)]
 
 
 def test_threads_see_the_whole_fleet():
