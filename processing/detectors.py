@@ -29,6 +29,7 @@ from processing.baseline import (
     nan_median_mad,
 )
 from processing.events import (
+    DAY_KINDS,
     Anomaly,
     AnomalyEvents,
     EventRow,
@@ -1290,19 +1291,12 @@ def anomaly_scan(
     found = [an for part, _, _ in slices for an in part]
     residual = np.concatenate([r for _, r, _ in slices])
     expected = np.concatenate([e for _, _, e in slices])
+    groups = [np.arange(a.shape[0])]
     if cfg.reads_level:
         # A day's level is its mean (the CUSUM is scale-free: the same events).
         residual, expected = residual / (24 * steps_per_hour), expected / (24 * steps_per_hour)
-    # Meters that respond to the weather alike (heated or not) make a fleet.
-    groups = [np.arange(a.shape[0])]
-    if te is not None and not cfg.reads_level:
-        groups = heating_groups(expected, _daily_degree_days(te, expected.shape[1], steps_per_hour))
-    if not cfg.reads_level:
-        # What the group did together that day (the weather the model missed, a school
-        # holiday) is no fault of one building. Rooms are left alone: a heatwave warms each
-        # by its own inertia, and the fleet's median made more false shifts.
-        for g in groups:
-            residual[g], expected[g] = remove_common_departure(residual[g], expected[g])
+    else:
+        groups = _fleet_departure(residual, expected, te, steps_per_hour)
     unreliable = _holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
     if unreliable.any():
         residual[:, unreliable] = np.nan
@@ -1315,7 +1309,12 @@ def anomaly_scan(
         ),
     )  # fmt: skip
     found.extend(an for part in shifts for an in part)
-    found = _without_explained_days(found, 24 * steps_per_hour)
+    if not cfg.reads_level:
+        excess = _hours_excess_by_day(
+            a, found, meter_offset=meter_offset, weeks=weeks, steps_per_hour=steps_per_hour
+        )
+        found = _without_explained_shifts(found, residual, excess, meter_offset=meter_offset)
+    found = _without_flat_schedule(found)
     # Events that start together on improbably many of a group's meters are the fleet's.
     common = _common_in_groups(
         found, groups, a.shape[1], meter_offset=meter_offset, steps_per_hour=steps_per_hour,
@@ -1326,49 +1325,71 @@ def anomaly_scan(
     return [an for an, shared in zip(found, common, strict=True) if not shared]
 
 
-# Hour-level events that move their days' totals, and which way: (up, down).
-_DAY_MOVERS: Final = {
-    "spike": (True, False),
-    "drop": (False, True),
-    "zero_run": (False, True),
-    "flatline": (True, True),  # stuck above or below the usual
-    "outage": (True, True),  # the energy of a gap lands in the reading after it
-}
+# Hour-level kinds whose hours, already reported, move their days' totals.
+_DAY_MOVERS: Final = frozenset({"spike", "drop", "zero_run", "flatline", "outage"})
+# A level shift is theirs when their hours account for this share of its departure.
+EXPLAINED_SHARE: Final = 0.7
 
 
-def _without_explained_days(found: list[Anomaly], day: int) -> list[Anomaly]:
-    """``found`` without the level shifts and drifts whose every day holds an hour-level
-    event of the same meter that moves a day that way (``_DAY_MOVERS``), nor the night,
-    weekend and holiday use within a flatline: a spike of a few hours moves its day's
-    total by tens of percent, a stuck register its days' totals and its nights, and each
-    is already reported as what it is. (``day``: steps per day; level shifts count days.)"""
-    moved = {
-        (an.meter_index, d, up)
-        for an in found
-        for up, moves in zip((True, False), _DAY_MOVERS.get(an.kind, (False, False)), strict=True)
-        if moves
-        for d in range(an.start // day, (an.end - 1) // day + 1)
-    }
+def _hours_excess_by_day(
+    a: FloatArray, found: Sequence[Anomaly], *, meter_offset: int, weeks: int, steps_per_hour: int
+) -> FloatArray:
+    """How far the hours of the hour-level events in ``found`` (``_DAY_MOVERS``) departed
+    from their hour-of-week medians, summed per meter and day, shape (meters, days) [unit
+    per day]. A missing hour departs by minus its median, and the reading after an outage,
+    which carries it, counts with the outage (an outage with no reading after it yet is
+    left out); hours of two events count once."""
+    m, n = a.shape
+    day = 24 * steps_per_hour
+    out = np.zeros((m, -(-n // day)))
+    # An outage up to the last step is readings not yet in, not energy gone (nor carried).
+    ev = [
+        an for an in found if an.kind in _DAY_MOVERS and not (an.kind == "outage" and an.end >= n)
+    ]
+    if not ev:
+        return out
+    first = np.asarray([an.start for an in ev], dtype=np.int64)
+    carried = np.asarray([an.kind == "outage" for an in ev], dtype=np.int64)
+    stop = np.minimum(np.asarray([an.end for an in ev], dtype=np.int64) + carried, n)
+    rows = np.repeat(np.asarray([an.meter_index for an in ev], dtype=np.int64), stop - first)
+    cols, _ = segment_index(first, stop)
+    r, c = np.divmod(np.unique((rows - meter_offset) * n + cols), n)
+    usual = median_at(a, r, c, weeks=weeks, steps_per_hour=steps_per_hour)
+    np.add.at(out, (r, c // day), np.nan_to_num(np.nan_to_num(a[r, c]) - usual))
+    return out
+
+
+def _without_explained_shifts(
+    found: list[Anomaly], residual: FloatArray, excess: FloatArray, *, meter_offset: int
+) -> list[Anomaly]:
+    """``found`` without the level shifts and drifts whose days' departure (``residual``)
+    is mostly, by ``EXPLAINED_SHARE``, the departure of hours already reported as a spike,
+    a drop, a zero run, a stuck register or an outage (``excess``, from
+    :func:`_hours_excess_by_day`): a spike of a few hours moves its day's total by tens of
+    percent, and it is reported as what it is. A shift that began on a day with a peak is
+    still one: its other hours carry most of its departure."""
+
+    def explained(an: Anomaly) -> bool:
+        row = an.meter_index - meter_offset
+        total = float(np.nansum(residual[row, an.start : an.end]))
+        hours = float(excess[row, an.start : an.end].sum())
+        return total * hours > 0 and abs(hours) >= EXPLAINED_SHARE * abs(total)
+
+    return [an for an in found if an.kind not in ("level_shift", "drift") or not explained(an)]
+
+
+def _without_flat_schedule(found: list[Anomaly]) -> list[Anomaly]:
+    """``found`` without the night, weekend and holiday use within a flatline of the same
+    meter: a register stuck above its night level is reported as stuck."""
     stuck: dict[int, list[tuple[int, int]]] = {}
     for an in found:
         if an.kind == "flatline":
             stuck.setdefault(an.meter_index, []).append((an.start, an.end))
-    if not moved:
-        return found
     return [
         an
         for an in found
-        if not (
-            an.kind in ("level_shift", "drift")
-            and all(
-                (an.meter_index, d, an.observed > an.expected) in moved
-                for d in range(an.start, an.end)
-            )
-        )
-        and not (
-            an.kind in ("night_use", "weekend_use", "holiday_use")
-            and any(s <= an.start and an.end <= e for s, e in stuck.get(an.meter_index, ()))
-        )
+        if an.kind not in ("night_use", "weekend_use", "holiday_use")
+        or not any(s <= an.start and an.end <= e for s, e in stuck.get(an.meter_index, ()))
     ]
 
 
@@ -1475,6 +1496,23 @@ def _weather_expected(
     return trailing_weather_fit(observed, features, skip=closed)
 
 
+def _fleet_departure(
+    residual: FloatArray, expected: FloatArray, te: FloatArray | None, steps_per_hour: int
+) -> list[npt.NDArray[np.intp]]:
+    """Moves each group's common departure from ``residual`` to ``expected`` in place; the
+    groups are the meters that respond to the weather alike (heated or not; one group
+    without a temperature). What a group did together that day (the weather the model
+    missed, a school holiday) is no fault of one building. (Rooms are left alone by the
+    caller: a heatwave warms each by its own inertia, and the fleet's median made more
+    false shifts.)"""
+    groups = [np.arange(residual.shape[0])]
+    if te is not None:
+        groups = heating_groups(expected, _daily_degree_days(te, expected.shape[1], steps_per_hour))
+    for g in groups:
+        residual[g], expected[g] = remove_common_departure(residual[g], expected[g])
+    return groups
+
+
 def _common_in_groups(
     found: Sequence[Anomaly],
     groups: Sequence[npt.NDArray[np.intp]],
@@ -1485,7 +1523,8 @@ def _common_in_groups(
     config: CommonCauseConfig,
 ) -> BoolArray:
     """:func:`~processing.fleet.common_cause` within each group of rows (meters that
-    respond to the weather alike): a mask over ``found``."""
+    respond to the weather alike), and for the hour-level kinds over all rows as well: a
+    mask over ``found``."""
     meters = sum(g.size for g in groups)
     group_of = np.zeros(meters, dtype=np.intp)
     for i, g in enumerate(groups):
@@ -1498,6 +1537,10 @@ def _common_in_groups(
         common[sel] = common_cause(
             mine, g.size, steps, steps_per_hour=steps_per_hour, config=config
         )
+    if len(groups) > 1:
+        # A cold morning's spikes and nights strike heated and unheated meters alike.
+        whole = common_cause(found, meters, steps, steps_per_hour=steps_per_hour, config=config)
+        common |= whole & ~np.isin([an.kind for an in found], list(DAY_KINDS))
     return common
 
 

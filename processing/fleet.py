@@ -59,7 +59,8 @@ HEATED_SHARE: Final = 0.2
 def heating_groups(expected: npt.ArrayLike, degree_days: npt.ArrayLike) -> list[IntArray]:
     """Rows of the meters whose expected days follow the cold, a :data:`HEATED_SHARE` of
     their use or more (least-squares slope on ``degree_days`` × their mean over their mean),
-    and rows of the others.
+    and rows of the others; all rows in one group when either would have fewer than
+    :data:`MIN_FLEET_METERS`.
 
     A warm week lowers the electricity of electrically heated homes and not that of homes
     heated by gas: one median for both misses each, and the heated homes' falls, starting
@@ -79,6 +80,8 @@ def heating_groups(expected: npt.ArrayLike, degree_days: npt.ArrayLike) -> list[
     slope = np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0)
     share = np.divide(slope * mx, my, out=np.zeros_like(my), where=my > 0)
     heated = share >= HEATED_SHARE
+    if min(heated.sum(), (~heated).sum()) < MIN_FLEET_METERS:
+        return [np.arange(e.shape[0])]  # a handful apart would make no fleet
     return [np.flatnonzero(heated), np.flatnonzero(~heated)]
 
 

@@ -309,6 +309,15 @@ def test_days_a_spike_or_a_stuck_register_moved_are_not_also_a_level_shift():
     spread[0, 24 * 50 : 24 * 51] *= 1.35
     found = anomaly_scan(spread, start=START, config=config_for("household"))
     assert [(a.kind, a.start, a.end) for a in found] == [("level_shift", 50, 51)]
+    # A shift whose first day, the last read, holds a peak too: both are reported.
+    both = x.copy()
+    both[0, 24 * 50 :] *= 1.4
+    both[0, 24 * 50 + 18 : 24 * 50 + 21] += 1.5
+    found = anomaly_scan(both[:, : 24 * 51], start=START, config=config_for("household"))
+    assert [(a.kind, a.start, a.end) for a in found] == [
+        ("spike", 1218, 1221),
+        ("level_shift", 50, 51),
+    ]
 
 
 def test_temperature_spike_against_running_median():

@@ -63,17 +63,22 @@ def test_a_meter_that_does_not_follow_its_fleet_keeps_its_residuals():
 def test_heating_groups_part_the_meters_that_follow_the_cold():
     rng = np.random.default_rng(4)
     dd = rng.uniform(0.0, 12.0, 90)  # degree-days
-    base = rng.uniform(5.0, 10.0, (6, 1))
-    share = np.array([0.0, 0.05, 0.1, 0.3, 0.5, 0.8])[:, np.newaxis]
+    share = np.repeat([0.0, 0.05, 0.1, 0.3, 0.5, 0.8], 5)[:, np.newaxis]
+    base = rng.uniform(5.0, 10.0, share.shape)
     # Use whose share ``share`` follows the cold on average.
     expected = base * (1 - share + share * dd[np.newaxis, :] / dd.mean())
     expected[2, ::7] = np.nan
     heated, other = heating_groups(expected, dd)
-    assert heated.tolist() == [3, 4, 5] and other.tolist() == [0, 1, 2]
+    assert heated.tolist() == list(range(15, 30)) and other.tolist() == list(range(15))
+    # Fewer than a fleet on either side: one group.
+    (every,) = heating_groups(expected[10:], dd)
+    assert every.tolist() == list(range(20))
 
 
-def test_a_departure_of_the_heated_homes_is_not_taken_for_the_others():
-    rng = np.random.default_rng(0)
+def _heated_and_plain_homes(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """14 electrically heated homes and 12 others over 84 days: hourly use [kWh] and the
+    outdoor temperature [°C]."""
+    rng = np.random.default_rng(seed)
     days = 84
     h = np.arange(24 * days)
     te = (
@@ -86,13 +91,31 @@ def test_a_departure_of_the_heated_homes_is_not_taken_for_the_others():
     heated = (profile + 0.1 * np.maximum(18 - te, 0))[np.newaxis, :]
     heated = heated * rng.lognormal(0, 0.1, (14, h.size))
     plain = profile[np.newaxis, :] * rng.lognormal(0, 0.1, (12, h.size))
-    heated[:, 24 * 60 :] *= 0.7  # every electrically heated home, as the model misses it
-    plain[0, 24 * 60 : 24 * 68] *= 0.6  # one home's own fall, the same day
-    x = np.vstack([heated, plain])
+    return np.vstack([heated, plain]), te
+
+
+def test_a_departure_of_the_heated_homes_is_not_taken_for_the_others():
+    x, te = _heated_and_plain_homes()
+    x[:14, 24 * 60 :] *= 0.7  # every electrically heated home, as the model misses it
+    x[14, 24 * 60 : 24 * 68] *= 0.6  # one other home's own fall, the same day
     found = anomaly_scan(x, start=datetime(2024, 1, 1), outdoor_temp_c=te,
                          config=config_for("household"))  # fmt: skip
     shifts = [(a.meter_index, a.start, a.end) for a in found if a.kind == "level_shift"]
     assert shifts == [(14, 60, 68)]
+
+
+def test_hour_level_events_at_once_on_both_groups_are_common():
+    x, te = _heated_and_plain_homes(seed=1)
+    t = 24 * 70 + 3
+    x[[0, 1], t] += 6.0  # two heated homes and two others at the same hour: within its
+    x[[14, 15], t] += 3.0  # group each pair is chance, over the kind it is not
+    x[20, 24 * 75 + 3] += 3.0  # one home alone, later
+    found = anomaly_scan(x, start=datetime(2024, 1, 1), outdoor_temp_c=te,
+                         config=config_for("household"))  # fmt: skip
+    spikes = [(a.meter_index, a.start) for a in found if a.kind == "spike"]
+    assert (20, 24 * 75 + 3) in spikes
+    # At most the one that stands out of the cluster (twice its median size) is reported.
+    assert len([s for s in spikes if s[1] == t]) <= 1
 
 
 def test_threads_see_the_whole_fleet():
