@@ -426,26 +426,39 @@ def _near_flat_block(
     """:func:`near_flat_mask` of one block of meters, written into ``out``."""
     out.fill(False)
     rows, n = a.shape
-    (high, low, day_high, day_low, bound, tmp), (cand, _) = work.views(rows, n)
     if n < min_steps:
         return
-    widths = [(min_steps, high, low)]
+    (high, low, bound, tmp, day_high, day_low), (cand, _) = work.views(rows, n)
     _running_extreme(a, min_steps, np.maximum, high, tmp)
     _running_extreme(a, min_steps, np.minimum, low, tmp)
-    if min_steps <= day_steps <= n:
-        # The day's extremes from the short windows' (two passes instead of five).
-        _running_extreme(high, day_steps, np.maximum, day_high, tmp, span=min_steps)
-        _running_extreme(low, day_steps, np.minimum, day_low, tmp, span=min_steps)
-        widths.append((day_steps, day_high, day_low))
-    for width, hi, lo in widths:
-        first_rows, first_cols = _flat_window_starts(
-            a, q, width=width, high=hi, low=lo, bound=bound, tmp=tmp, cand=cand,
-            rel_tol=rel_tol, quanta=quanta, contrast=contrast, period=period,
-            min_level_quanta=min_level_quanta,
-        )  # fmt: skip
-        # Each flagged window start covers the window's steps.
-        for j in range(width):
-            out[first_rows, first_cols + j] = True
+    day = min_steps <= day_steps <= n
+    # A day-long window within the tolerance has every short window in it within
+    # 1/(1 − rel_tol) of theirs: only rows with such a short window can hold one.
+    near = 1.0 / (1.0 - rel_tol) if day and rel_tol < 1.0 else 0.0
+    first_rows, first_cols, near_rows = _flat_window_starts(
+        a, q, width=min_steps, high=high, low=low, bound=bound, tmp=tmp, cand=cand, near=near,
+        rel_tol=rel_tol, quanta=quanta, contrast=contrast, period=period,
+        min_level_quanta=min_level_quanta,
+    )  # fmt: skip
+    # Each flagged window start covers the window's steps.
+    for j in range(min_steps):
+        out[first_rows, first_cols + j] = True
+    if not day or near_rows.size == 0:
+        return
+    sub = a[near_rows]
+    (high, low, bound, tmp, day_high, day_low), (cand, _) = work.views(near_rows.size, n)
+    _running_extreme(sub, min_steps, np.maximum, high, tmp)
+    _running_extreme(sub, min_steps, np.minimum, low, tmp)
+    # The day's extremes from the short windows' (two passes instead of five).
+    _running_extreme(high, day_steps, np.maximum, day_high, tmp, span=min_steps)
+    _running_extreme(low, day_steps, np.minimum, day_low, tmp, span=min_steps)
+    sub_rows, first_cols, _ = _flat_window_starts(
+        sub, q[near_rows], width=day_steps, high=day_high, low=day_low, bound=bound, tmp=tmp,
+        cand=cand, rel_tol=rel_tol, quanta=quanta, contrast=contrast, period=period,
+        min_level_quanta=min_level_quanta,
+    )  # fmt: skip
+    for j in range(day_steps):
+        out[near_rows[sub_rows], first_cols + j] = True
 
 
 def _flat_window_starts(
@@ -463,10 +476,12 @@ def _flat_window_starts(
     contrast: float,
     period: int,
     min_level_quanta: float,
-) -> tuple[IntArray, IntArray]:
+    near: float = 0.0,
+) -> tuple[IntArray, IntArray, IntArray]:
     """Rows and first steps of the flat windows of ``width`` steps of one block, given each
     window's extremes ``high`` and ``low`` (``low`` becomes the spread; ``bound``, ``tmp``
-    and ``cand`` are scratch)."""
+    and ``cand`` are scratch); and, with ``near`` > 0, the rows with a window within
+    ``near`` × its allowed spread (every row when ``a`` has negative values)."""
     n = a.shape[1]
     none = np.zeros(0, dtype=np.int64)
     k = n - width + 1
@@ -485,12 +500,15 @@ def _flat_window_starts(
     # A relative margin far above the rounding of the mean keeps every flat window in.
     np.multiply(b, max(rel_tol, 0.0) * (1 + 1e-9), out=b)
     np.add(b, qq + np.abs(qq) * 1e-9, out=b)
+    if near > 1.0:
+        np.multiply(b, near, out=b)
     with np.errstate(invalid="ignore"):
         np.less_equal(spread[:, :k], b, out=cand[:, :k])
     cand[:, k:] = False
     r_idx, c_idx = np.divmod(np.flatnonzero(cand), n)
+    every = np.arange(a.shape[0], dtype=np.int64) if near > 0 and not nonneg else none
     if r_idx.size == 0:
-        return none, none
+        return none, none, every
     # Window mean and allowed spread of those windows, with the operations, and so the
     # rounding, of a whole-matrix pass: summed in order, then divided.
     wm = a[r_idx, c_idx]
@@ -498,11 +516,14 @@ def _flat_window_starts(
         wm = wm + a[r_idx, c_idx + j]
     wm = wm / width
     tol = np.abs(wm) * rel_tol + qq[r_idx, 0]
+    near_rows = every
     with np.errstate(invalid="ignore"):
+        if near > 0 and nonneg:
+            near_rows = np.unique(r_idx[spread[r_idx, c_idx] <= tol * near * (1 + 1e-9)])
         flat = (spread[r_idx, c_idx] <= tol) & (wm != 0.0)
     r_idx, c_idx, level, tol = r_idx[flat], c_idx[flat], wm[flat], tol[flat]
     if r_idx.size == 0:
-        return none, none
+        return none, none, near_rows
     # Flat at full load is a boiler or heat pump at capacity; a stuck value sits anywhere
     # below. (Flat at the idle level was spared too until the seventh session: stuck
     # registers of homes read at their baseload, and what idles flat by nature, a closed
@@ -517,7 +538,7 @@ def _flat_window_starts(
     typical = _typical_spread(spread, r_idx, c_idx, period=period)
     with np.errstate(invalid="ignore"):
         keep = typical > contrast * tol
-    return r_idx[keep].astype(np.int64), c_idx[keep].astype(np.int64)
+    return r_idx[keep].astype(np.int64), c_idx[keep].astype(np.int64), near_rows
 
 
 def near_flat_mask(
