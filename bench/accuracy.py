@@ -411,7 +411,8 @@ def score_city(
         same_kind[j] = bool(np.any(near & np.isin(lab.kind[idx], list(finds[det.kind[j]]))))
     out["detections"] = int(late.sum())
     out["precision"] = _ratio(correct[late])
-    out["precision_same_kind"] = _ratio(same_kind[late])
+    # A baseline whose detections have no kind finds no label "of its kind".
+    out["precision_same_kind"] = None if any_kind else _ratio(same_kind[late])
     by_kind: dict[str, dict[str, float | int | None]] = {}
     for kind in sorted(set(det.kind[late].tolist())):
         sel = late & (det.kind == kind)
