@@ -23,6 +23,7 @@ from processing.detectors import (
     spikes_and_drops,
 )
 from processing.events import Anomaly
+from tests.fixtures.weather import outdoor_temp_c
 from wattwatch.holidays import french_holidays
 
 START = datetime(2024, 1, 1)  # a Monday, local midnight
@@ -477,12 +478,7 @@ def _sunny_home(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     days = 140
     hours = np.arange(24 * days)
-    te = (
-        7.0
-        + 3.0 * np.sin(2 * np.pi * hours / (24 * 13))
-        + 3.0 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
-        + np.repeat(rng.normal(0, 2.5, days), 24)
-    )
+    te = outdoor_temp_c(rng, days, mean=7.0, day_sd=2.5)
     weekly = np.repeat(np.where(rng.random(days // 7) < 0.3, 350.0, 60.0), 7)
     sun = np.clip(np.sin(np.pi * ((hours % 24) - 6) / 12), 0, None)
     sun *= np.repeat(weekly * rng.uniform(0.7, 1.3, days), 24)
@@ -523,12 +519,7 @@ def test_a_closing_building_s_weekends_and_monday_reheat_are_no_level_shift():
         rng = np.random.default_rng(seed)
         hours = np.arange(24 * 140)
         day = hours // 24
-        te = (
-            7.0
-            + 3.0 * np.sin(2 * np.pi * hours / (24 * 13))
-            + 3.0 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
-            + np.repeat(rng.normal(0, 2.5, 140), 24)
-        )
+        te = outdoor_temp_c(rng, 140, mean=7.0, day_sd=2.5)
         setpoint = np.where(day % 7 >= 5, 12.0, 19.0)  # setback at weekends (START: Monday)
         reheat = np.where((day % 7 == 0) & (hours % 24 < 10), 2.0, 1.0)
         x = np.maximum(0.4 * np.maximum(setpoint - te, 0.0) * reheat, 0.05)
@@ -547,12 +538,7 @@ def _electric_home_with_nights_left_on(seed: int) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(seed)
     days = 140
     hours = np.arange(24 * days)
-    te = (
-        6.0
-        + 3.0 * np.sin(2 * np.pi * hours / (24 * 13))
-        + 3.0 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
-        + np.repeat(rng.normal(0, 2.0, days), 24)
-    )
+    te = outdoor_temp_c(rng, days, mean=6.0, day_sd=2.0)
     dull = np.repeat(rng.random(days // 7) < 0.25, 7)
     sun = np.clip(np.sin(np.pi * ((hours % 24) - 6) / 12), 0, None)
     sun *= np.repeat(np.where(dull, 50.0, 400.0) * rng.uniform(0.8, 1.2, days), 24)

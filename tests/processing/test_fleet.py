@@ -15,6 +15,7 @@ from processing.fleet import (
     heating_groups,
     remove_common_departure,
 )
+from tests.fixtures.weather import outdoor_temp_c
 
 DAY0 = date(2024, 10, 1)
 
@@ -81,12 +82,7 @@ def _heated_and_plain_homes(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     days = 84
     h = np.arange(24 * days)
-    te = (
-        9.0
-        + 5.0 * np.sin(2 * np.pi * h / (24 * 20))
-        + 3.0 * np.sin(2 * np.pi * (h % 24 - 9) / 24)
-        + np.repeat(rng.normal(0, 1.5, days), 24)
-    )
+    te = outdoor_temp_c(rng, days, mean=9.0, day_sd=1.5, swing=5.0, period_days=20)
     profile = 0.3 + 0.3 * np.sin(2 * np.pi * (h % 24 - 8) / 24).clip(0)
     heated = (profile + 0.1 * np.maximum(18 - te, 0))[np.newaxis, :]
     heated = heated * rng.lognormal(0, 0.1, (14, h.size))

@@ -26,6 +26,7 @@ from storage.meters import create_building, create_municipality, register_meter
 from storage.readings import write_readings
 from storage.results import fetch_anomalies, fetch_assessments
 from storage.rollups import refresh_rollups
+from tests.fixtures.weather import outdoor_temp_c
 
 H = timedelta(hours=1)
 
@@ -134,11 +135,7 @@ def test_a_home_s_gas_level_shift_is_stored_against_the_weather_and_the_sun(
     days, up = 70, 64
     rng = np.random.default_rng(5)
     hours = np.arange(days * 24)
-    te = (
-        6.0
-        + 3.0 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
-        + np.repeat(rng.normal(0.0, 2.5, days), 24)
-    )
+    te = outdoor_temp_c(rng, days, mean=6.0, day_sd=2.5, period_days=0)
     weekly = np.repeat(np.where(rng.random(days // 7) < 0.4, 350.0, 60.0), 7)
     sun = np.clip(np.sin(np.pi * ((hours % 24) - 6) / 12), 0, None) * np.repeat(weekly, 24)
     daily_sun = np.repeat(sun.reshape(days, 24).mean(axis=1), 24)
