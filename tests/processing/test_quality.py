@@ -307,6 +307,10 @@ def test_register_stuck_at_a_summer_gas_level_is_found_by_the_day_long_window():
     assert len(ev) == 1
     # The next hour may read 3 or 4 quanta by chance and extend it by one.
     assert ev.start[0] == stuck.start and stuck.stop <= ev.end[0] <= stuck.stop + 1
+    # Stuck lower, at two quanta: found, unless two quanta count as rounding.
+    x[0, stuck] = 2 * q
+    assert len(quality_scan(x)["flatline"]) == 1
+    assert len(quality_scan(x, QualityConfig(flatline_min_quanta=3.0))["flatline"]) == 0
 
 
 def test_quality_scan_uses_exact_repeats_for_sensors():
