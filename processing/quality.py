@@ -153,6 +153,19 @@ def _unlikely_run(rate: FloatArray, n: int, false_runs: float) -> FloatArray:
     return np.asarray(np.ceil(np.log(false_runs / max(n, 1)) / np.log(rate)), dtype=np.float64)
 
 
+def _chance_run_length(
+    points: npt.NDArray[np.intp], shape: tuple[int, int], false_runs: float
+) -> FloatArray:
+    """Per meter, the shortest run of the flagged steps ``points`` (flat indexes, ascending)
+    that its own runs, started at a rate ``g`` per step (counted from run starts, so one long
+    run does not raise it), leave by chance at most ``false_runs`` times (see
+    :func:`outages`)."""
+    m, n = shape
+    starts = np.bincount(_point_runs(points, n)[0], minlength=m)
+    g = np.clip(starts / max(n, 1), 1e-6, 0.5)
+    return _unlikely_run(g, n, false_runs)
+
+
 def outages(
     x: npt.ArrayLike, *, min_steps: int = 1, max_gap: int = 0, false_runs: float = 0.0
 ) -> AnomalyEvents:
@@ -181,13 +194,10 @@ def _outage_events(
     false_runs: float,
 ) -> AnomalyEvents:
     """:func:`outages` from the flat indexes of the gaps (ascending) in a matrix of ``shape``."""
-    m, n = shape
     ev = _events_of_points(gaps, shape, kind="outage", min_steps=min_steps, max_gap=max_gap)
     if false_runs <= 0 or not len(ev):
         return ev
-    starts = np.bincount(_point_runs(gaps, n)[0], minlength=m)  # runs of gaps per meter
-    g = np.clip(starts / max(n, 1), 1e-6, 0.5)
-    shortest = np.maximum(min_steps, _unlikely_run(g, n, false_runs))
+    shortest = np.maximum(min_steps, _chance_run_length(gaps, shape, false_runs))
     return ev.select(ev.end - ev.start >= shortest[ev.meter_index])
 
 
@@ -199,20 +209,16 @@ def _zero_run_events(
     rate ``g`` per step, leave one that long by chance fewer than ``zero_false_runs`` times
     (see :func:`outages`)."""
     m, n = shape
-    if cfg.zero_false_runs <= 0:
-        return _events_of_points(
-            zero, shape, kind="zero_run", min_steps=cfg.zero_steps, max_gap=cfg.max_gap,
-            observed=0.0,
-        )  # fmt: skip
+    by_chance = cfg.zero_false_runs > 0
+    shortest_any = min(cfg.zero_min_steps, cfg.zero_steps) if by_chance else cfg.zero_steps
     ev = _events_of_points(
-        zero, shape, kind="zero_run", min_steps=min(cfg.zero_min_steps, cfg.zero_steps),
-        max_gap=cfg.max_gap, observed=0.0,
-    )  # fmt: skip
-    if not len(ev):
+        zero, shape, kind="zero_run", min_steps=shortest_any, max_gap=cfg.max_gap, observed=0.0
+    )
+    if not by_chance or not len(ev):
         return ev
-    starts = np.bincount(_point_runs(zero, n)[0], minlength=m)
-    g = np.clip(starts / max(n, 1), 1e-6, 0.5)
-    shortest = np.clip(_unlikely_run(g, n, cfg.zero_false_runs), cfg.zero_min_steps, cfg.zero_steps)
+    shortest = np.clip(
+        _chance_run_length(zero, shape, cfg.zero_false_runs), cfg.zero_min_steps, cfg.zero_steps
+    )
     # Runs of zeros are far from independent where zero is a usual reading (a boiler off
     # on mild afternoons, for hours): only meters that hardly ever read zero get the rate.
     share = np.bincount(zero // n, minlength=m) / max(n, 1)
