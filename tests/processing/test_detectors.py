@@ -305,11 +305,12 @@ def test_days_a_spike_or_a_stuck_register_moved_are_not_also_a_level_shift():
     stuck[0, 24 * 50 + 18 : 24 * 52 + 8] = 0.9  # stuck above the nights, two of them
     found = anomaly_scan(stuck, start=START, config=config_for("household"))
     assert [(a.kind, a.start, a.end) for a in found] == [("flatline", 1218, 1256)]
-    # The same day's use up by a third over all its hours is still a (one-day) shift.
+    # Use up by a third over all the hours of four days is still a shift (one day alone, over
+    # by the next, is not: test_an_excursion_over_within_days_is_no_level_shift...).
     spread = x.copy()
-    spread[0, 24 * 50 : 24 * 51] *= 1.35
+    spread[0, 24 * 50 : 24 * 54] *= 1.35
     found = anomaly_scan(spread, start=START, config=config_for("household"))
-    assert [(a.kind, a.start, a.end) for a in found] == [("level_shift", 50, 51)]
+    assert [(a.kind, a.start, a.end) for a in found] == [("level_shift", 50, 54)]
     # A shift whose first day, the last read, holds a peak too: both are reported.
     both = x.copy()
     both[0, 24 * 50 :] *= 1.4
@@ -389,6 +390,21 @@ def test_a_level_shift_ends_where_its_evidence_stops():
     # above h until about day 170.
     assert abs(shift.start - 100) <= 1
     assert abs(shift.end - 110) <= 1
+
+
+def test_an_excursion_over_within_days_is_no_level_shift_unless_still_going():
+    rng = np.random.default_rng(27)
+    r = rng.normal(0.0, 1.0, (3, 300))
+    r[:2, 100] += 12.0  # a day far above, then back: weather the model missed
+    r[1, 150:156] += 5.0  # six days up: a change of level
+    r[2, 298] += 10.0  # the last day but one up: may be the start of one...
+    r[2, 299] = -12.0  # ...though a short last day reads low and clears the alarm
+    day0 = date(2024, 1, 1)
+    found = [a for a in level_shifts(r, start=day0) if "up by" in a.reason]
+    assert sorted((a.meter_index, a.start) for a in found) == [(1, 150), (2, 298)]
+    every = DetectorConfig(ended_shift_min_days=0)
+    found = [a for a in level_shifts(r, start=day0, config=every) if "up by" in a.reason]
+    assert {(a.meter_index, a.start) for a in found} >= {(0, 100), (1, 100), (2, 298)}
 
 
 def test_onset_is_the_step_not_the_first_day_above_the_allowance():
