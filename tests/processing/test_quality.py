@@ -68,6 +68,21 @@ def test_outages_longer_than_the_links_own_losses():
     assert_array_equal(ev.start[~lossy], [4000, 6000])
 
 
+def test_a_link_s_chance_gaps_are_judged_alike_in_a_year_or_in_eight_weeks():
+    rng = np.random.default_rng(12)
+    n = 8760
+    x = np.ones((1, n))
+    x[0, rng.random(n) < 0.03] = np.nan  # 3 % of readings lost
+    x[0, 8000:8003] = np.nan  # three in a row: chance, at that rate
+    x[0, 8200:8208] = np.nan  # eight: an outage
+    year = outages(x, min_steps=3, false_runs=0.1)
+    weeks = outages(x[:, n - 1344 :], min_steps=3, false_runs=0.1)
+    # The service scans eight weeks every day: a budget of chance runs per window would
+    # take the three lost readings for an outage there, and not in the year.
+    assert [s for s in year.start.tolist() if s >= n - 1344] == [8200]
+    assert (weeks.start + n - 1344).tolist() == [8200]
+
+
 def test_frost_is_not_negative_consumption_for_a_thermometer():
     x = np.array([[2.0, 0.5, -1.5, -2.0, 0.3] * 10])
     assert len(quality_scan(x)["negative"]) == 10
