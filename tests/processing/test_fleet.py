@@ -12,6 +12,7 @@ from processing.fleet import (
     CommonCauseConfig,
     common_cause,
     common_departure,
+    common_patterns,
     heating_groups,
     remove_common_departure,
 )
@@ -59,6 +60,50 @@ def test_a_meter_that_does_not_follow_its_fleet_keeps_its_residuals():
     r, e = remove_common_departure(residual, expected)
     assert_allclose(r[0], residual[0], rtol=0.0, atol=0.2 * np.abs(residual[0]).mean())
     assert np.abs(r[1:] / e[1:]).mean() < 0.5 * np.abs(residual[1:] / expected[1:]).mean()
+
+
+def _dull_days(days: int, seed: int) -> np.ndarray:
+    """A day series that a third of a fleet follows: dull spells, by day [-]."""
+    rng = np.random.default_rng(seed)
+    dull = np.convolve(rng.standard_normal(days + 4), np.ones(5) / 5.0, mode="valid")
+    return np.asarray(0.15 * dull / dull.std())
+
+
+def test_what_a_third_of_a_fleet_does_together_is_no_shift_but_one_meter_s_own_is():
+    residual, expected = _fleet(meters=60, days=200, seed=3)
+    dull = _dull_days(200, seed=4)
+    follows = np.linspace(1.0, 3.0, 20)[:, np.newaxis]  # more or less, each its own way
+    residual[:20] += follows * dull * expected[:20]
+    residual[25, 150:160] += 0.3 * expected[25, 150:160]  # one meter's own change
+    assert np.abs(common_departure(residual, expected)).max() < 0.1  # the median: hardly
+    before = level_shifts(residual, start=DAY0, daily_expected=expected)
+    assert len({a.meter_index for a in before if a.meter_index < 20}) > 10
+    # Without the pattern the third's departures stay; with it only the own change does.
+    median_only = remove_common_departure(residual, expected, patterns=0)
+    left = level_shifts(median_only[0], start=DAY0, daily_expected=median_only[1])
+    assert len({a.meter_index for a in left if a.meter_index < 20}) > 10
+    r, e = remove_common_departure(residual, expected)
+    after = level_shifts(r, start=DAY0, daily_expected=e)
+    assert [(a.meter_index, a.start) for a in after] == [(25, 150)]
+
+
+def test_common_patterns_find_what_many_do_and_not_one_meter_s_fault():
+    residual, expected = _fleet(meters=60, days=200, seed=5)
+    rel = residual / expected
+    dull = _dull_days(200, seed=6)
+    rel[:30] += np.linspace(0.5, 1.5, 30)[:, np.newaxis] * dull
+    rel[40, 100:110] += 0.5  # one meter's fault: ten days at 12 σ
+    (pattern,) = common_patterns(rel, 1)
+    assert abs(np.corrcoef(pattern, dull)[0, 1]) > 0.95
+    # Independent noise and the same fault: no pattern stands above the noise.
+    quiet = residual / expected
+    quiet[40, 100:110] += 0.5
+    assert common_patterns(quiet, 2).shape == (0, 200)
+    # Days read by fewer than a fleet have none: a few meters' own days are not the fleet's.
+    sparse = rel.copy()
+    sparse[MIN_FLEET_METERS - 1 :, 150:] = np.nan
+    (pattern,) = common_patterns(sparse, 1)
+    assert_allclose(pattern[150:], 0.0)
 
 
 def test_heating_groups_part_the_meters_that_follow_the_cold():
