@@ -96,6 +96,9 @@ COMMON_PATTERNS: Final = 1
 # A meter's departure is its own beyond this many of its σ (a fault), the fleet's within.
 PATTERN_CLIP_SIGMA: Final = 3.0
 _SUBSPACE_STEPS: Final = 12  # block power iterations: the leading patterns stand well apart
+# A fleet's patterns show as well in a few hundred of its meters as in thousands; the scan
+# runs this between its threaded passes, where every millisecond is the whole chunk's.
+PATTERN_METERS: Final = 256
 
 
 def remove_common_departure(
@@ -135,8 +138,26 @@ def remove_common_departure(
     if not days.shape[0]:
         return r, e
     loadings = _pattern_loadings(rel, days)
-    np.multiply(loadings @ days, np.maximum(e, 0.0), out=rel)  # the shared part, rewritten
+    np.multiply(_dot(loadings, days), np.maximum(e, 0.0), out=rel)  # the shared part, rewritten
     return np.subtract(r, rel, out=r), np.add(e, rel, out=e)
+
+
+def _dot(a: FloatArray, b: FloatArray) -> FloatArray:
+    """``a @ b`` for a thin ``b`` in NumPy's own loop, leaving OpenBLAS's threads asleep:
+    woken for a few milliseconds' work, they compete with the scan's own threads on a
+    two-core machine (this step's cost in bench.processing's threaded scan was two to three
+    times its own with them, about its own with ``OPENBLAS_NUM_THREADS=1``)."""
+    out: FloatArray = np.einsum("ij,jk->ik", a, b)
+    return out
+
+
+def _orthonormal(a: FloatArray) -> FloatArray:
+    """The columns of ``a`` made orthonormal, in order (Gram–Schmidt: a few columns)."""
+    q = a.copy()
+    for j in range(q.shape[1]):
+        q[:, j] -= q[:, :j] @ (q[:, :j].T @ q[:, j]) if j else 0.0
+        q[:, j] /= max(float(np.sqrt(np.einsum("d,d->", q[:, j], q[:, j]))), 1e-300)
+    return q
 
 
 def common_patterns(relative: npt.ArrayLike, k: int) -> FloatArray:
@@ -144,13 +165,16 @@ def common_patterns(relative: npt.ArrayLike, k: int) -> FloatArray:
     orthonormal.
 
     Each meter's departures are centred on their median, scaled by their robust σ and
-    clipped at :data:`PATTERN_CLIP_SIGMA` (gaps 0): every meter weighs alike, and one
+    clipped at :data:`PATTERN_CLIP_SIGMA` (gaps 0; at most :data:`PATTERN_METERS` meters,
+    evenly spread over the rows): every meter weighs alike, and one
     meter's fault, extreme for it, cannot become a pattern of its own; what many meters do
     by a σ or two can. The patterns are the leading right singular vectors of that matrix,
     by block power iteration (two thin products a step, no SVD of the whole chunk), kept
     when they stand above what noise alone would give: fewer than ``k``, or none.
     """
     rel = np.asarray(relative, dtype=np.float64)
+    if rel.shape[0] > PATTERN_METERS:
+        rel = rel[np.linspace(0, rel.shape[0] - 1, PATTERN_METERS).astype(np.intp)]
     center, mad = nan_median_mad(rel)
     sigma = MAD_TO_SIGMA * mad
     # In place on one fresh array: this runs on the whole chunk between the threaded passes.
@@ -165,16 +189,16 @@ def common_patterns(relative: npt.ArrayLike, k: int) -> FloatArray:
     days = rel.shape[1]
     k = min(k, days)
     # A fixed start: the same chunk gives the same patterns run after run.
-    q = np.linalg.qr(np.random.default_rng(0).standard_normal((days, k)))[0]
+    q = _orthonormal(np.random.default_rng(0).standard_normal((days, k)))
     for _ in range(_SUBSPACE_STEPS):
-        q = np.linalg.qr(z.T @ (z @ q))[0]
+        q = _orthonormal(_dot(z.T, _dot(z, q)))
     # A pattern must carry more than independent noise of the same size would in its
     # leading direction, (√meters + √days)² times the entries' variance (Marchenko–Pastur):
     # after the median, a fleet that does nothing more together has none to take.
-    zq = z @ q
+    zq = _dot(z, q)
     strength = np.einsum("mk,mk->k", zq, zq)
     m, n = z.shape
-    noise_edge = float(np.vdot(z, z)) / z.size * (np.sqrt(m) + np.sqrt(n)) ** 2
+    noise_edge = float(np.einsum("md,md->", z, z)) / z.size * (np.sqrt(m) + np.sqrt(n)) ** 2
     q = q[:, strength > noise_edge]
     patterns: FloatArray = np.ascontiguousarray(q.T)
     return patterns
@@ -184,26 +208,30 @@ def _pattern_loadings(rel: FloatArray, patterns: FloatArray) -> FloatArray:
     """Each meter's least-squares loadings on ``patterns`` (k, days), shape (meters, k), from
     its own read days, fitted twice: the second time without the days more than
     :data:`PATTERN_CLIP_SIGMA` σ off the first fit (its faults must not set them)."""
-    y = np.where(np.isnan(rel), 0.0, rel)
-    weight = (~np.isnan(rel)).astype(np.float64)  # 1 on the days a fit reads, else 0
+    gaps = np.isnan(rel)
+    y = np.where(gaps, 0.0, rel)
+    weight = np.logical_not(gaps).astype(np.float64)  # 1 on the days a fit reads, else 0
     k = patterns.shape[0]
     pairs = (patterns[:, np.newaxis, :] * patterns[np.newaxis, :, :]).reshape(k * k, -1)
     ridge = 1e-9 * np.eye(k)
     loadings = np.zeros((rel.shape[0], k))
     for step in range(2):
-        xtx = (weight @ pairs.T).reshape(-1, k, k) + ridge
-        loadings = np.asarray(
-            np.linalg.solve(xtx, (y @ patterns.T)[..., np.newaxis])[..., 0], dtype=np.float64
-        )
+        xtx = _dot(weight, pairs.T).reshape(-1, k, k) + ridge
+        xty = _dot(y, patterns.T)
+        if k == 1:  # the usual case, without a LAPACK call per meter
+            loadings = xty / xtx[:, 0]
+        else:
+            loadings = np.asarray(np.linalg.solve(xtx, xty[..., np.newaxis])[..., 0])
         if step == 0:
-            left = rel - loadings @ patterns  # NaN at the gaps
-            center, mad = nan_median_mad(left)
+            left = np.subtract(rel, _dot(loadings, patterns))  # NaN at the gaps
+            # The scale of what is left from every fourth day: a robust σ needs no more.
+            center, mad = nan_median_mad(left[:, ::4])
             np.subtract(left, center[:, np.newaxis], out=left)
             np.abs(left, out=left)
             with np.errstate(invalid="ignore"):
                 far = left > (PATTERN_CLIP_SIGMA * MAD_TO_SIGMA * mad)[:, np.newaxis]
-            weight[far] = 0.0
-            y[far] = 0.0
+            np.copyto(weight, 0.0, where=far)
+            np.copyto(y, 0.0, where=far)
     return loadings
 
 
