@@ -89,9 +89,9 @@ def heating_groups(expected: npt.ArrayLike, degree_days: npt.ArrayLike) -> list[
 # that heat at that time of year use 30–70 % more and the others nothing, the group's median
 # 6 % (seed 302's electrically heated homes). One day pattern, each meter following it by its
 # own loading (bench.accuracy, eighth session, seeds 300–303: level shifts +0.015 to +0.048,
-# found within 2 days +0 to +0.019, precision +0.007 to +0.033; two patterns: precision
-# +0.012–0.022 more, 1–2 shifts fewer on two seeds and 2–3 fewer found early on one; three:
-# 1–4 shifts fewer).
+# found within 2 days +0 to +0.019, precision +0.005 to +0.035; two patterns: precision
+# +0.012–0.022 more, one shift fewer on two seeds, three fewer found early on one; three:
+# up to four shifts fewer).
 COMMON_PATTERNS: Final = 1
 # A meter's departure is its own beyond this many of its σ (a fault), the fleet's within.
 PATTERN_CLIP_SIGMA: Final = 3.0
