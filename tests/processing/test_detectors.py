@@ -569,6 +569,45 @@ def _electric_home_with_nights_left_on(seed: int) -> tuple[np.ndarray, ...]:
     return x[np.newaxis, :], te, sun, fault
 
 
+def _gas_home_with_nights_left_on(seed: int, nights: list[int]) -> tuple[np.ndarray, ...]:
+    """A gas-heated home over 140 days whose nights depart from nights of like weather by
+    about a fifth, night after night (as the simulated city's do), with heating left on
+    (+60 % of its mean night) on ``nights``; (x, te)."""
+    rng = np.random.default_rng(seed)
+    days = 140
+    hours = np.arange(24 * days)
+    te = outdoor_temp_c(rng, days, mean=6.0, day_sd=2.0)
+    x = 0.1 + 0.12 * np.maximum(17.0 - te, 0.0)
+    night = ((hours % 24) >= 23) | ((hours % 24) < 5)
+    per_night = np.repeat(rng.lognormal(0.0, 0.19, days + 1), 24)[1 : hours.size + 1]
+    x = np.where(night, x * per_night, x) * rng.lognormal(0, 0.05, hours.size)
+    level = x[night].mean()
+    for d in nights:
+        x[24 * d - 1 : 24 * d + 5] += 0.6 * level  # 23:00 to 05:00
+    return x[np.newaxis, :], te
+
+
+def test_heating_left_on_a_few_nights_is_found_by_its_run_of_nights():
+    def found(x: np.ndarray, te: np.ndarray, cfg: DetectorConfig) -> list[tuple[int, int]]:
+        scan = anomaly_scan(x, start=START, outdoor_temp_c=te, config=cfg)
+        return [(a.start // 24 + 1, a.end // 24) for a in scan if a.kind == "night_use"]
+
+    home = config_for("household_gas")
+    two_at_4 = dataclasses.replace(home, schedule_z=4.0, min_nights=2)  # before: too strict
+    fault = [80, 81, 82, 83]
+    hits = {"home": 0, "two_at_4": 0}
+    for seed in range(12):
+        x, te = _gas_home_with_nights_left_on(seed, fault)
+        for name, cfg in (("home", home), ("two_at_4", two_at_4)):
+            nights = found(x, te, cfg)
+            hits[name] += any(first <= fault[-1] and last >= fault[0] for first, last in nights)
+            assert all(first <= fault[-1] and last >= fault[0] for first, last in nights), seed
+        # The same homes without the fault: no night flagged.
+        assert not found(*_gas_home_with_nights_left_on(seed, []), home), seed
+    # Each night 1–3 σ: three in a row at 2.5 σ find most, two at 4 σ a third.
+    assert hits["home"] >= 9 and hits["two_at_4"] <= 6, hits
+
+
 def test_an_electric_home_s_nights_are_corrected_for_the_sun_too():
     def nights(found: list[Anomaly]) -> list[tuple[int, int]]:
         # The night of day d starts at 23:00 the day before.
