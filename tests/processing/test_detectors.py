@@ -613,7 +613,7 @@ def test_an_electric_home_s_nights_are_corrected_for_the_sun_too():
         # The night of day d starts at 23:00 the day before.
         return [(a.start // 24 + 1, a.end // 24) for a in found if a.kind == "night_use"]
 
-    missed_without_sun = 0
+    false_without_sun = 0
     for seed in range(8):
         x, te, sun, fault = _electric_home_with_nights_left_on(seed)
         kw = {"start": START, "outdoor_temp_c": te, "config": config_for("household")}
@@ -621,10 +621,9 @@ def test_an_electric_home_s_nights_are_corrected_for_the_sun_too():
         assert not others, seed
         assert fault[0] <= first <= fault[1] and last == fault[-1], seed
         plain = nights(anomaly_scan(x, **kw))
-        missed_without_sun += not any(
-            first <= fault[1] and last == fault[-1] for first, last in plain
-        )
-    assert missed_without_sun >= 1
+        # Without the sun, the nights after a dull week read as heating left on.
+        false_without_sun += sum(not (a <= fault[-1] and b >= fault[0]) for a, b in plain)
+    assert false_without_sun >= 1
 
 
 def test_nights_after_dull_days_are_expected_higher_and_faults_do_not_set_the_slope():
