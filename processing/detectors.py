@@ -1064,8 +1064,7 @@ def level_shifts(
     seg_mean = _SegmentMeans(r)
     seg_exp = _SegmentMeans(exp_daily)
     dates: dict[int, str] = {}  # onset day → its date written out, once per day
-    read = ~np.isnan(r)
-    days_read = np.where(read.any(axis=1), r.shape[1] - np.argmax(read[:, ::-1], axis=1), 0)
+    days_read = reading_until(r)  # one past each meter's last day with a residual
     for direction, stat in (("up", cs.upper), ("down", cs.lower)):
         ev = events_from_mask(stat > cfg.cusum_h, kind="level_shift", score=stat)
         if not len(ev):
