@@ -659,6 +659,7 @@ def baseline_scan(
     quantum: npt.ArrayLike | None = None,
     tail_quantile: float = 0.0,
     tail_divisor: float = 2.0,
+    hour_tail_divisor: float = 0.0,
     block_meters: int = DEFAULT_BLOCK_METERS,
     out: FloatArray | None = None,
     bridged_gaps: bool = False,
@@ -688,6 +689,13 @@ def baseline_scan(
         |x − expected| over each four-week block of the meter, divided by
         ``tail_divisor``: a household's appliance peaks or a school's term starts are
         ordinary for that meter, and a spike must stand out against them.
+    hour_tail_divisor : float
+        With > 0 (and a tail), the scale of each hour of the day is also at least the
+        second largest of the four 7-day maxima of |x − expected| at that hour in the
+        block (days 1, 5, 9…, days 2, 6, 10…), divided by ``hour_tail_divisor``: a
+        home's evening cooking or a boiler's morning start is ordinary at its own hour,
+        not at 3 am. One event touches one of the four maxima, so it does not raise its
+        own floor.
     bridged_gaps : bool
         The series comes from registers whose first reading after a gap carries the gap's
         energy (as the rollups bridge it): a day's observed use is then the plain sum of its
@@ -730,8 +738,11 @@ def baseline_scan(
     q_arr = None if quantum is None else np.asarray(quantum, dtype=np.float64).reshape(-1)
     if q_arr is not None and q_arr.shape != (m,):
         raise ValueError(f"quantum: expected shape ({m},), got {q_arr.shape}")
-    if not 0.0 <= tail_quantile < 1.0 or tail_divisor <= 0:
-        raise ValueError("tail_quantile: must lie in [0, 1); tail_divisor: must be > 0")
+    if not 0.0 <= tail_quantile < 1.0 or tail_divisor <= 0 or hour_tail_divisor < 0:
+        raise ValueError(
+            "tail_quantile: must lie in [0, 1); tail_divisor: must be > 0; "
+            "hour_tail_divisor: must be >= 0"
+        )
     day_starts = np.arange(0, n, steps_per_day)
     steps_in_day = np.diff(np.append(day_starts, n)).astype(np.float64)
     days = _DaySums(
@@ -742,6 +753,7 @@ def baseline_scan(
         bridged_gaps=bridged_gaps,
     )
 
+    tail = _TailFloor(tail_quantile, tail_divisor, hour_tail_divisor, steps_per_day=steps_per_day)
     rows = min(block_meters, m)
     work = _Workspace(rows, n)
     bufs = _Workspace(rows, n)  # med, scale, tmp for the z step
@@ -770,8 +782,7 @@ def baseline_scan(
             days=days,
             row0=i,
             quantum=None if q_arr is None else q_arr[i:j, np.newaxis],
-            tail_quantile=tail_quantile,
-            tail_divisor=tail_divisor,
+            tail=tail,
         )
     daily_residual, daily_expected = days.result()
     return BaselineScan(
@@ -793,8 +804,7 @@ def _z_block(
     days: _DaySums,
     row0: int,
     quantum: FloatArray | None = None,
-    tail_quantile: float = 0.0,
-    tail_divisor: float = 2.0,
+    tail: _TailFloor | None = None,
 ) -> None:
     """Robust z of one block (rows ``row0`` on) into ``z`` (``scale`` holds the MAD on
     entry); its daily sums into ``days``."""
@@ -808,21 +818,24 @@ def _z_block(
         col = np.maximum(col, quantum)
     scale *= MAD_TO_SIGMA
     np.subtract(xb, expected, out=z)
-    if tail_quantile > 0:
+    if tail is not None and tail.quantile > 0:
         # ``tmp`` is free here: it holds the float32 copy the selection works on.
-        tail = _block_tail_values(z, tail_quantile, TAIL_BLOCK_STEPS, scratch=tmp)
-        tail /= tail_divisor
-        np.maximum(tail, col, out=tail)
+        floor_of = tail.floors(z, col, scratch=tmp)  # (rows, blocks, steps of a day)
         # ``tmp`` is free again: the floor of each step written out, then one contiguous
         # maximum; against a broadcast operand of stride 0 NumPy's maximum takes a scalar
         # loop, twice as slow as the copy and the maximum together.
         rows, n = scale.shape
-        whole = n // TAIL_BLOCK_STEPS
-        by_block = np.reshape(
-            tmp[:, : whole * TAIL_BLOCK_STEPS], (rows, whole, TAIL_BLOCK_STEPS), copy=False
+        block, per_day = tail.block, tail.steps_per_day
+        whole = n // block
+        by_day = np.reshape(
+            tmp[:, : whole * block], (rows, whole, block // per_day, per_day), copy=False
         )
-        by_block[...] = tail[:, :whole, np.newaxis]
-        tmp[:, whole * TAIL_BLOCK_STEPS :] = tail[:, whole : whole + 1]
+        by_day[...] = floor_of[:, :whole, np.newaxis, :]
+        if n > whole * block:
+            last = np.broadcast_to(
+                floor_of[:, whole, np.newaxis, :], (rows, block // per_day, per_day)
+            )
+            tmp[:, whole * block :] = last.reshape(rows, block)[:, : n - whole * block]
         np.maximum(scale, tmp, out=scale)
     else:
         tmp[...] = col  # as above: no stride-0 operand for the maximum
@@ -963,24 +976,60 @@ def _scale_up(
     return count
 
 
+# The tail floor's block: four weeks of hourly steps (a season's habits, recent enough).
 TAIL_BLOCK_STEPS = 4 * HOURS_PER_WEEK
+# Its values are selected in strided groups of seven: in a block of 28 days, a group holds
+# one step of the day on every fourth day (group j: days j // spd, +4, +8…).
+TAIL_GROUP = 7
+
+
+class _TailFloor:
+    """The scale's floors from a meter's own residual tail, per block of four weeks: the
+    ``quantile`` of |x − expected| over the block / ``divisor`` and, with
+    ``hour_divisor`` > 0, per step of the day (see :func:`baseline_scan`)."""
+
+    def __init__(
+        self, quantile: float, divisor: float, hour_divisor: float, *, steps_per_day: int
+    ) -> None:
+        self.quantile, self.divisor, self.hour_divisor = quantile, divisor, hour_divisor
+        self.steps_per_day = steps_per_day
+        self.block = TAIL_BLOCK_STEPS * (steps_per_day // 24)
+
+    def floors(self, resid: FloatArray, col: FloatArray, scratch: FloatArray) -> FloatArray:
+        """Floor of each block and step of the day, (rows, blocks, steps of a day): at
+        least ``col`` (a column of per-meter floors)."""
+        pooled, by_step = _block_tail_values(
+            resid, self.quantile, self.block, scratch=scratch, steps_per_day=self.steps_per_day
+        )
+        pooled /= self.divisor
+        np.maximum(pooled, col, out=pooled)
+        if self.hour_divisor <= 0:
+            return np.repeat(pooled[:, :, np.newaxis], self.steps_per_day, axis=2)
+        by_step /= self.hour_divisor
+        return np.maximum(by_step, pooled[:, :, np.newaxis], out=by_step)
 
 
 def _block_tail(resid: FloatArray, q: float, block: int = TAIL_BLOCK_STEPS) -> FloatArray:
     """``q``-quantile of |resid| over consecutive blocks of steps, broadcast back per step.
 
     NaN counts as 0 (gaps are sparse), which only lowers the quantile. A short last block
-    takes the quantile of the series' last ``block`` steps.
+    takes the quantile of the series' last ``block`` steps that end a day.
     """
     n = resid.shape[1]
-    return np.repeat(_block_tail_values(resid, q, block), block, axis=1)[:, :n]
+    return np.repeat(_block_tail_values(resid, q, block)[0], block, axis=1)[:, :n]
 
 
 def _block_tail_values(
-    resid: FloatArray, q: float, block: int, scratch: FloatArray | None = None
-) -> FloatArray:
-    """:func:`_block_tail` once per block, shape (rows, blocks); ``scratch`` (contiguous,
-    overwritten) spares the float32 copy's allocation when it is large enough."""
+    resid: FloatArray,
+    q: float,
+    block: int,
+    scratch: FloatArray | None = None,
+    steps_per_day: int = 24,
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`_block_tail` once per block, shape (rows, blocks); and, per block and step
+    of the day, the second largest of the four strided groups' maxima (rows, blocks,
+    ``steps_per_day``; a block of 28 days). ``scratch`` (contiguous, overwritten) spares
+    the float32 copy's allocation when it is large enough."""
     m, n = resid.shape
     blocks = -(-n // block)
     size = m * blocks * block
@@ -991,11 +1040,13 @@ def _block_tail_values(
         padded = np.empty((m, blocks * block), dtype=np.float32)
     np.abs(resid, out=padded[:, :n], casting="same_kind")
     if n % block and n > block:
-        # A short last block takes the tail of the last full block's length: zeros padding
-        # a day would put its quantile at 0 (the most recent day, the one a service
-        # reports, without a floor).
+        # A short last block takes the tail of the last full block's length, ending on a
+        # day's last step (so each step of the day keeps its hour): zeros padding a day
+        # would put its quantile at 0 (the most recent day, the one a service reports,
+        # without a floor).
         last = (blocks - 1) * block
-        padded[:, last:] = padded[:, n - block : n].copy()
+        end = n - (n % steps_per_day)
+        padded[:, last:] = padded[:, end - block : end].copy()
     else:
         padded[:, n:] = 0.0  # a series shorter than a block: its zeros lower the quantile
     # NaN → 0, against a row of zeros: with a scalar operand fmax takes a loop 4× as slow.
@@ -1003,8 +1054,9 @@ def _block_tail_values(
     k = min(block - 1, int(q * block))
     by_block = padded.reshape(m, blocks, block)
     top = block - k  # the k-th smallest is the top-th largest
-    if block % TAIL_GROUP == 0 and 4 * top * TAIL_GROUP <= block:
-        kth = _top_from_groups(by_block, top, TAIL_GROUP)
+    group_max = _group_maxima(by_block, TAIL_GROUP)
+    if 4 * top * TAIL_GROUP <= block:
+        kth = _top_from_groups(by_block, top, TAIL_GROUP, group_max)
     else:
         by_block.partition(k, axis=2)
         kth = by_block[:, :, k]
@@ -1012,15 +1064,34 @@ def _block_tail_values(
     # is the same, as the order does not change (a minimum: ``np.nan_to_num`` costs more in
     # Python than the selection on so few values, with the GIL held).
     top_f32 = np.float32(np.finfo(np.float32).max)
-    return np.asarray(np.minimum(kth, top_f32), dtype=np.float64)
+    pooled = np.asarray(np.minimum(kth, top_f32), dtype=np.float64)
+    by_step = _second_of_four(group_max.reshape(m, blocks, 4, steps_per_day))
+    return pooled, np.asarray(np.minimum(by_step, top_f32), dtype=np.float64)
 
 
-TAIL_GROUP = 6
+def _group_maxima(v: npt.NDArray[np.float32], size: int) -> npt.NDArray[np.float32]:
+    """Maximum of each group of ``size`` strided values along the last axis of ``v``:
+    group j holds ``v[..., j + g·i]`` for i < ``size``, g = width / ``size``."""
+    g = v.shape[2] // size
+    group_max = np.maximum(v[:, :, :g], v[:, :, g : 2 * g])
+    for j in range(2, size):
+        np.maximum(group_max, v[:, :, j * g : (j + 1) * g], out=group_max)
+    return group_max
 
 
-def _top_from_groups(v: npt.NDArray[np.float32], top: int, size: int) -> npt.NDArray[np.float32]:
+def _second_of_four(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Second largest along axis 2 of length 4, by a comparison network (no sort)."""
+    hi_a, lo_a = np.maximum(v[:, :, 0], v[:, :, 1]), np.minimum(v[:, :, 0], v[:, :, 1])
+    hi_b, lo_b = np.maximum(v[:, :, 2], v[:, :, 3]), np.minimum(v[:, :, 2], v[:, :, 3])
+    # The largest is max(hi_a, hi_b); the second is the other pair's top or a low.
+    return np.maximum(np.minimum(hi_a, hi_b), np.maximum(lo_a, lo_b))
+
+
+def _top_from_groups(
+    v: npt.NDArray[np.float32], top: int, size: int, group_max: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
     """``top``-th largest along the last axis of ``v`` (no NaN), 3-4× faster than a partition
-    of the whole axis when ``top`` is small.
+    of the whole axis when ``top`` is small; ``group_max`` from :func:`_group_maxima`.
 
     The axis is cut into groups of ``size`` strided values. At most ``top`` groups hold a
     value of the ``top`` largest; if one of them is not among the ``top`` groups of largest
@@ -1029,9 +1100,6 @@ def _top_from_groups(v: npt.NDArray[np.float32], top: int, size: int) -> npt.NDA
     """
     m, blocks, width = v.shape
     g = width // size
-    group_max = np.maximum(v[:, :, :g], v[:, :, g : 2 * g])
-    for j in range(2, size):
-        np.maximum(group_max, v[:, :, j * g : (j + 1) * g], out=group_max)
     best = np.argpartition(group_max, g - top, axis=2)[:, :, g - top :]
     start = np.arange(m * blocks).reshape(m, blocks, 1) * width + best
     idx = start[:, :, :, np.newaxis] + g * np.arange(size)

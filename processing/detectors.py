@@ -105,9 +105,14 @@ class DetectorConfig:
         A spike or drop of a single step needs |z| above this; events of two or more
         steps need ``z_threshold`` [-]. Appliance peaks last one step, stuck or runaway
         loads several.
-    tail_quantile, tail_divisor : float
-        Noise floor of the spike scale from the meter's own residual tail (see
-        :func:`~processing.baseline.baseline_scan`); ``tail_quantile`` 0 turns it off.
+    tail_quantile, tail_divisor, hour_tail_divisor : float
+        Noise floors of the spike scale from the meter's own residual tail, over four weeks
+        and at each hour of the day (see :func:`~processing.baseline.baseline_scan`);
+        ``tail_quantile`` 0 turns both off, ``hour_tail_divisor`` 0 the hourly one. A
+        home's cooking peaks and a boiler's morning start set the floor at their own
+        hours, not at 3 am: the whole tail over 4 and each hour's over 2.5 found 0.04–0.10
+        more spikes ≥ 5 σ than the whole tail over 2, at the same precision
+        (bench.accuracy, ninth session).
     rel_floor : float
         Floor of the spike scale proportional to the expected value [-] (0 for
         temperatures, which have no natural zero).
@@ -181,7 +186,8 @@ class DetectorConfig:
     reads_level: bool = False
     z_single: float = 7.0
     tail_quantile: float = 0.98
-    tail_divisor: float = 2.0
+    tail_divisor: float = 4.0
+    hour_tail_divisor: float = 2.5
     rel_floor: float = 0.05
     local_median_steps: int = 0
     bridged_gaps: bool = True
@@ -1454,6 +1460,7 @@ def _scan_slice(
         quantum=quantum,
         tail_quantile=cfg.tail_quantile,
         tail_divisor=cfg.tail_divisor,
+        hour_tail_divisor=cfg.hour_tail_divisor,
         out=z_out,
         bridged_gaps=cfg.bridged_gaps,
     )

@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose
 from processing.baseline import (
     TAIL_BLOCK_STEPS,
     _block_tail,
+    _block_tail_values,
     baseline_scan,
     fit_heating_term,
     hour_of_week_baseline,
@@ -65,12 +66,31 @@ def test_block_tail_equals_a_plain_partition(values):
     for q in (0.5, 0.98, 0.999):
         padded = np.zeros((shape[0], 4 * TAIL_BLOCK_STEPS), dtype=np.float32)
         padded[:, : shape[1]] = np.nan_to_num(np.abs(resid).astype(np.float32))
-        # The short last block is the series' last TAIL_BLOCK_STEPS steps.
-        padded[:, 3 * TAIL_BLOCK_STEPS :] = padded[:, shape[1] - TAIL_BLOCK_STEPS : shape[1]]
+        # The short last block is the series' last TAIL_BLOCK_STEPS steps that end a day.
+        end = shape[1] - shape[1] % 24
+        padded[:, 3 * TAIL_BLOCK_STEPS :] = padded[:, end - TAIL_BLOCK_STEPS : end]
         k = min(TAIL_BLOCK_STEPS - 1, int(q * TAIL_BLOCK_STEPS))
         per_block = np.partition(padded.reshape(shape[0], 4, -1), k, axis=2)[:, :, k]
         expected = np.repeat(per_block.astype(np.float64), TAIL_BLOCK_STEPS, axis=1)
         np.testing.assert_array_equal(_block_tail(resid, q), expected[:, : shape[1]])
+
+
+def test_hour_floor_is_the_second_largest_of_four_strided_seven_day_maxima():
+    """Per hour of the day: days 1, 5, 9…, days 2, 6, 10… and so on each give their
+    maximum |resid|; the floor is the second largest of the four."""
+    rng = np.random.default_rng(4)
+    resid = rng.standard_normal((5, 2 * TAIL_BLOCK_STEPS + 30))  # short last block, mid-day
+    resid[rng.random(resid.shape) < 0.01] = np.nan
+    resid[2, 100] = 50.0  # one event: it raises one maximum, not the floor
+    _, by_step = _block_tail_values(resid, 0.98, TAIL_BLOCK_STEPS)
+    a = np.nan_to_num(np.abs(resid)).astype(np.float32)
+    end = a.shape[1] - a.shape[1] % 24
+    size = TAIL_BLOCK_STEPS
+    for b, block in enumerate([a[:, :size], a[:, size : 2 * size], a[:, end - size : end]]):
+        days = block.reshape(5, 28, 24)
+        maxima = np.stack([days[:, d::4].max(axis=1) for d in range(4)], axis=1)
+        np.testing.assert_array_equal(by_step[:, b], np.sort(maxima, axis=1)[:, -2])
+    assert by_step[2, 0, 100 % 24] < 5.0
 
 
 @pytest.mark.parametrize("weeks", [2, 3, 4, 6])

@@ -288,6 +288,33 @@ def test_one_step_peak_needs_single_step_threshold():
     assert sorted(a.start for a in found) == [2000, 3000]
 
 
+def test_a_spike_at_a_quiet_hour_stands_out_against_that_hour_not_the_evening_meals():
+    """Homes cook at 19:00, 0–3 kWh a day: ordinary at that hour, and they set the scale
+    only there. Two hours of +1.5 kWh at 3 am stand out; under the whole tail over 2 (the
+    floor before the hourly one) they did not, and the meals were spikes."""
+    rng = np.random.default_rng(0)
+    hours = np.arange(W * 8)
+    x = 0.3 * (1 + 0.05 * rng.standard_normal((20, hours.size)))
+    evening = np.flatnonzero(hours % 24 == 19)
+    x[:, evening] += rng.uniform(0.0, 3.0, (20, evening.size))
+    t = W * 6 + 2 * 24 + 3  # Wednesday 03:00–05:00
+    x[:, t : t + 2] += 1.5
+
+    def spikes(cfg: DetectorConfig) -> list[Anomaly]:
+        z = baseline_scan(
+            x, tail_quantile=cfg.tail_quantile, tail_divisor=cfg.tail_divisor,
+            hour_tail_divisor=cfg.hour_tail_divisor,
+        ).z  # fmt: skip
+        return [a for a in spikes_and_drops(x, z, start=START, config=cfg) if a.kind == "spike"]
+
+    now = spikes(DetectorConfig())
+    assert len({a.meter_index for a in now if a.start <= t < a.end}) == 17
+    assert all(a.start <= t < a.end for a in now)
+    before = spikes(DetectorConfig(tail_divisor=2.0, hour_tail_divisor=0.0))
+    assert not any(a.start <= t < a.end for a in before)
+    assert {a.start % 24 for a in before} == {19}
+
+
 def test_days_a_spike_or_a_stuck_register_moved_are_not_also_a_level_shift():
     rng = np.random.default_rng(3)
     h = np.arange(24 * 70)
