@@ -376,9 +376,13 @@ def _bridged_peak(
     ``scale = (x − expected)/z``.
     """
     rows, peak = ev.meter_index, ev.peak
-    back = peak[:, np.newaxis] - np.arange(1, BRIDGE_LOOKBACK + 1)[np.newaxis, :]
-    before = np.where(back >= 0, a[rows[:, np.newaxis], np.maximum(back, 0)], 0.0)
-    gap = np.cumprod(np.isnan(before), axis=1).sum(axis=1)  # NaN steps right before the peak
+    # Only a peak right after a missing step can carry a gap: the week looked back over is
+    # gathered for those alone (a few in a hundred).
+    after_gap = np.flatnonzero((peak > 0) & np.isnan(a[rows, np.maximum(peak - 1, 0)]))
+    back = peak[after_gap, np.newaxis] - np.arange(1, BRIDGE_LOOKBACK + 1)[np.newaxis, :]
+    before = np.where(back >= 0, a[rows[after_gap, np.newaxis], np.maximum(back, 0)], 0.0)
+    gap = np.zeros(len(ev), dtype=np.int64)
+    gap[after_gap] = np.cumprod(np.isnan(before), axis=1).sum(axis=1)  # NaN steps before it
     event = np.repeat(np.arange(len(ev)), gap)
     step, _ = segment_index(peak - gap, peak)  # the missing steps of each event
     missing = median_at(a, rows[event], step, weeks=weeks, steps_per_hour=steps_per_hour)
