@@ -1541,11 +1541,11 @@ def _fleet_departure(
     residual: FloatArray, expected: FloatArray, te: FloatArray | None, steps_per_hour: int
 ) -> list[npt.NDArray[np.intp]]:
     """Moves each group's common departure from ``residual`` to ``expected`` in place; the
-    groups are the meters that respond to the weather alike (heated or not; one group
-    without a temperature). What a group did together that day (the weather the model
-    missed, a school holiday) is no fault of one building. (Rooms are left alone by the
-    caller: a heatwave warms each by its own inertia, and the fleet's median made more
-    false shifts.)"""
+    groups are the meters that respond to the weather alike (unheated, or heated by a like
+    share of their use; one group without a temperature). What a group did together that
+    day (the weather the model missed, a school holiday) is no fault of one building.
+    (Rooms are left alone by the caller: a heatwave warms each by its own inertia, and the
+    fleet's median made more false shifts.)"""
     groups = [np.arange(residual.shape[0])]
     if te is not None:
         groups = heating_groups(expected, _daily_degree_days(te, expected.shape[1], steps_per_hour))
