@@ -220,6 +220,21 @@ def test_a_fault_that_stands_out_of_its_cluster_is_still_reported():
     assert common_cause(found, meters=200, steps=steps, config=blind)[-1]
 
 
+def test_a_big_cluster_does_not_make_a_small_one_look_like_chance():
+    """A year of level shifts: 30 homes' own, one a fortnight or so; 60 homes moved by one
+    cold snap; five by another cold day. At the rate of all 95 starts, five on one day
+    happen by chance one window in 460; at the rate of the 30 that are no cluster's, one
+    in 35,000: the five are the fleet's as well."""
+    steps = 24 * 365
+    own = [d for d in range(4, 363, 11) if min(abs(d - 100), abs(d - 200)) > 2][:30]
+    days = [*own, *[200] * 60, *[100] * 5]
+    found = [Anomaly(m, d, d + 5, "level_shift", 9.0, 10.0, 8.0, "") for m, d in enumerate(days)]
+    common = common_cause(found, meters=300, steps=steps)
+    assert not common[:30].any()
+    assert common[30:90].all()
+    assert common[90:].all()
+
+
 def test_outages_and_small_fleets_are_never_common():
     found = [_event(m, 500, "outage") for m in range(40)] + [_event(m, 900) for m in range(40)]
     assert not common_cause(found, meters=200, steps=2000)[:40].any()
