@@ -59,15 +59,18 @@ HEATED_SHARE: Final = 0.2
 # use moves twice as far in a cold week as one at 30 %, and one median for both misses each
 # (bench.accuracy, ninth session, seeds 300-303: level shifts +0 / +0.020 / +0.032 / +0,
 # precision +0.014 / +0.002 / +0.006 / +0.011; two or four parts gained less; gas homes,
-# all heated, parted alike lost 0.01-0.03 of precision).
+# all heated, parted alike lost 0.01-0.03 of precision). Each part holds at least
+# ``HEATED_PART_METERS``: in the service's eight weeks fewer homes heat, and parts of ten
+# cost seed 303's replay two level shifts (twenty: one).
 HEATED_PARTS: Final = 3
+HEATED_PART_METERS: Final = 2 * MIN_FLEET_METERS
 
 
 def heating_groups(expected: npt.ArrayLike, degree_days: npt.ArrayLike) -> list[IntArray]:
     """Rows of the meters whose expected days follow the cold, a :data:`HEATED_SHARE` of
     their use or more (least-squares slope on ``degree_days`` × their mean over their mean),
     in up to :data:`HEATED_PARTS` groups by that share (each of at least
-    :data:`MIN_FLEET_METERS`), and last the rows of the others; all rows in one group when
+    :data:`HEATED_PART_METERS`), and last the rows of the others; all rows in one group when
     the heated or the others would be fewer than :data:`MIN_FLEET_METERS`.
 
     A warm week lowers the electricity of electrically heated homes and not that of homes
@@ -91,7 +94,7 @@ def heating_groups(expected: npt.ArrayLike, degree_days: npt.ArrayLike) -> list[
     if min(heated.sum(), (~heated).sum()) < MIN_FLEET_METERS:
         return [np.arange(e.shape[0])]  # a handful apart would make no fleet
     rows = np.flatnonzero(heated)
-    parts = min(HEATED_PARTS, rows.size // MIN_FLEET_METERS)
+    parts = max(1, min(HEATED_PARTS, rows.size // HEATED_PART_METERS))
     by_share = rows[np.argsort(share[rows], kind="stable")]
     return [np.sort(part) for part in np.array_split(by_share, parts)] + [np.flatnonzero(~heated)]
 

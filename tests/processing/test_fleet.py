@@ -122,17 +122,20 @@ def test_heating_groups_part_the_meters_that_follow_the_cold():
 
 
 def test_heated_meters_of_a_mixed_kind_are_parted_by_their_heating_share():
-    """Thirty heated meters beside unheated ones: three groups of ten by the share of their
-    use that follows the cold, whatever their order; then the unheated."""
+    """Sixty heated meters beside unheated ones: three groups of twenty by the share of
+    their use that follows the cold, whatever their order; then the unheated. Thirty
+    heated: one group (parts of fifteen would be too few for a median)."""
     rng = np.random.default_rng(5)
     dd = rng.uniform(0.0, 12.0, 120)
-    share = np.concatenate([np.zeros(12), rng.permutation(np.linspace(0.25, 0.85, 30))])
+    share = np.concatenate([np.zeros(12), rng.permutation(np.linspace(0.25, 0.85, 60))])
     expected = 8.0 * (1 - share[:, np.newaxis] + share[:, np.newaxis] * dd / dd.mean())
     low, mid, high, other = heating_groups(expected, dd)
     assert other.tolist() == list(range(12))
     for part, (lo, hi) in zip((low, mid, high), ((0.25, 0.45), (0.45, 0.65), (0.65, 0.86))):
-        assert part.size == 10
+        assert part.size == 20
         assert np.all((share[part] >= lo) & (share[part] < hi))
+    heated, other = heating_groups(expected[:42], dd)
+    assert heated.tolist() == list(range(12, 42)) and other.tolist() == list(range(12))
 
 
 def _heated_and_plain_homes(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
