@@ -323,9 +323,9 @@ def common_cause(
     groups = int(g.max()) + 1
     rate = np.bincount(g, minlength=groups)[g] / max(steps, 1)  # starts per step, fleet-wide
     common = poisson.sf(others - 1, rate * (2 * w + 1)) < cfg.alpha
-    # The kind's own rate is that of its starts apart from the clusters: a cold snap that
-    # moved 29 gas homes at once tripled the rate, and five homes starting together on
-    # another cold day looked like chance (seed 300's clean city).
+    # The kind's own rate is that of its starts apart from the clusters: a day that moved
+    # 29 gas homes at once inflated it, and five homes starting together on a cold day
+    # looked like chance (seed 300's clean city).
     alone = np.bincount(g[~common], minlength=groups)[g]
     rate = np.maximum(alone, 1) / max(steps, 1)
     common = poisson.sf(others - 1, rate * (2 * w + 1)) < cfg.alpha
