@@ -131,6 +131,10 @@ class DetectorConfig:
         for that period, corrected for degree-hours, by this many robust σ [-].
     min_nights : int
         Consecutive flagged nights needed for a night-use event (closed days: one) [-].
+    long_run_z, long_run_nights : float, int
+        With ``long_run_nights`` > 0, nights this many in a row above ``long_run_z`` σ are
+        flagged as well (0: off): heating left on for a week is under the nights' own
+        spread each night but rarely that many nights running by chance.
     temperature_term : bool
         Correct the hour-of-week baseline with a per-meter degree-hour slope, at the
         meter's own balance temperature (:func:`~processing.baseline.fit_heating_term`), when an
@@ -194,6 +198,8 @@ class DetectorConfig:
     day_hours: tuple[int, int] = (7, 19)
     schedule_z: float = 7.0
     min_nights: int = 2
+    long_run_z: float = 0.0
+    long_run_nights: int = 0
     temperature_term: bool = True
     shift_min_rel: float = 0.0
     shift_min_days: int = 0
@@ -213,11 +219,14 @@ _OPEN_DAILY: Final = DetectorConfig(check_weekends=False, check_holidays=False)
 # (+30–100 % of the mean hour) is 1–3 σ a night: three nights in a row at 2.5 σ find more
 # of it than two at 4 σ, and fewer false nights (bench.accuracy, eighth session, seeds
 # 300–303: schedule +0.042 / −0.034 / +0.172 / 0, precision +0.020 / +0.018 / +0.005 /
-# +0.016; 2 σ and 3 σ within two labels of it, 4 σ fewer found). Spikes of two steps or
+# +0.016; 2 σ and 3 σ within two labels of it, 4 σ fewer found). A week left on at 1–2 σ
+# a night is found by four nights in a row at 1.5 σ (ninth session: schedule +0.125 /
+# +0.033 / 0 / 0, precision −0.004 / −0.004 / −0.001 / −0.001; 1.25 σ over four, 1.25 over
+# five, 1 over six, 1.75 over four and 1.5 over five measured). Spikes of two steps or
 # more at 5 σ (6 before the seventh session: 0.01–0.04 fewer found, the same precision).
 _HOME_HEATING: Final = dataclasses.replace(
     _OPEN_DAILY, z_threshold=5.0, z_single=8.0, schedule_z=2.5, min_nights=3,
-    daily_weather_model=True, cusum_h=7.0,
+    long_run_z=1.5, long_run_nights=4, daily_weather_model=True, cusum_h=7.0,
 )  # fmt: skip
 # Buildings that close: their open days against the weather; 12 σ is about a day's use over
 # the allowance at that model's σ (8 found as many shifts on three seeds of four, for
@@ -799,9 +808,8 @@ def schedule_anomalies(
         scale = np.maximum(sigma, q / np.sqrt(steps_in))
         with np.errstate(invalid="ignore", divide="ignore"):
             z = excess / scale
-            flagged = (z > cfg.schedule_z) & (excess > margin)
-        # Runs of flagged windows in window-index space (consecutive nights or days).
-        rows, first, stop = mask_runs(flagged, min_steps=min_windows)
+        long_run = cfg.long_run_nights if kind == "night_use" else 0
+        rows, first, stop = _flagged_runs(z, excess > margin, cfg, min_windows, long_run)
         if rows.size == 0:
             continue
         # Flagged windows have a finite z, so neither the means nor z have a gap in a run.
@@ -830,6 +838,27 @@ def schedule_anomalies(
                 Anomaly(m_i + meter_offset, s_step, e_step, name, sev, exp * rate, obs * rate, text)
             )
     return out
+
+
+def _flagged_runs(
+    z: FloatArray, above_margin: BoolArray, cfg: DetectorConfig, min_windows: int, long_run: int
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Runs (rows, first, stop) of consecutive windows (nights or closed days) flagged at
+    ``cfg.schedule_z``, ``min_windows`` or more; with ``long_run`` > 0, also runs that long
+    at ``cfg.long_run_z``. Overlapping or touching runs become one."""
+    with np.errstate(invalid="ignore"):
+        flagged = (z > cfg.schedule_z) & above_margin
+    rows, first, stop = mask_runs(flagged, min_steps=min_windows)
+    if long_run <= 0:
+        return rows, first, stop
+    with np.errstate(invalid="ignore"):
+        low = (z > cfg.long_run_z) & above_margin
+    low_rows, low_first, low_stop = mask_runs(low, min_steps=long_run)
+    member = np.zeros(z.shape, dtype=bool)
+    for r, f, e in ((rows, first, stop), (low_rows, low_first, low_stop)):
+        cols, _ = segment_index(f, e)
+        member[np.repeat(r, e - f), cols] = True
+    return mask_runs(member)
 
 
 def _run_means(values: FloatArray, rows: IntArray, first: IntArray, stop: IntArray) -> FloatArray:
