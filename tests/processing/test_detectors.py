@@ -434,6 +434,21 @@ def test_an_excursion_over_within_days_is_no_level_shift_unless_still_going():
     assert {(a.meter_index, a.start) for a in found} >= {(0, 100), (1, 100), (2, 298)}
 
 
+def test_a_shift_two_days_old_is_reported_before_it_reaches_h():
+    """Two days at 2.7 σ (2.2 over the allowance) sum to 4.4 σ: under h = 5, over 0.75 h.
+    On the data's last two days that is reported; the same two days in the middle of the
+    data, then back, are not."""
+    rng = np.random.default_rng(31)
+    r = rng.normal(0.0, 1.0, (2, 120))
+    r[:, 117] = r[1, 57] = -3.0  # each sum starts from zero
+    sigma = cusum(r).sigma[0]
+    r[0, 118:] = r[1, 58:60] = 2.7 * sigma
+    day0 = date(2024, 1, 1)
+    found = [(a.meter_index, a.start) for a in level_shifts(r, start=day0)]
+    assert found == [(0, 118)]
+    assert not level_shifts(r, start=day0, config=DetectorConfig(recent_h_share=1.0))
+
+
 def test_onset_is_the_step_not_the_first_day_above_the_allowance():
     rng = np.random.default_rng(25)
     r = rng.normal(0.0, 1.0, (1, 300))
