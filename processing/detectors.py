@@ -96,10 +96,10 @@ class DetectorConfig:
     recent_h_share : float
         An excursion still above this share of ``cusum_h`` on the meter's last two days
         is reported already [-] (1: no earlier). A shift that began two days ago has had
-        two days to add up: 0.75 found 3–8 more of a city's shifts within two days of
-        their start (bench.accuracy, ninth session). One that then fades short of h stays
-        a report of the service; a scan over the whole period drops it with the ended
-        excursions.
+        two days to add up: 0.75 found 3–6 more of a city's 51–65 shifts within two days
+        of their start (bench.accuracy, ninth session; 2–8 more as the service runs). One
+        that then fades short of h stays a report of the service; a scan of a longer period
+        does not report it (the lower threshold holds on the last two days only).
     drift_ratio : float
         A CUSUM event whose first-third mean residual is below ``drift_ratio`` × its
         last-third mean is called a drift rather than a level shift [-].
