@@ -16,6 +16,8 @@ IntArray = npt.NDArray[np.int64]
 
 MAD_TO_SIGMA = 1.4826  # σ of a normal distribution per unit of MAD
 HOURS_PER_WEEK = 168
+# The hour-of-week median needs two weeks of lags: no step before has an expectation.
+BLANK_WEEKS = 2
 
 # Blocks of ~25 meters keep every temporary of an 8,760-step year in cache-sized buffers that
 # are allocated once; allocating matrix-sized temporaries instead costs ~6× in page faults.
@@ -749,7 +751,7 @@ def baseline_scan(
         m,
         day_starts,
         steps_in_day,
-        blank_steps=2 * week_steps,  # the median needs two weeks of lags
+        blank_steps=BLANK_WEEKS * week_steps,
         bridged_gaps=bridged_gaps,
     )
 

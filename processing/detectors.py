@@ -20,6 +20,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from processing.baseline import (
+    BLANK_WEEKS,
     HOURS_PER_WEEK,
     MAD_TO_SIGMA,
     HeatingTerm,
@@ -1403,7 +1404,7 @@ def anomaly_scan(
     # Events that start together on improbably many of a group's meters are the fleet's.
     common = _common_in_groups(
         found, groups, a.shape[1], meter_offset=meter_offset, steps_per_hour=steps_per_hour,
-        config=cfg.common_cause,
+        config=cfg.common_cause, warmup_steps=BLANK_WEEKS * HOURS_PER_WEEK * steps_per_hour,
     )  # fmt: skip
     if common.any():
         LOG.debug("%d events common to %d meters not reported as faults", common.sum(), len(a))
@@ -1607,10 +1608,16 @@ def _common_in_groups(
     meter_offset: int,
     steps_per_hour: int,
     config: CommonCauseConfig,
+    warmup_steps: int,
 ) -> BoolArray:
     """:func:`~processing.fleet.common_cause` within each group of rows (meters that
     respond to the weather alike), and for the hour-level kinds over all rows as well: a
     mask over ``found``."""
+    kw: dict[str, Any] = {
+        "steps_per_hour": steps_per_hour,
+        "config": config,
+        "warmup_steps": warmup_steps,
+    }
     meters = sum(g.size for g in groups)
     group_of = np.zeros(meters, dtype=np.intp)
     for i, g in enumerate(groups):
@@ -1620,12 +1627,10 @@ def _common_in_groups(
     for i, g in enumerate(groups):
         sel = np.flatnonzero(member == i)
         mine = [found[j] for j in sel.tolist()]
-        common[sel] = common_cause(
-            mine, g.size, steps, steps_per_hour=steps_per_hour, config=config
-        )
+        common[sel] = common_cause(mine, g.size, steps, **kw)
     if len(groups) > 1:
         # A cold morning's spikes and nights strike heated and unheated meters alike.
-        whole = common_cause(found, meters, steps, steps_per_hour=steps_per_hour, config=config)
+        whole = common_cause(found, meters, steps, **kw)
         common |= whole & ~np.isin([an.kind for an in found], list(DAY_KINDS))
     return common
 

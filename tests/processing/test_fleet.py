@@ -238,6 +238,18 @@ def test_a_big_cluster_does_not_make_a_small_one_look_like_chance():
     assert common[90:].all()
 
 
+def test_a_big_fleet_s_random_spikes_after_a_blank_fortnight_are_not_common():
+    """3,000 spikes of 5,000 meters at random over the last six of eight weeks (the first
+    two are the baseline's lags): counted over all eight weeks the rate came out a quarter
+    low and 22 % of them read as common (84 % with the clusters' rate refitted)."""
+    rng = np.random.default_rng(7)
+    steps = 24 * 56
+    starts = rng.integers(steps // 4, steps, 3000)
+    meters = rng.integers(0, 5000, 3000)
+    found = [_event(int(m), int(t)) for m, t in zip(meters, starts, strict=True)]
+    assert not common_cause(found, meters=5000, steps=steps, warmup_steps=steps // 4).any()
+
+
 def test_outages_and_small_fleets_are_never_common():
     found = [_event(m, 500, "outage") for m in range(40)] + [_event(m, 900) for m in range(40)]
     assert not common_cause(found, meters=200, steps=2000)[:40].any()
