@@ -265,8 +265,9 @@ class CommonCauseConfig:
     alpha : float
         Chance below which a count of events starting at once is a common cause: the
         count of the kind's other events of the same direction starting within the
-        window is compared with a Poisson law at the kind's own rate, that of its events
-        outside the clusters a first test finds [-] (0: off).
+        window is compared with a Poisson law at the kind's own rate after the scan's
+        warm-up (for level shifts and drifts, that of the starts outside the clusters a
+        first test finds) [-] (0: off).
     window_hours, window_days : int
         Starts this close count as at once: hourly kinds [h], level shifts and drifts
         [days].
