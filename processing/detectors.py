@@ -856,15 +856,13 @@ def _flagged_runs(
     ``cfg.schedule_z``, ``min_windows`` or more; with ``long_run`` > 0, also runs that long
     at ``cfg.long_run_z``. Overlapping or touching runs become one."""
     with np.errstate(invalid="ignore"):
-        flagged = (z > cfg.schedule_z) & above_margin
-    rows, first, stop = mask_runs(flagged, min_steps=min_windows)
-    if long_run <= 0:
-        return rows, first, stop
-    with np.errstate(invalid="ignore"):
-        low = (z > cfg.long_run_z) & above_margin
-    low_rows, low_first, low_stop = mask_runs(low, min_steps=long_run)
+        runs = [mask_runs((z > cfg.schedule_z) & above_margin, min_steps=min_windows)]
+        if long_run > 0:
+            runs.append(mask_runs((z > cfg.long_run_z) & above_margin, min_steps=long_run))
+    if len(runs) == 1:
+        return runs[0]
     member = np.zeros(z.shape, dtype=bool)
-    for r, f, e in ((rows, first, stop), (low_rows, low_first, low_stop)):
+    for r, f, e in runs:
         cols, _ = segment_index(f, e)
         member[np.repeat(r, e - f), cols] = True
     return mask_runs(member)

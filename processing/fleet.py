@@ -335,9 +335,8 @@ def common_cause(
     # day looked like chance (seed 300's clean city). Not below half the rate of all, nor
     # for hour-level kinds: thousands of spikes a day, more at some hours than others, would
     # each time leave a lower rate that makes every window look improbable.
-    alone = np.bincount(g[~common], minlength=groups)[g] / active
-    refit = in_days[order] & (alone < rate)
-    rate = np.where(refit, np.maximum(alone, 0.5 * rate), rate)
+    alone = np.bincount(g[~common], minlength=groups)[g] / active  # never above ``rate``
+    rate = np.where(in_days[order], np.maximum(alone, 0.5 * rate), rate)
     common = poisson.sf(others - 1, rate * (2 * w + 1)) < cfg.alpha
     common &= ~np.isin(names[g // 3], list(ALWAYS_REPORTED))
     # Clusters: runs of starts no further apart than the window, within a group.
