@@ -288,6 +288,50 @@ def test_one_step_peak_needs_single_step_threshold():
     assert sorted(a.start for a in found) == [2000, 3000]
 
 
+def test_a_large_excess_clears_a_lower_z():
+    rng = np.random.default_rng(8)
+    x = _profile(20, 1, rng)  # mean use ≈ 1 per step
+    z = np.zeros_like(x)
+    for t in (1000, 1500, 2000, 2500):
+        z[0, t] = 6.0  # above z_threshold and large_z, below z_single
+    x[0, 1000] += 4.0  # more than 3 × the mean above the expected use
+    x[0, 1500] += 1.0  # an ordinary peak
+    z[0, 2000] = 3.5  # large, but below large_z
+    x[0, 2000] += 4.0
+    x[0, 2500] -= 0.9  # drops keep their thresholds
+    z[0, 2500] = -6.0
+    cfg = DetectorConfig(large_z=4.0)
+    assert [a.start for a in spikes_and_drops(x, z, start=START, config=cfg)] == [1000]
+    assert not spikes_and_drops(x, z, start=START)
+
+
+def test_a_gas_homes_spike_at_its_reheat_hour_is_found_by_its_size():
+    """A boiler's morning reheat (4 kWh ± 1 at 6–9 h over 0.5 kWh at rest) sets the
+    scale at those hours: six times the mean use for an hour there is 3–4 σ, under
+    the home's 8 σ for one step. Its size, three times the mean use over the expected,
+    finds it (normal noise at these hours makes a few such peaks on other seeds)."""
+    rng = np.random.default_rng(4)
+    hours = np.arange(W * 8)
+    x = 0.5 * (1 + 0.05 * rng.standard_normal((20, hours.size)))
+    morning = np.flatnonzero((hours % 24 >= 6) & (hours % 24 < 9))
+    x[:, morning] += 4.0 * (1 + 0.25 * rng.standard_normal((20, morning.size)))
+    t = W * 6 + 2 * 24 + 7  # a Wednesday, 07:00
+    x[:, t] += 6.0 * x.mean(axis=1)
+    cfg = config_for("household_gas")
+    z = baseline_scan(
+        x, tail_quantile=cfg.tail_quantile, tail_divisor=cfg.tail_divisor,
+        hour_tail_divisor=cfg.hour_tail_divisor,
+    ).z  # fmt: skip
+
+    def spikes(c: DetectorConfig) -> list[Anomaly]:
+        return [a for a in spikes_and_drops(x, z, start=START, config=c) if a.kind == "spike"]
+
+    found = spikes(cfg)
+    assert len({a.meter_index for a in found}) == 14
+    assert all(a.start <= t < a.end for a in found)
+    assert not spikes(dataclasses.replace(cfg, large_z=0.0))
+
+
 def test_a_spike_at_a_quiet_hour_stands_out_against_that_hour_not_the_evening_meals():
     """Homes cook at 19:00, 0–3 kWh a day: ordinary at that hour, and they set the scale
     only there. Two hours of +1.5 kWh at 3 am stand out; under the whole tail over 2 (the
