@@ -307,9 +307,10 @@ def test_a_large_excess_clears_a_lower_z():
 
 def test_a_gas_homes_spike_at_its_reheat_hour_is_found_by_its_size():
     """A boiler's morning reheat (4 kWh ± 1 at 6–9 h over 0.5 kWh at rest) sets the
-    scale at those hours: six times the mean use for an hour there is 3–4 σ, under
+    scale at those hours: six times the mean use added for an hour there is 3–7 σ, under
     the home's 8 σ for one step. Its size, three times the mean use over the expected,
-    finds it (normal noise at these hours makes a few such peaks on other seeds)."""
+    finds the 14 above 4 σ (normal noise at these hours makes a few such peaks on other
+    seeds)."""
     rng = np.random.default_rng(4)
     hours = np.arange(W * 8)
     x = 0.5 * (1 + 0.05 * rng.standard_normal((20, hours.size)))
