@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -1332,7 +1333,25 @@ def _sustained_change(
 # --- full scan -----------------------------------------------------------------------------
 
 
-def _local_median_z(a: FloatArray, width: int, quantum: FloatArray) -> FloatArray:
+# A thermometer's spike scale at each hour of the day: the |residual| of this rank from the
+# top over the days, at least this many (one percent of a year's: a spike or two at that
+# hour in eight weeks does not set its own floor).
+LOCAL_TAIL_SHARE: Final = 0.01
+LOCAL_TAIL_MIN_RANK: Final = 3
+POOLED_SHARE: Final = 0.5
+
+
+def _pooled_tail(resid: FloatArray, floor: FloatArray) -> FloatArray:
+    """The 99th percentile of each row's |resid|, at least ``floor``, as a column."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row of gaps: no quantile
+        tail = np.nanquantile(np.abs(resid), 0.99, axis=1, keepdims=True)
+    return np.asarray(np.maximum(floor, np.nan_to_num(tail)), dtype=np.float64)
+
+
+def _local_median_z(
+    a: FloatArray, width: int, quantum: FloatArray, *, steps_per_day: int = 24
+) -> FloatArray:
     """Robust z against a centred running median of ``width`` steps (NaN-aware at gaps)."""
     m, n = a.shape
     half = width // 2
@@ -1342,11 +1361,29 @@ def _local_median_z(a: FloatArray, width: int, quantum: FloatArray) -> FloatArra
     med = nan_median(windows)
     resid = a - med
     mad = nan_median_mad(resid)[1]
-    # Heating start-ups move a room by a kelvin or two in an hour: the meter's own 99th
-    # percentile of |resid| floors the scale, so z 5 means 5× its usual large deviation.
-    tail = np.nanquantile(np.abs(resid), 0.99, axis=1) if n else np.zeros(m)
-    scale = np.maximum(np.maximum(MAD_TO_SIGMA * np.nan_to_num(mad), quantum), np.nan_to_num(tail))
-    scale = scale[:, np.newaxis]
+    floor = np.maximum(MAD_TO_SIGMA * np.nan_to_num(mad), quantum)[:, np.newaxis]
+    days = n // steps_per_day
+    if days >= LOCAL_TAIL_MIN_RANK * 4:
+        # Heating start-ups move a room by a kelvin or two in an hour, at the same hours
+        # every day: each hour of the day's own tail floors the scale there, so a spike at
+        # 18:00 is not measured against the 06:00 start-up (the whole series' 99th
+        # percentile did; bench.accuracy, tenth session: one more spike ≥ 5 σ on 301,
+        # precision +0.001 on three seeds).
+        rank = max(LOCAL_TAIL_MIN_RANK, round(LOCAL_TAIL_SHARE * days))
+        by_hour = np.nan_to_num(np.abs(resid[:, : days * steps_per_day]))
+        by_hour = by_hour.reshape(m, days, steps_per_day)
+        tail = np.partition(by_hour, days - rank, axis=1)[:, days - rank, :]
+        pooled = _pooled_tail(resid, floor)
+        # At least half the whole series' tail: a smooth room read in 0.1 K steps has an
+        # hour's tail of 0, and a spike's neighbours, whose running median it moved by a
+        # few tenths, would be spikes too.
+        scale = np.tile(np.maximum(tail, POOLED_SHARE * pooled), days + 1)[:, :n]
+        # Within half a window of either end the median sees one side only (an evening
+        # setback in the last hours reads as a drop): the whole series' tail there, as before.
+        for edge in (slice(0, half), slice(max(n - half, 0), n)):
+            np.maximum(scale[:, edge], pooled, out=scale[:, edge])
+    else:
+        scale = _pooled_tail(resid, floor)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.asarray(resid / np.where(scale > 0, scale, np.nan), dtype=np.float64)
 
@@ -1555,7 +1592,7 @@ def _scan_slice(
     )
     z = scan.z
     if cfg.local_median_steps > 0:
-        z = _local_median_z(a, cfg.local_median_steps, quantum)
+        z = _local_median_z(a, cfg.local_median_steps, quantum, steps_per_day=24 * steps_per_hour)
     found.extend(
         spikes_and_drops(
             a,

@@ -5,6 +5,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import pytest
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.testing import assert_allclose
 
 from processing.baseline import baseline_scan, fit_heating_term
@@ -404,6 +405,29 @@ def test_temperature_spike_against_running_median():
     drops = [a for a in found if a.kind == "drop"]
     assert [(a.start, a.end) for a in drops] == [(800, 802)]
     assert not [a for a in found if a.kind == "spike"]
+
+
+def test_a_room_spike_stands_against_its_hour_not_the_morning_start_up():
+    """Heating starts at 06:00 with a 1 K overshoot every morning. A +4 K spike at 18:00 is
+    13–16 σ against that hour's own tail, 3–3.5 σ against the whole series' (the scale
+    before the tenth session); no morning is flagged."""
+    rng = np.random.default_rng(0)
+    hours = np.arange(W * 8 - 12)  # ends at noon: no setback in the last half-window
+    hod = hours % 24
+    room = np.where((hod >= 6) & (hod < 22), 19.5, 16.5)
+    room += np.where(hod == 6, 1.0 + 0.3 * rng.standard_normal(hours.size), 0.0)
+    ti = room[np.newaxis, :] + 0.1 * rng.standard_normal((10, hours.size))
+    t = W * 4 + 24 * np.arange(10) + 18  # each room on its own day, 18:00
+    ti[np.arange(10), t] += 4.0
+    found = anomaly_scan(ti, start=START, config=TEMPERATURE_DETECTOR)
+    peaks = [a for a in found if a.kind in ("spike", "drop")]
+    assert sorted((a.kind, a.meter_index, a.start) for a in peaks) == [
+        ("spike", i, t[i]) for i in range(10)
+    ]
+    padded = np.pad(ti, ((0, 0), (4, 4)), constant_values=np.nan)
+    resid = ti - np.nanmedian(sliding_window_view(padded, 9, axis=1), axis=-1)
+    whole_tail = np.nanquantile(np.abs(resid), 0.99, axis=1)
+    assert np.all(resid[np.arange(10), t] / whole_tail < 4.0)
 
 
 def test_level_shift_floors_drop_small_or_short_shifts():
