@@ -119,8 +119,10 @@ class DetectorConfig:
         when its peak is above ``large_z`` σ and above the expected use by at least
         ``large_multiple`` × the meter's mean use per step [-], [-]. A gas home's reheat
         hours make its scale wide at the hours a fault is most costly: 17 kWh in a June
-        hour at 7.6 σ is no boiler's habit (bench.accuracy, tenth session: 4 σ and 3 ×
-        found 0.021–0.047 more spikes ≥ 5 σ on seeds 300–303 for 0–0.002 less precision).
+        hour at 7.6 σ is no boiler's habit (bench.accuracy, tenth session, homes' heating:
+        4 σ and 3 × found 0.021–0.047 more spikes ≥ 5 σ on seeds 300–303 for 0–0.002 less
+        precision; 2.5 × then 0 / +0.007 / +0.008 / 0 more, precision within 0.001, the
+        service's −0.001 / −0.002 on 300 / 301).
     tail_quantile, tail_divisor, hour_tail_divisor : float
         Noise floors of the spike scale from the meter's own residual tail, over four weeks
         and at each hour of the day (see :func:`~processing.baseline.baseline_scan`);
@@ -246,6 +248,7 @@ _OPEN_DAILY: Final = DetectorConfig(check_weekends=False, check_holidays=False)
 _HOME_HEATING: Final = dataclasses.replace(
     _OPEN_DAILY, z_threshold=5.0, z_single=8.0, schedule_z=2.5, min_nights=3,
     long_run_z=1.5, long_run_nights=4, daily_weather_model=True, cusum_h=7.0, large_z=4.0,
+    large_multiple=2.5,
 )  # fmt: skip
 # Buildings that close: their open days against the weather; 12 σ is about a day's use over
 # the allowance at that model's σ (8 found as many shifts on three seeds of four, for

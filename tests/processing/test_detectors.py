@@ -309,7 +309,7 @@ def test_a_large_excess_clears_a_lower_z():
 def test_a_gas_homes_spike_at_its_reheat_hour_is_found_by_its_size():
     """A boiler's morning reheat (4 kWh ± 1 at 6–9 h over 0.5 kWh at rest) sets the
     scale at those hours: six times the mean use added for an hour there is 3–7 σ, under
-    the home's 8 σ for one step. Its size, three times the mean use over the expected,
+    the home's 8 σ for one step. Its size, 2.5 times the mean use over the expected,
     finds the 14 above 4 σ (normal noise at these hours makes a few such peaks on other
     seeds)."""
     rng = np.random.default_rng(4)
