@@ -498,6 +498,16 @@ def _step_calendar(
     return hours - 24 * day, day
 
 
+def _closed_steps(
+    n: int, start: datetime, steps_per_hour: int, holidays: Sequence[date]
+) -> BoolArray:
+    """Steps of Saturdays, Sundays and public holidays (local days from ``start``)."""
+    _, day = _step_calendar(n, start, steps_per_hour)
+    first = start.date()
+    off = [(d - first).days for d in holidays]
+    return np.asarray(((first.weekday() + day) % 7 >= 5) | np.isin(day, off), dtype=bool)
+
+
 def _window_means(
     x: FloatArray,
     starts: IntArray,
@@ -1578,7 +1588,8 @@ def _scan_slice(
     cfg = config
     quantum = register_quantum(a)
     found: list[Anomaly] = []
-    for ev in quality_scan(a, quality, quantum=quantum).values():
+    closed = _closed_steps(a.shape[1], start, steps_per_hour, holidays)
+    for ev in quality_scan(a, quality, quantum=quantum, closed=closed).values():
         found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit, meter_offset))
     scan = baseline_scan(
         a,

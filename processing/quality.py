@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from processing.baseline import HOURS_PER_WEEK, nan_median
+from processing.baseline import HOURS_PER_WEEK, median_at, nan_median
 from processing.consumption import interval_consumption
 from processing.events import (
     AnomalyEvents,
@@ -105,6 +105,16 @@ class QualityConfig:
         ``flatline_peer_share`` as long, look just like it (0: off) [-]: a home's boiler
         holding a setback on mild nights is flat for 10–15 h at the same few kWh night after
         night, a stuck register once.
+    flatline_busy_steps, flatline_busy_ratio : int, float
+        A flat event with at least ``flatline_busy_steps`` steps on open days (not
+        ``closed``, see :func:`quality_scan`) at which the meter usually reads
+        ``flatline_busy_ratio`` × its flat level or more (their hour-of-week median over
+        the four weeks before, above the flat tolerance) is a stuck register, whatever
+        the peer and habit rules say (0: off) [steps], [-]. A school stuck at its Sunday
+        level through Monday and Tuesday looks like one more weekend to them (bench.accuracy,
+        tenth session, seeds 300–303: flatlines +0.018 / +0.028 / 0 / +0.018, precision
+        unchanged; with closed days counted, bridge days and weekends after a colder
+        month read as busy: precision 0 to −0.005).
     flatline_exact : bool
         Sensors that report the value itself (temperatures) repeat it exactly when stuck:
         use :func:`repeat_runs` instead of the near-flat test.
@@ -135,6 +145,8 @@ class QualityConfig:
     flatline_habit_need: int = 3
     flatline_peer_share: float = 0.7
     flatline_peer_need: int = 3
+    flatline_busy_steps: int = 18
+    flatline_busy_ratio: float = 2.0
     flatline_exact: bool = False
     flatline_false_runs: float = 0.02
     check_negative: bool = True
@@ -754,6 +766,23 @@ def _habitually_flat(
     return np.asarray(hits >= cfg.flatline_habit_need, dtype=bool)
 
 
+def _busy_flat(
+    a: FloatArray, ev: AnomalyEvents, q: npt.ArrayLike, cfg: QualityConfig, closed: BoolArray
+) -> BoolArray:
+    """Flat events holding ``flatline_busy_steps`` steps or more of open days at which the
+    meter usually reads ``flatline_busy_ratio`` × the flat level (plus the flat tolerance)
+    or more: hours it is normally busy (see :class:`QualityConfig`)."""
+    steps, _ = segment_index(ev.start, ev.end)
+    event = np.repeat(np.arange(len(ev)), ev.end - ev.start)
+    rows = ev.meter_index[event]
+    usual = median_at(a, rows, steps)  # NaN without history: never busy
+    level = ev.observed[event]
+    tol = _flat_tolerance(q, rows, level, cfg, meters=a.shape[0])
+    busy = (usual >= cfg.flatline_busy_ratio * level + tol) & ~closed[steps]
+    counts = np.bincount(event, weights=busy.astype(np.float64), minlength=len(ev))
+    return np.asarray(counts >= cfg.flatline_busy_steps, dtype=bool)
+
+
 # Flat runs this close are pieces of one episode (a value crossing the tolerance and back).
 SAME_EPISODE_STEPS = 6
 # Two flat episodes are at the same level within this many times the flat tolerance.
@@ -851,10 +880,13 @@ def quality_scan(
     config: QualityConfig | None = None,
     *,
     quantum: npt.ArrayLike | None = None,
+    closed: npt.ArrayLike | None = None,
 ) -> dict[str, AnomalyEvents]:
     """All rules that need only the consumption series, keyed by kind.
 
     ``quantum`` is the resolution per meter [unit] (default: :func:`register_quantum`).
+    ``closed`` (shape (steps,), bool) marks the steps of days a building may be closed
+    (weekends, public holidays) for ``flatline_busy_steps``; without it that rule is off.
     Zero runs are reported only where the meter usually consumes (its median over the
     four-week block is above ``ZERO_RUN_USUAL_QUANTA`` quanta): a gas register idle all
     summer is not a metering fault; nor are runs that mostly fall on hours of the week the
@@ -875,12 +907,17 @@ def quality_scan(
             aggregate="peak",
             max_gap=cfg.flatline_merge_gap,
         )
+        busy = np.zeros(len(flat_ev), dtype=bool)
+        if closed is not None and cfg.flatline_busy_steps > 0 and len(flat_ev):
+            busy = _busy_flat(a, flat_ev, q, cfg, np.asarray(closed, dtype=bool))
         if cfg.flatline_peer_need > 0 and len(flat_ev):
-            flat_ev = flat_ev.select(~_recurring_flat(flat_ev, q, cfg, meters=a.shape[0]))
+            keep = busy | ~_recurring_flat(flat_ev, q, cfg, meters=a.shape[0])
+            flat_ev, busy = flat_ev.select(keep), busy[keep]
         if cfg.flatline_event_steps > 0 and len(flat_ev):
-            flat_ev = flat_ev.select(flat_ev.end - flat_ev.start >= cfg.flatline_event_steps)
+            keep = flat_ev.end - flat_ev.start >= cfg.flatline_event_steps
+            flat_ev, busy = flat_ev.select(keep), busy[keep]
         if len(flat_ev) and cfg.flatline_habit_need > 0:
-            flat_ev = flat_ev.select(~_habitually_flat(a, flat_ev, q, cfg))
+            flat_ev = flat_ev.select(busy | ~_habitually_flat(a, flat_ev, q, cfg))
     zeros = _zero_run_events(points.zero, a.shape, cfg)
     if len(zeros):
         usual = _block_median(a, zeros.meter_index, zeros.start, 4 * HOURS_PER_WEEK)

@@ -12,6 +12,7 @@ from processing.baseline import baseline_scan, fit_heating_term
 from processing.detectors import (
     TEMPERATURE_DETECTOR,
     DetectorConfig,
+    _closed_steps,
     _run_means,
     _sun_term,
     _weather_corrected_excess,
@@ -287,6 +288,14 @@ def test_one_step_peak_needs_single_step_threshold():
     z[0, 3000:3002] = 6.0  # two steps in a row
     found = spikes_and_drops(x, z, start=START)
     assert sorted(a.start for a in found) == [2000, 3000]
+
+
+def test_closed_steps_are_weekends_and_holidays():
+    start = datetime(2024, 5, 1)  # a Wednesday and a public holiday
+    closed = _closed_steps(24 * 7 * 2, start, 2, [date(2024, 5, 1)])  # half-hour steps
+    days = closed.reshape(7, 48)
+    assert days.all(axis=1).tolist() == [True, False, False, True, True, False, False]
+    assert not (days.any(axis=1) & ~days.all(axis=1)).any()
 
 
 def test_a_large_excess_clears_a_lower_z():

@@ -122,6 +122,32 @@ def test_flat_nights_at_one_level_are_the_meter_s_way_a_stuck_day_is_not():
     assert sorted(kept.tolist()) == sorted([nights[1], stuck])  # three alike: not enough
 
 
+def test_a_school_stuck_at_its_weekend_level_through_school_days_is_a_flatline():
+    """A school reads ≈ 8 kWh an hour closed (nights, weekends) and 20 at lessons. Its
+    register stuck at 8 from Sunday 09:00 to Wednesday 09:00 looks like one more weekend
+    to the peer rule; its Monday and Tuesday hours, usually busy, tell it apart. Two
+    closed days after a weekend (a holiday and its bridge) are no fault."""
+    rng = np.random.default_rng(4)
+    hours = np.arange(24 * 7 * 10)  # from a Monday
+    day, hod = hours // 24, hours % 24
+    lessons = (day % 7 < 5) & (hod >= 8) & (hod < 18)
+    x = np.where(lessons, 20.0, 8.0) * (1 + 0.004 * rng.standard_normal(hours.size))
+    x = x[np.newaxis, :]
+    holiday = 7 * 6  # a Monday and the Tuesday after it, closed
+    x[0, 24 * holiday : 24 * holiday + 48] = 8.0 * (1 + 0.004 * rng.standard_normal(48))
+    stuck = 24 * (7 * 8 + 6) + 9  # Sunday 09:00, for 72 h
+    x[0, stuck : stuck + 72] = 8.0 * (1 + 0.004 * rng.standard_normal(72))
+    weekends = day % 7 >= 5
+    closed = weekends | (day == holiday) | (day == holiday + 1)
+    found = quality_scan(x, closed=closed)["flatline"]
+    late = [(s, e) for s, e in zip(found.start, found.end, strict=True) if s > 24 * 28]
+    assert late == [(stuck, stuck + 72)]
+    unknown = quality_scan(x, closed=weekends)["flatline"].start  # the holidays not given
+    first, second = sorted(s for s in unknown.tolist() if s > 24 * 28)
+    assert 24 * (holiday - 2) <= first < 24 * holiday and second == stuck  # from the weekend
+    assert not (quality_scan(x)["flatline"].start > 24 * 28).any()  # no calendar: off
+
+
 def test_scan_returns_every_rule():
     assert set(quality_scan(np.ones((2, 48)))) == {"negative", "outage", "zero_run", "flatline"}
 
