@@ -498,14 +498,23 @@ def _step_calendar(
     return hours - 24 * day, day
 
 
+def _weekend_and_holiday(
+    day: IntArray, first: date, holidays: Sequence[date]
+) -> tuple[BoolArray, BoolArray]:
+    """Whether each day (its index since ``first``, e.g. from :func:`_step_calendar`) is
+    a Saturday or Sunday, and whether it is a public holiday."""
+    weekend = (first.weekday() + day) % 7 >= 5
+    off = [(d - first).days for d in holidays]
+    return np.asarray(weekend, dtype=bool), np.asarray(np.isin(day, off), dtype=bool)
+
+
 def _closed_steps(
     n: int, start: datetime, steps_per_hour: int, holidays: Sequence[date]
 ) -> BoolArray:
     """Steps of Saturdays, Sundays and public holidays (local days from ``start``)."""
     _, day = _step_calendar(n, start, steps_per_hour)
-    first = start.date()
-    off = [(d - first).days for d in holidays]
-    return np.asarray(((first.weekday() + day) % 7 >= 5) | np.isin(day, off), dtype=bool)
+    weekend, holiday = _weekend_and_holiday(day, start.date(), holidays)
+    return weekend | holiday
 
 
 def _window_means(
@@ -836,16 +845,14 @@ def schedule_anomalies(
         if quantum is None
         else np.asarray(quantum, dtype=np.float64).reshape(-1, 1)
     )
-    weekday = (start.weekday() + day) % 7
-    ordinal = start.date().toordinal() + day
-    is_holiday = np.isin(ordinal, np.asarray([d.toordinal() for d in holidays], dtype=np.int64))
+    weekend, is_holiday = _weekend_and_holiday(day, start.date(), holidays)
 
     windows: list[tuple[str, BoolArray, int]] = []
     if cfg.check_nights:
         windows.append(("night_use", _hour_mask(hour, cfg.night_hours), cfg.min_nights))
     closed = np.zeros(n, dtype=bool)
     if cfg.check_weekends:
-        closed |= weekday >= 5
+        closed |= weekend
     if cfg.check_holidays:
         closed |= is_holiday
     if closed.any():
@@ -1663,9 +1670,8 @@ def _weather_expected(
     day_starts = np.arange(0, steps, 24 * steps_per_hour)
     closed = None
     if holidays is not None:
-        off = set(holidays)
-        days = (start + timedelta(days=d) for d in range(day_starts.size))
-        closed = np.asarray([d.weekday() >= 5 or d in off for d in days])
+        weekend, holiday = _weekend_and_holiday(np.arange(day_starts.size), start, holidays)
+        closed = weekend | holiday
     features = daily_features(
         heating, day_starts, steps, steps_per_hour=steps_per_hour, sun_w_m2=sun_w_m2,
         closed=closed, until=until,

@@ -336,8 +336,9 @@ def common_cause(
     # for hour-level kinds: thousands of spikes a day, more at some hours than others, would
     # each time leave a lower rate that makes every window look improbable.
     alone = np.bincount(g[~common], minlength=groups)[g] / active  # never above ``rate``
-    rate = np.where(in_days[order], np.maximum(alone, 0.5 * rate), rate)
-    common = poisson.sf(others - 1, rate * (2 * w + 1)) < cfg.alpha
+    days_o = np.flatnonzero(in_days[order])  # only their test changes
+    refit = np.maximum(alone[days_o], 0.5 * rate[days_o])
+    common[days_o] = poisson.sf(others[days_o] - 1, refit * (2 * w[days_o] + 1)) < cfg.alpha
     common &= ~np.isin(names[g // 3], list(ALWAYS_REPORTED))
     # Clusters: runs of starts no further apart than the window, within a group.
     new = np.ones(n, dtype=bool)
