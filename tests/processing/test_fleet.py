@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose
 from processing.detectors import anomaly_scan, config_for, level_shifts
 from processing.events import Anomaly
 from processing.fleet import (
+    COMMON_CAUSE_MIN_METERS,
     MIN_FLEET_METERS,
     CommonCauseConfig,
     common_cause,
@@ -223,6 +224,29 @@ def test_a_fault_that_stands_out_of_its_cluster_is_still_reported():
     assert common_cause(found, meters=200, steps=steps, config=blind)[-1]
 
 
+def test_use_above_an_expected_zero_does_not_stand_out_of_its_cluster():
+    """A cold Sunday: twelve closed buildings heat at their setback, one of them where its
+    weekends usually read zero. Its relative size is infinite, not a fault's."""
+    steps = 24 * 90
+    sunday = [Anomaly(m, 1000, 1012, "weekend_use", 9.0, 1.0, 3.0, "") for m in range(12)]
+    sunday.append(Anomaly(12, 1000, 1012, "weekend_use", 9.0, 0.0, 3.0, ""))
+    lone = [Anomaly(20 + k, 168 * k + 7, 168 * k + 19, "weekend_use", 9.0, 1.0, 3.0, "")
+            for k in range(1, 12) if abs(168 * k - 1000) > 48]  # fmt: skip
+    common = common_cause(sunday + lone, meters=40, steps=steps)
+    assert common[:13].all()
+    assert not common[13:].any()
+
+
+def test_a_small_fleet_s_events_at_once_are_tested_too():
+    """Six heat meters: four up on one cold morning, four others spread over three months."""
+    steps = 24 * 90
+    found = [_event(m, 1000 + m) for m in range(4)]
+    found += [_event(m, 300 + 400 * k) for k, m in enumerate(range(2, 6))]
+    common = common_cause(found, meters=6, steps=steps)
+    assert common[:4].all()
+    assert not common[4:].any()
+
+
 def test_a_big_cluster_does_not_make_a_small_one_look_like_chance():
     """A year of level shifts: 30 homes' own, one a fortnight or so; 60 homes moved by one
     cold snap; five by another cold day. At the rate of all 95 starts, five on one day
@@ -254,6 +278,6 @@ def test_outages_and_small_fleets_are_never_common():
     found = [_event(m, 500, "outage") for m in range(40)] + [_event(m, 900) for m in range(40)]
     assert not common_cause(found, meters=200, steps=2000)[:40].any()
     assert common_cause(found, meters=200, steps=2000)[40:].all()
-    assert not common_cause(found, meters=MIN_FLEET_METERS - 1, steps=2000).any()
+    assert not common_cause(found, meters=COMMON_CAUSE_MIN_METERS - 1, steps=2000).any()
     off = CommonCauseConfig(alpha=0.0)
     assert not common_cause(found, meters=200, steps=2000, config=off).any()
