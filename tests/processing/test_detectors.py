@@ -135,6 +135,37 @@ def test_schedule_night_weekend_holiday():
     assert (START + timedelta(hours=night.start)).hour == 23
 
 
+def _closed_building(weeks: int, rng: np.random.Generator) -> np.ndarray:
+    """Weekdays 8-18 at 10, else 1 (START is a Monday), with 5 % noise."""
+    hours = np.arange(24 * 7 * weeks)
+    hod, dow = hours % 24, (hours // 24) % 7
+    x = np.where((hod >= 8) & (hod < 18) & (dow < 5), 10.0, 1.0)
+    return np.asarray(x * rng.lognormal(0.0, 0.05, hours.size))
+
+
+def test_sundays_used_every_other_week_are_a_routine_and_a_one_off_weekend_a_fault():
+    rng = np.random.default_rng(12)
+    weeks = 16
+    x = np.stack([_closed_building(weeks, rng) for _ in range(3)])
+    # Meter 0 is used every other Sunday 07-19 (a club) from the fifth week; a Sunday in
+    # two is under the median of its period's closed days, so each reads as a fault.
+    sundays = [24 * (7 * w + 6) for w in range(4, weeks, 2)]
+    for s in sundays:
+        x[0, s + 7 : s + 19] *= 3.0
+    one_off = 24 * (7 * 12 + 6)
+    x[1, one_off + 7 : one_off + 19] *= 3.0  # meter 1 once
+    cfg = config_for("office")
+    found = schedule_anomalies(x, start=START, config=cfg)
+    weekend = [a for a in found if a.kind == "weekend_use"]
+    assert [(a.meter_index, a.start) for a in weekend] == [(1, one_off + 7)]
+    # Without the rule, meter 0's Sundays are reported one by one.
+    every = dataclasses.replace(cfg, closed_routine_events=0)
+    found = schedule_anomalies(x, start=START, config=every)
+    mine = {a.start for a in found if a.kind == "weekend_use" and a.meter_index == 0}
+    assert len(mine) >= 4
+    assert mine <= {s + 7 for s in sundays}
+
+
 def test_config_for_unknown_kind():
     with pytest.raises(ValueError, match="kind"):
         config_for("spaceship")
