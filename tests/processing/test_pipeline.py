@@ -11,8 +11,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 from processing.detectors import config_for
+from processing.events import Anomaly
 from processing.pipeline import (
     PipelineConfig,
+    _without_common_across_kinds,
     assess_buildings,
     by_kind,
     chunk_size,
@@ -266,6 +268,25 @@ def test_only_buildings_that_close_get_weekend_and_holiday_checks() -> None:
         assert cfg.check_weekends == closes and cfg.check_holidays == closes, (quantity, use)
         assert cfg.check_nights
     assert detector_kind("indoor_temperature", "office") == "temperature"
+
+
+def test_a_cold_night_across_heating_kinds_is_the_weather_s() -> None:
+    """Four gas homes, three heat-metered homes and three closing buildings up on one night:
+    too few of each kind for that kind's test, the weather's as one fleet. The unheated
+    homes' nights that evening, and the lone nights of a season, stay faults."""
+    kinds = np.asarray(["household_gas"] * 20 + ["household_heat"] * 20 + ["gas"] * 20
+                       + ["household"] * 20)  # fmt: skip
+    night = 24 * 40 + 23
+
+    def event(meter: int, start: int) -> Anomaly:
+        return Anomaly(meter, start, start + 30, "night_use", 5.0, 1.0, 2.0, "")
+
+    cold = [event(m, night) for m in (0, 1, 2, 3, 20, 21, 22, 40, 41, 42)]
+    unheated = [event(m, night) for m in (60, 61)]
+    lone = [event(m, 24 * (20 + 7 * j) + 23) for j, m in enumerate(range(4, 64, 6))]
+    found = cold + unheated + lone
+    kept = _without_common_across_kinds(found, kinds, 24 * 120)
+    assert kept == unheated + lone
 
 
 def test_meters_of_a_kind_share_chunks() -> None:
