@@ -1629,7 +1629,14 @@ def _scan_slice(
     quantum = register_quantum(a)
     found: list[Anomaly] = []
     closed = _closed_steps(a.shape[1], start, steps_per_hour, holidays)
-    for ev in quality_scan(a, quality, quantum=quantum, closed=closed).values():
+    open_hours = None
+    if cfg.check_weekends:  # a building that closes
+        open_hours = ~closed & _hour_mask(
+            _step_calendar(a.shape[1], start, steps_per_hour)[0], cfg.day_hours
+        )
+    for ev in quality_scan(
+        a, quality, quantum=quantum, closed=closed, open_hours=open_hours
+    ).values():
         found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit, meter_offset))
     scan = baseline_scan(
         a,

@@ -205,6 +205,28 @@ def test_weekend_shutdown_is_not_a_zero_run():
     assert_array_equal(ev.start, [4 * 24 + 18, 168 * 6 + 48])
 
 
+def test_a_closed_building_idle_on_a_mild_weekend_is_not_a_zero_run():
+    """A school's gas: its weekends at a setback need heat in the cold weeks, none on the
+    mild weekend of week 6, which the trailing weeks' hours call unusual. With its opening
+    hours that weekend is idle; a stop across a Wednesday stays a fault."""
+    rng = np.random.default_rng(14)
+    hours = np.arange(24 * 7 * 8)  # step 0 is a Monday 00:00
+    hod, dow = hours % 24, (hours // 24) % 7
+    open_hours = (dow < 5) & (hod >= 7) & (hod < 19)
+    x = np.where(open_hours, rng.uniform(8.0, 12.0, hours.size), rng.uniform(1.0, 2.0, hours.size))
+    mild = slice(168 * 5 + 4 * 24 + 19, 168 * 6 + 6)  # Friday 19:00 to Monday 06:00
+    x[mild] = 0.0
+    stop = slice(168 * 6 + 2 * 24, 168 * 6 + 2 * 24 + 30)  # 30 h from a Wednesday 00:00
+    x[stop] = 0.0
+    x = x[np.newaxis, :]
+    everything = quality_scan(x)["zero_run"]
+    assert_array_equal(everything.start, [mild.start, stop.start])
+    ev = quality_scan(x, open_hours=open_hours)["zero_run"]
+    assert_array_equal(ev.start, [stop.start])
+    off = QualityConfig(zero_open_share=0.0)
+    assert len(quality_scan(x, off, open_hours=open_hours)["zero_run"]) == 2
+
+
 def _stuck_registers(rng, meters=9, hours=24 * 7 * 7):
     h = np.arange(hours)
     flow = 0.5 + 0.4 * np.sin(2 * np.pi * h / 24) + rng.gamma(2.0, 0.1, (meters, hours))
