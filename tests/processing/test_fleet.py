@@ -224,6 +224,22 @@ def test_a_fault_that_stands_out_of_its_cluster_is_still_reported():
     assert common_cause(found, meters=200, steps=steps, config=blind)[-1]
 
 
+def test_a_fleet_that_moves_by_two_amounts_at_once_is_common_and_a_fault_still_stands_out():
+    """A heat wave: 30 rooms 2 °C warmer, 12 rooms 5.5 °C warmer (unshaded), one room with
+    a failed radiator valve 17 °C up. Twice the median would report the twelve."""
+    steps = 24 * 365
+
+    def shift(meter: int, day: int, size: float) -> Anomaly:
+        return Anomaly(meter, day, day + 5, "level_shift", 9.0, 21.0, 21.0 * (1 + size), "")
+
+    wave = [shift(m, 300, 0.1) for m in range(30)] + [shift(m, 300, 0.27) for m in range(30, 42)]
+    own = [shift(50 + j, d, 0.2) for j, d in enumerate(range(20, 280, 26))]
+    found = [*wave, shift(42, 300, 0.8), *own]
+    common = common_cause(found, meters=60, steps=steps)
+    assert common[:42].all()
+    assert not common[42:].any()
+
+
 def test_use_above_an_expected_zero_does_not_stand_out_of_its_cluster():
     """A cold Sunday: twelve closed buildings heat at their setback, one of them where its
     weekends usually read zero. Its relative size is infinite, not a fault's."""
