@@ -73,7 +73,7 @@ class QualityConfig:
         With the hours a building that closes is open (``quality_scan(open_hours=...)``),
         a zero run must hold at least this share of its steps in them [-]: a school's gas
         on a mild weekend, Friday evening to Monday morning, is the building idle, not a
-        register stopped (bench.accuracy, eleventh session, seeds 300–303: 9–17 false zero
+        register stopped (bench.accuracy, eleventh session, seeds 300–303: 3–21 false zero
         runs a seed gone, precision +0.005 / +0.011 / +0.002 / +0.007, every zero-run
         label still found; the same at 0.25, a label lost on 300–302 at 0.5).
     flatline_steps : int
