@@ -23,6 +23,7 @@ from processing.detectors import (
     level_shifts,
     schedule_anomalies,
     spikes_and_drops,
+    spread_by_use,
 )
 from processing.events import Anomaly
 from tests.fixtures.weather import outdoor_temp_c
@@ -541,6 +542,52 @@ def test_an_excursion_over_within_days_is_no_level_shift_unless_still_going():
     every = DetectorConfig(ended_shift_min_days=0)
     found = [a for a in level_shifts(r, start=day0, config=every) if "up by" in a.reason]
     assert {(a.meter_index, a.start) for a in found} >= {(0, 100), (1, 100), (2, 298)}
+
+
+def test_the_spread_of_days_grows_with_their_expected_use():
+    """Residuals of σ = 0.2 + 0.05 × expected (hot water's noise, then the heating's): the
+    line through the two halves' σ at their median use finds it between them, rising."""
+    rng = np.random.default_rng(41)
+    expected = np.tile(np.linspace(2.0, 40.0, 730), (2, 1))
+    expected[1] = 10.0  # a meter whose use does not change: one σ
+    dev = rng.normal(0.0, 1.0, expected.shape) * (0.2 + 0.05 * expected)
+    dev[0, ::50] = np.nan
+    spread = spread_by_use(dev, expected)
+    middle = (expected[0] >= 10.0) & (expected[0] <= 32.0)
+    assert_allclose(spread[0, middle], 0.2 + 0.05 * expected[0, middle], rtol=0.15)
+    assert (np.diff(spread[0]) >= 0).all()
+    assert_allclose(spread[1], spread[1, 0])
+    assert_allclose(spread[1, 0], 0.2 + 0.05 * 10.0, rtol=0.15)
+
+
+def test_winter_days_read_against_their_own_spread_make_fewer_false_shifts():
+    """Sixty heating meters from July to January: 3 kWh a day in summer, 30 in winter, their
+    days off the model by 0.2 kWh plus 3 % of the use. Against the year's one σ, set by the
+    summer, the winter's noise adds up to excursions; against the spread of days of like
+    use far fewer. Twenty of them have a week 40 % up: found either way."""
+    rng = np.random.default_rng(1)
+    days, meters = 200, 60
+    season = 0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(days) - 20) / 365)  # 0 in July
+    expected = np.tile(3.0 + 27.0 * season, (meters, 1))
+    r = rng.normal(0.0, 1.0, (meters, days)) * (0.2 + 0.03 * expected)
+    faults, starts = np.arange(40, 60), rng.integers(120, 185, 20)
+    for m, s in zip(faults, starts, strict=True):
+        r[m, s : s + 7] += 0.4 * expected[m, s : s + 7]
+    by_use = dataclasses.replace(config_for("household_gas"), cusum_k_share=0.0)
+    plain = dataclasses.replace(by_use, ended_shift_by_use=False)
+    counts = []
+    for cfg in (by_use, plain):
+        found = level_shifts(r, start=date(2024, 7, 1), daily_expected=expected, config=cfg)
+        noise = sum(a.meter_index < 40 for a in found)
+        hit = sum(
+            any(a.meter_index == m and abs(a.start - s) <= 1 for a in found)
+            for m, s in zip(faults, starts, strict=True)
+        )
+        counts.append((noise, hit))
+    (noise_by_use, hit_by_use), (noise_plain, hit_plain) = counts
+    assert noise_plain >= 40  # the year's σ: an excursion on most meters
+    assert noise_by_use <= noise_plain / 2
+    assert hit_by_use == hit_plain >= 18
 
 
 def test_a_shift_two_days_old_is_reported_before_it_reaches_h():
