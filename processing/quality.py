@@ -715,12 +715,29 @@ def _block_median(v: FloatArray, rows: IntArray, cols: IntArray, period: int) ->
     return np.asarray(med[inverse.reshape(-1)], dtype=np.float64)
 
 
+def _event_steps(ev: AnomalyEvents) -> tuple[IntArray, IntArray]:
+    """Every step of every event, flattened: the event's index and the step."""
+    steps, _ = segment_index(ev.start, ev.end)
+    return np.repeat(np.arange(len(ev)), ev.end - ev.start), steps
+
+
+def _flagged_count(ev: AnomalyEvents, event: IntArray, flags: BoolArray) -> FloatArray:
+    """How many of each event's steps are flagged (``event``, ``flags`` per flattened step,
+    from :func:`_event_steps`)."""
+    count = np.bincount(event, weights=flags.astype(np.float64), minlength=len(ev))
+    return np.asarray(count, dtype=np.float64)
+
+
+def _flagged_share(ev: AnomalyEvents, event: IntArray, flags: BoolArray) -> FloatArray:
+    """The share of each event's steps that are flagged (see :func:`_flagged_count`)."""
+    share: FloatArray = _flagged_count(ev, event, flags) / np.maximum(ev.end - ev.start, 1)
+    return share
+
+
 def _usually_zero_share(a: FloatArray, ev: AnomalyEvents, weeks: int = 4) -> FloatArray:
     """Share of each event's steps at which the meter read zero in at least half of the
     ``weeks`` trailing weeks at the same hour of week (NaN lags ignored; 0 with none)."""
-    length = ev.end - ev.start
-    event = np.repeat(np.arange(len(ev)), length)
-    steps, _ = segment_index(ev.start, ev.end)
+    event, steps = _event_steps(ev)
     rows = ev.meter_index[event]
     lags = steps[:, np.newaxis] - HOURS_PER_WEEK * np.arange(1, weeks + 1)[np.newaxis, :]
     valid = lags >= 0
@@ -728,18 +745,7 @@ def _usually_zero_share(a: FloatArray, ev: AnomalyEvents, weeks: int = 4) -> Flo
     known = ~np.isnan(vals)
     zero = (vals == 0.0).sum(axis=1)
     usual = (known.sum(axis=1) > 0) & (2 * zero >= known.sum(axis=1))
-    hits = np.bincount(event, weights=usual.astype(np.float64), minlength=len(ev))
-    share: FloatArray = hits / np.maximum(length, 1)
-    return share
-
-
-def _share_in(ev: AnomalyEvents, steps: BoolArray) -> FloatArray:
-    """Share of each event's steps that are True in ``steps`` (shape (steps,))."""
-    cols, _ = segment_index(ev.start, ev.end)
-    event = np.repeat(np.arange(len(ev)), ev.end - ev.start)
-    hits = np.bincount(event, weights=steps[cols].astype(np.float64), minlength=len(ev))
-    share: FloatArray = hits / np.maximum(ev.end - ev.start, 1)
-    return share
+    return _flagged_share(ev, event, usual)
 
 
 HABIT_PROBE_STEPS = 12  # leading steps of a flat event compared with the previous days
@@ -792,15 +798,13 @@ def _busy_flat(
     """Flat events holding ``flatline_busy_steps`` steps or more of open days at which the
     meter usually reads ``flatline_busy_ratio`` × the flat level (plus the flat tolerance)
     or more: hours it is normally busy (see :class:`QualityConfig`)."""
-    steps, _ = segment_index(ev.start, ev.end)
-    event = np.repeat(np.arange(len(ev)), ev.end - ev.start)
+    event, steps = _event_steps(ev)
     rows = ev.meter_index[event]
     usual = median_at(a, rows, steps)  # NaN without history: never busy
     level = ev.observed[event]
     tol = _flat_tolerance(q, rows, level, cfg, meters=a.shape[0])
     busy = (usual >= cfg.flatline_busy_ratio * level + tol) & ~closed[steps]
-    counts = np.bincount(event, weights=busy.astype(np.float64), minlength=len(ev))
-    return np.asarray(counts >= cfg.flatline_busy_steps, dtype=bool)
+    return np.asarray(_flagged_count(ev, event, busy) >= cfg.flatline_busy_steps, dtype=bool)
 
 
 # Flat runs this close are pieces of one episode (a value crossing the tolerance and back).
@@ -950,9 +954,9 @@ def quality_scan(
         # An office heated only on weekdays reads zero every weekend: not a fault.
         zeros = zeros.select(_usually_zero_share(a, zeros) < 0.5)
     if len(zeros) and open_hours is not None and cfg.zero_open_share > 0:
-        zeros = zeros.select(
-            _share_in(zeros, np.asarray(open_hours, dtype=bool)) >= cfg.zero_open_share
-        )
+        event, steps = _event_steps(zeros)
+        opened = np.asarray(open_hours, dtype=bool)[steps]
+        zeros = zeros.select(_flagged_share(zeros, event, opened) >= cfg.zero_open_share)
     negatives = AnomalyEvents.empty("negative")
     if cfg.check_negative:
         negatives = _events_of_points(
