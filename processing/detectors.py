@@ -1255,13 +1255,11 @@ def level_shifts(
     if daily_expected is not None and cfg.cusum_k_share > 0:
         k_floor = cfg.cusum_k_share * exp_daily
     cs = cusum(r, k=cfg.cusum_k, local_days=cfg.cusum_local_days, k_floor=k_floor)
-    # The same sums against the spread of days of like use (``ended_shift_by_use``).
     by_use = (
-        cusum(r, k=cfg.cusum_k, local_days=cfg.cusum_local_days, k_floor=k_floor,
-              expected=exp_daily)
+        _sums_by_use(r, exp_daily, k_floor, cs, cfg)
         if cfg.ended_shift_by_use and daily_expected is not None
         else None
-    )  # fmt: skip
+    )
     out: list[Anomaly] = []
     seg_mean = _SegmentMeans(r)
     seg_exp = _SegmentMeans(exp_daily)
@@ -1286,7 +1284,7 @@ def level_shifts(
         # The sum leaves zero at the first day above the allowance, often well before a
         # step when the model ran a little off: the onset is refitted as a step.
         onset = _step_onset(cs.z if direction == "up" else -cs.z, rows, onset, alarm + 1)
-        wide = None if by_use is None else by_use.upper if direction == "up" else by_use.lower
+        wide = None if by_use is None else by_use[0 if direction == "up" else 1]
         keep = _kept_excursions(
             wide, rows=rows, onset=onset, end=end, alarm_end=alarm_end, days_read=days_read,
             cfg=cfg,
@@ -1331,6 +1329,25 @@ def level_shifts(
             kind = "drift" if is_drift else "level_shift"
             out.append(Anomaly(m_i + meter_offset, on, e, kind, sev, ex, ob, text))
     return out
+
+
+def _sums_by_use(
+    r: FloatArray, expected: FloatArray, k_floor: FloatArray | None, cs: Cusum, cfg: DetectorConfig
+) -> tuple[FloatArray, FloatArray]:
+    """Upper and lower CUSUM of ``r`` against the spread of days of like expected use (see
+    ``ended_shift_by_use``), as ``cs`` was summed otherwise. Only the meters whose ``cs``
+    passes ``cfg.cusum_h`` somewhere can have an excursion that is over, the only kind
+    this tests: they alone are summed again (every step is per meter), the others read 0.
+    """
+    rows = np.flatnonzero(((cs.upper > cfg.cusum_h) | (cs.lower > cfg.cusum_h)).any(axis=1))
+    upper, lower = np.zeros_like(r), np.zeros_like(r)
+    if rows.size:
+        sub = cusum(
+            r[rows], k=cfg.cusum_k, local_days=cfg.cusum_local_days,
+            k_floor=None if k_floor is None else k_floor[rows], expected=expected[rows],
+        )  # fmt: skip
+        upper[rows], lower[rows] = sub.upper, sub.lower
+    return upper, lower
 
 
 def _kept_excursions(
