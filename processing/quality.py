@@ -317,27 +317,64 @@ def flatlines(x: npt.ArrayLike, *, min_steps: int = 6, ignore_zero: bool = True)
     return events_from_mask(mask, kind="flatline", observed=a, aggregate="peak")
 
 
-def repeat_runs(x: npt.ArrayLike, *, min_steps: int = 6, false_runs: float = 0.02) -> AnomalyEvents:
+# Equal neighbour pairs of a run counted towards a sensor's chance of repeating itself once
+# more: a stuck sensor's own run of days would otherwise teach it that long runs are common.
+RUN_CENSOR_PAIRS: Final = 12
+
+
+def _bridged_repeats(a: FloatArray, max_gap: int) -> FloatArray:
+    """``a`` with its gaps of at most ``max_gap`` steps filled where the readings either
+    side are equal: a stuck sensor's lost reading does not end its run."""
+    m, n = a.shape
+    ok = ~np.isnan(a)
+    step = np.arange(n)[np.newaxis, :]
+    before = np.maximum.accumulate(np.where(ok, step, -1), axis=1)
+    after = np.minimum.accumulate(np.where(ok, step, n)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(m)[:, np.newaxis]
+    left = a[rows, np.maximum(before, 0)]
+    right = a[rows, np.minimum(after, n - 1)]
+    fill = ~ok & (before >= 0) & (after < n) & (after - before - 1 <= max_gap) & (left == right)
+    return np.where(fill, left, a)
+
+
+def repeat_runs(
+    x: npt.ArrayLike, *, min_steps: int = 6, false_runs: float = 0.02, max_gap: int = 2
+) -> AnomalyEvents:
     """Runs of exactly repeated readings long enough to be a stuck sensor, per meter.
 
     A sensor read to 0.1 K repeats its last value now and then by chance; a stuck one
-    repeats it for hours. With ``p`` the meter's share of readings equal to the previous
-    one, a run of ``L`` identical values starts by chance about ``n·p^(L−1)`` times in
-    ``n`` steps; the shortest run reported is the ``L`` (at least ``min_steps``) that makes
-    this ``false_runs`` per :data:`FALSE_RUN_SPAN` steps [-]. Severity is the run length
-    [steps].
+    repeats it for hours. Chance runs of equal neighbours start at a rate ``g`` per step
+    and go on with probability ``r`` per step, both from the meter's other runs (each
+    counted up to :data:`RUN_CENSOR_PAIRS` pairs: a run would make itself likely);
+    ``L`` identical values then start by chance about ``n·g·r^(L−2)`` times in ``n``
+    steps, and the shortest run reported is the ``L`` (at least ``min_steps``) that makes
+    this ``false_runs`` per :data:`FALSE_RUN_SPAN` steps [-]. A room held by its
+    thermostat, once it repeats, repeats for hours: its share of equal neighbours over
+    all steps made runs of 7–12 h look impossible by chance (bench.accuracy, twelfth
+    session, seeds 300–303: 7–14 false thermometer flatlines a seed → 2–4). Gaps of at
+    most ``max_gap`` steps between equal readings do not end a run. Severity is the run
+    length [steps].
     """
     a = _as_matrix(x, "x")
     if min_steps < 2:
         raise ValueError(f"min_steps: must be >= 2, got {min_steps}")
+    if max_gap > 0:
+        a = _bridged_repeats(a, max_gap)
+    n = a.shape[1]
     same = a[:, 1:] == a[:, :-1]
-    pairs = (~np.isnan(a[:, 1:]) & ~np.isnan(a[:, :-1])).sum(axis=1)
-    p = np.clip(same.sum(axis=1) / np.maximum(pairs, 1), 1e-3, 0.99)
-    need = 1.0 + _unlikely_run(p, false_runs)  # pairs of equal neighbours, plus one
-    shortest = np.maximum(min_steps, need).astype(np.int64)
-    rows, starts, ends = mask_runs(same, min_steps=min_steps - 1)
-    length = ends - starts + 1  # k equal neighbour pairs are k+1 identical values
-    keep = length >= shortest[rows]
+    rows, starts, ends = mask_runs(same)
+    pairs = ends - starts  # equal neighbour pairs; k of them are k+1 identical values
+    more = np.minimum(pairs - 1, RUN_CENSOR_PAIRS).astype(np.float64)
+    ended = (pairs - 1 < RUN_CENSOR_PAIRS).astype(np.float64)
+    meters = a.shape[0]
+    count = np.bincount(rows, minlength=meters)[rows] - 1.0
+    more_others = np.bincount(rows, weights=more, minlength=meters)[rows] - more
+    ended_others = np.bincount(rows, weights=ended, minlength=meters)[rows] - ended
+    r = np.clip(more_others / np.maximum(more_others + ended_others, 1.0), 1e-3, 0.99)
+    g = np.clip(count / max(n, 1), 1e-9, 1.0)
+    with np.errstate(divide="ignore"):
+        continued = np.ceil(np.log(false_runs / (g * FALSE_RUN_SPAN)) / np.log(r))
+    keep = pairs + 1 >= np.maximum(min_steps, 2 + np.maximum(continued, 0.0))
     rows, starts, stop = rows[keep], starts[keep], ends[keep] + 1
     observed = a[rows, starts] if rows.size else np.zeros(0)
     return AnomalyEvents(
@@ -973,7 +1010,12 @@ def quality_scan(
     q = register_quantum(a) if quantum is None else np.asarray(quantum, dtype=np.float64)
     points = _flagged_points(a, q, cfg)
     if cfg.flatline_exact:
-        flat_ev = repeat_runs(a, min_steps=cfg.flatline_steps, false_runs=cfg.flatline_false_runs)
+        flat_ev = repeat_runs(
+            a,
+            min_steps=cfg.flatline_steps,
+            false_runs=cfg.flatline_false_runs,
+            max_gap=cfg.flatline_merge_gap,
+        )
     else:
         flat_ev = _events_of_points(
             points.flat,

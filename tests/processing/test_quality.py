@@ -414,3 +414,28 @@ def test_a_stuck_register_keeps_its_index_on_a_line_steady_real_use_does_not():
     assert (stuck.start <= slot.start + 1).all() and (stuck.end >= slot.stop - 1).all()
     # Chance holds a steady hour-to-hour wander on a line now and then, but rarely.
     assert np.sum(ev.meter_index >= 20) <= near_flat // 4
+
+
+def test_a_room_held_by_its_thermostat_repeats_for_hours_by_chance_a_stuck_sensor_longer():
+    rng = np.random.default_rng(21)
+    n = 24 * 7 * 8
+    # A room wandering about 20 °C, read to 0.1 K; every day or two its thermostat holds it
+    # at one reading for 2–11 h.
+    wander = np.zeros(n)
+    for i, e in enumerate(rng.normal(0.0, 0.25, n)[1:], start=1):
+        wander[i] = 0.8 * wander[i - 1] + e
+    x = np.round(20 + wander, 1)
+    start = int(rng.integers(20, 60))
+    while start < n - 24:
+        x[start : start + int(rng.integers(2, 12))] = x[start]
+        start += int(rng.integers(20, 60))
+    x[900:930] = 23.4  # stuck for 30 h
+    x[915] = np.nan  # with one reading lost
+    ev = repeat_runs(x[np.newaxis, :], min_steps=6, false_runs=0.02)
+    assert list(zip(ev.start.tolist(), ev.end.tolist())) == [(900, 930)]
+    # Against the share of equal neighbours over all hours, held hours looked stuck.
+    same = x[1:] == x[:-1]
+    shortest = 1 + np.ceil(np.log(0.02 / 8760) / np.log(same.mean()))
+    runs = np.split(same, np.flatnonzero(np.diff(same)) + 1)
+    held = [run.size + 1 for run in runs if run[0] and run.size + 1 < 15]
+    assert sum(k >= shortest for k in held) >= 3
