@@ -4,8 +4,9 @@ A building's fault strikes its own meters at its own time; the weather the model
 a school holiday or the heating season starting strike every building of a kind at once.
 The level shifts compare each meter's day with the departure common to its kind that day
 (:func:`remove_common_departure`), and events that start together on improbably many
-meters of a kind are the fleet's, not reported as faults (:func:`common_cause`). Both are
-taken within groups of meters that respond to the weather alike (:func:`heating_groups`).
+meters of a kind are the fleet's, not reported as faults (:func:`common_cause`; night use
+over a cold spell, begun a night apart: :func:`shared_nights`). Both are taken within
+groups of meters that respond to the weather alike (:func:`heating_groups`).
 """
 
 from __future__ import annotations
@@ -376,3 +377,41 @@ def _cluster_quantile(values: FloatArray, cluster: npt.NDArray[np.int64], q: flo
     pick = first + np.floor(q * np.maximum(counts - 1, 0)).astype(np.int64)
     quantile = np.where(counts > 0, values[order][np.minimum(pick, values.size - 1)], np.nan)
     return np.asarray(quantile[cluster], dtype=np.float64)
+
+
+def shared_nights(
+    found: Sequence[Anomaly],
+    steps: int,
+    *,
+    steps_per_hour: int = 1,
+    alpha: float = CommonCauseConfig().alpha,
+    warmup_steps: int = 0,
+) -> BoolArray:
+    """Which night-use events share their first night with improbably many others' night
+    use, whichever night those began; True for them, False for every other event.
+
+    A cold spell of several nights moves one home from its first night, the next from its
+    second, so their starts fall a day apart, in different windows of
+    :func:`common_cause`. Here each event's first day is compared with the spans of all
+    the others: an event of ``L`` steps overlaps a given day with a chance of about
+    ``(L + day)`` in the steps after the warm-up, so the count of others overlapping it
+    is Poisson with the sum of those chances as its mean, and a count below ``alpha``
+    is the weather's. Another night of the same meter is counted as well: a meter's
+    night events that touch are one event.
+    """
+    night = np.asarray([a.kind == "night_use" for a in found], dtype=bool)
+    out = np.zeros(len(found), dtype=bool)
+    if night.sum() < 2 or alpha <= 0:
+        return out
+    day = 24 * steps_per_hour
+    start = np.asarray([a.start for a in found], dtype=np.int64)[night]
+    end = np.asarray([a.end for a in found], dtype=np.int64)[night]
+    # Others overlapping [start, start + day): begun before its day ends, not ended before
+    # it begins (whatever ends by then began before).
+    began = np.searchsorted(np.sort(start), start + day, "left")
+    ended = np.searchsorted(np.sort(end), start, "right")
+    others = began - ended - 1
+    reach = (end - start + day).astype(np.float64)
+    mean = (reach.sum() - reach) / max(steps - warmup_steps, 1)
+    out[night] = poisson.sf(others - 1, mean) < alpha
+    return out

@@ -16,6 +16,7 @@ from processing.fleet import (
     common_patterns,
     heating_groups,
     remove_common_departure,
+    shared_nights,
 )
 from tests.fixtures.weather import outdoor_temp_c
 
@@ -297,3 +298,32 @@ def test_outages_and_small_fleets_are_never_common():
     assert not common_cause(found, meters=COMMON_CAUSE_MIN_METERS - 1, steps=2000).any()
     off = CommonCauseConfig(alpha=0.0)
     assert not common_cause(found, meters=200, steps=2000, config=off).any()
+
+
+def _nights(meter: int, first_night: int, nights: int) -> Anomaly:
+    """Night use from 23:00 of day ``first_night`` through ``nights`` nights (to 05:00)."""
+    start = 24 * first_night + 23
+    return Anomaly(meter, start, start + 6 + 24 * (nights - 1) + 1, "night_use", 5.0, 1.0, 2.5, "")
+
+
+def test_night_use_over_a_cold_spell_is_shared_whichever_night_each_home_began():
+    rng = np.random.default_rng(8)
+    steps = 24 * 7 * 8
+    # Twelve homes over a three-night spell from day 30, four beginning on each night.
+    spell = [_nights(m, 30 + m % 3, 3 - m % 3) for m in range(12)]
+    # Twenty others, each a night or two of its own, away from the spell.
+    days = rng.choice(np.r_[1:26, 36:55], 20, replace=False)
+    lone = [_nights(12 + k, int(d), 1 + k % 2) for k, d in enumerate(days)]
+    found = spell + lone
+    # Four starts a night are no improbable cluster to the start windows ...
+    assert not common_cause(found, meters=100, steps=steps).any()
+    # ... but the spell's nights over the first night of a home that began on its second or
+    # third are. Those that began on its first night see only each other there: kept.
+    shared = shared_nights(found, steps)
+    later = np.arange(12) % 3 != 0
+    assert shared[:12][later].all()
+    assert not shared[:12][~later].any()
+    assert not shared[12:].any()
+    # Other kinds are never taken for shared nights.
+    spikes = [Anomaly(a.meter_index, a.start, a.end, "spike", 9.0, 1.0, 9.0, "") for a in found]
+    assert not shared_nights(spikes, steps).any()

@@ -273,7 +273,7 @@ def test_only_buildings_that_close_get_weekend_and_holiday_checks() -> None:
 def test_a_cold_night_across_heating_kinds_is_the_weather_s() -> None:
     """Four gas homes, three heat-metered homes and three closing buildings up on one night:
     too few of each kind for that kind's test, the weather's as one fleet. The unheated
-    homes' nights that evening, and the lone nights of a season, stay faults."""
+    homes' nights that evening, and the lone nights of a season away from it, stay faults."""
     kinds = np.asarray(["household_gas"] * 20 + ["household_heat"] * 20 + ["gas"] * 20
                        + ["household"] * 20)  # fmt: skip
     night = 24 * 40 + 23
@@ -283,7 +283,8 @@ def test_a_cold_night_across_heating_kinds_is_the_weather_s() -> None:
 
     cold = [event(m, night) for m in (0, 1, 2, 3, 20, 21, 22, 40, 41, 42)]
     unheated = [event(m, night) for m in (60, 61)]
-    lone = [event(m, 24 * (20 + 7 * j) + 23) for j, m in enumerate(range(4, 64, 6))]
+    # A week apart, none over the cold night (its events hold the next night too).
+    lone = [event(m, 24 * (23 + 7 * j) + 23) for j, m in enumerate(range(4, 64, 6))]
     found = cold + unheated + lone
     kept = _without_common_across_kinds(found, kinds, 24 * 120)
     assert kept == unheated + lone
