@@ -439,3 +439,20 @@ def test_a_room_held_by_its_thermostat_repeats_for_hours_by_chance_a_stuck_senso
     runs = np.split(same, np.flatnonzero(np.diff(same)) + 1)
     held = [run.size + 1 for run in runs if run[0] and run.size + 1 < 15]
     assert sum(k >= shortest for k in held) >= 3
+
+
+def test_a_register_stuck_at_an_evening_s_use_through_the_night_it_usually_idles_is_found():
+    rng = np.random.default_rng(23)
+    h = np.arange(24 * 7 * 6)
+    weekday, hour = (h // 24) % 7 < 5, h % 24
+    open_hours = weekday & (hour >= 7) & (hour < 19)
+    # Two offices heated in working hours: one off at night, one held at 13 kWh/h at night
+    # by a steady load, flat by nature.
+    use = np.where(open_hours, rng.gamma(20.0, 1.0, (2, h.size)), 0.0)
+    use[1] = np.where(open_hours, use[1], 13.0)
+    x = np.round(use, 3)
+    stuck = slice(24 * 7 * 5 + 24 * 2 + 19, 24 * 7 * 5 + 24 * 3 + 13)  # Wednesday 19:00, 18 h
+    x[:, stuck] = 13.0
+    ev = quality_scan(x)["flatline"]
+    assert_array_equal(ev.meter_index, [0])  # the steady night's level is the other's idle
+    assert ev.start[0] == stuck.start and ev.end[0] >= stuck.stop - 1
