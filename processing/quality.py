@@ -646,7 +646,7 @@ def _flat_window_starts(
     # Unless the meter usually idles then and reads well above its idle level: a closing
     # building's register stuck at an evening's use, through the night it is usually off
     # (bench.accuracy, twelfth session, seeds 300–303: flatlines +0.038 / 0 / 0 / +0.018,
-    # precision within 0.001; at any level far from the usual one, +18–31 false flats).
+    # precision within 0.001; at any level far from the usual one, +13–31 false flats).
     rest = np.flatnonzero(~keep)
     usual = _usual_level(a, r_idx[rest], c_idx[rest], width)
     with np.errstate(invalid="ignore"):
