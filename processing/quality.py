@@ -911,6 +911,9 @@ def _recurring_flat(
     return np.asarray(peers >= cfg.flatline_peer_need, dtype=bool)
 
 
+STRAIGHT_INDEX_STARTS: Final = HOURS_PER_WEEK  # window starts tested per flat event
+
+
 def _straight_index(
     a: FloatArray, ev: AnomalyEvents, q: npt.ArrayLike, cfg: QualityConfig
 ) -> BoolArray:
@@ -919,11 +922,15 @@ def _straight_index(
     the line's slope plus ``flatline_quanta`` quanta (see :class:`QualityConfig`).
 
     The index is known at the end of each read step and at the window's start unless the
-    step before was lost; a window needs more than half its points known."""
+    step before was lost; a window needs more than half its points known. Only windows
+    starting in an event's first :data:`STRAIGHT_INDEX_STARTS` steps are tested."""
     m = a.shape[0]
     w = cfg.flatline_event_steps or cfg.flatline_steps
-    starts, _ = segment_index(ev.start, np.maximum(ev.end - w + 1, ev.start))
-    event = np.repeat(np.arange(len(ev)), np.maximum(ev.end - w + 1 - ev.start, 0))
+    # A week of window starts tells a stuck run: a register stuck for a year would
+    # otherwise cost (its steps × w) values.
+    last = np.clip(ev.end - w + 1, ev.start, ev.start + STRAIGHT_INDEX_STARTS)
+    starts, _ = segment_index(ev.start, last)
+    event = np.repeat(np.arange(len(ev)), last - ev.start)
     rows = ev.meter_index[event]
     vals = a[rows[:, np.newaxis], starts[:, np.newaxis] + np.arange(w)[np.newaxis, :]]
     before = a[rows, np.maximum(starts - 1, 0)]

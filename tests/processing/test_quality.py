@@ -456,3 +456,13 @@ def test_a_register_stuck_at_an_evening_s_use_through_the_night_it_usually_idles
     ev = quality_scan(x)["flatline"]
     assert_array_equal(ev.meter_index, [0])  # the steady night's level is the other's idle
     assert ev.start[0] == stuck.start and ev.end[0] >= stuck.stop - 1
+
+
+def test_a_register_stuck_for_over_a_week_is_one_event_found_by_its_first_week():
+    rng = np.random.default_rng(4)
+    x = _steady_day_flow(rng, weeks=9)
+    s = 24 * 7 * 7 + 5
+    x[0, s : s + 220] = 2.0  # over nine days, more window starts than are tested
+    ev = quality_scan(x)["flatline"]
+    assert len(ev) == 1
+    assert ev.start[0] <= s + 1 and ev.end[0] >= s + 219
