@@ -22,6 +22,7 @@ from processing import arx, changepoint, normalise
 from processing.baseline import BLANK_WEEKS, HOURS_PER_WEEK
 from processing.detectors import (
     DETECTOR_CONFIGS,
+    OUTDOOR_TEMPERATURE_DETECTOR,
     TEMPERATURE_DETECTOR,
     DetectorConfig,
     anomaly_scan,
@@ -143,7 +144,10 @@ class PipelineConfig:
 
 
 def detector_kind(quantity: str, use: str) -> str:
-    """Key of ``DETECTOR_CONFIGS`` for a meter ("temperature" for temperature sensors)."""
+    """Key of ``DETECTOR_CONFIGS`` for a meter ("temperature" for indoor temperature sensors,
+    "outdoor_temperature" for outdoor ones)."""
+    if quantity == "outdoor_temperature":
+        return "outdoor_temperature"
     if quantity in TEMPERATURE_QUANTITIES:
         return "temperature"
     if quantity in ("gas", "heat"):
@@ -154,6 +158,8 @@ def detector_kind(quantity: str, use: str) -> str:
 
 
 def _config(kind: str) -> DetectorConfig:
+    if kind == "outdoor_temperature":
+        return OUTDOOR_TEMPERATURE_DETECTOR
     return TEMPERATURE_CONFIG if kind == "temperature" else config_for(kind)
 
 
@@ -200,7 +206,7 @@ def scan_meters(
     for kind in np.unique(k).tolist():
         rows = np.flatnonzero(k == kind)
         q = quality if quality is not None else QualityConfig()
-        if kind == "temperature":
+        if kind in ("temperature", "outdoor_temperature"):
             q = replace(
                 q,
                 flatline_exact=TEMPERATURE_QUALITY.flatline_exact,

@@ -22,6 +22,7 @@ from processing.pipeline import (
     plausible_outdoor,
     run_anomalies,
     run_insulation,
+    scan_meters,
 )
 from storage.matrices import BuildingDaily, MeterInfo
 from storage.meters import create_building, create_municipality, register_meter
@@ -268,6 +269,26 @@ def test_only_buildings_that_close_get_weekend_and_holiday_checks() -> None:
         assert cfg.check_weekends == closes and cfg.check_holidays == closes, (quantity, use)
         assert cfg.check_nights
     assert detector_kind("indoor_temperature", "office") == "temperature"
+    assert detector_kind("outdoor_temperature", "") == "outdoor_temperature"
+
+
+def test_a_warm_fortnight_is_the_weather_outdoors_and_a_shift_indoors() -> None:
+    rng = np.random.default_rng(12)
+    days = 70
+    h = np.arange(24 * days)
+    # The same +4 K fortnight from day 45: outside it is weather, in a heated office's
+    # thermometer, held at 20 °C for five weeks, it is a change to look at.
+    warm = np.where((h >= 24 * 45) & (h < 24 * 59), 4.0, 0.0)
+    outside = np.round(8.0 + 3.0 * np.sin(2 * np.pi * h / 24) + rng.normal(0, 0.3, h.size), 1)
+    inside = np.round(20.0 + rng.normal(0, 0.15, h.size), 1)
+    x = np.stack([outside + warm, inside + warm])
+    kinds = [
+        detector_kind("outdoor_temperature", ""),
+        detector_kind("indoor_temperature", "office"),
+    ]
+    found = scan_meters(x, kinds, local_start=datetime(2024, 10, 7))
+    shifts = {a.meter_index for a in found if a.kind in ("level_shift", "drift")}
+    assert shifts == {1}
 
 
 def test_a_cold_night_across_heating_kinds_is_the_weather_s() -> None:
