@@ -53,8 +53,16 @@ LOCAL_TZ: Final = ZoneInfo("Europe/Paris")
 # Meters the consumption detectors read; temperature sensors use the quality rules and
 # spikes only (a schedule means nothing for them).
 ENERGY_QUANTITIES: Final = ("electricity", "gas", "heat", "water")
-TEMPERATURE_QUANTITIES: Final = ("indoor_temperature", "outdoor_temperature")
-TEMPERATURE_CONFIG: Final = TEMPERATURE_DETECTOR
+# Detector kind and thresholds of each sensor quantity: outdoor ones follow the weather.
+SENSOR_KINDS: Final = {
+    "indoor_temperature": "temperature",
+    "outdoor_temperature": "outdoor_temperature",
+}
+TEMPERATURE_QUANTITIES: Final = tuple(SENSOR_KINDS)
+SENSOR_CONFIGS: Final = {
+    "temperature": TEMPERATURE_DETECTOR,
+    "outdoor_temperature": OUTDOOR_TEMPERATURE_DETECTOR,
+}
 # A stuck sensor repeats its reading exactly (see ``quality.repeat_runs``); below zero is
 # only weather.
 TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=False)
@@ -144,12 +152,10 @@ class PipelineConfig:
 
 
 def detector_kind(quantity: str, use: str) -> str:
-    """Key of ``DETECTOR_CONFIGS`` for a meter ("temperature" for indoor temperature sensors,
-    "outdoor_temperature" for outdoor ones)."""
-    if quantity == "outdoor_temperature":
-        return "outdoor_temperature"
-    if quantity in TEMPERATURE_QUANTITIES:
-        return "temperature"
+    """Key of ``DETECTOR_CONFIGS`` (of ``SENSOR_CONFIGS`` for temperature sensors) for a
+    meter."""
+    if quantity in SENSOR_KINDS:
+        return SENSOR_KINDS[quantity]
     if quantity in ("gas", "heat"):
         return f"household_{quantity}" if use in _OPEN_DAILY else quantity
     if use in DETECTOR_CONFIGS:
@@ -158,9 +164,7 @@ def detector_kind(quantity: str, use: str) -> str:
 
 
 def _config(kind: str) -> DetectorConfig:
-    if kind == "outdoor_temperature":
-        return OUTDOOR_TEMPERATURE_DETECTOR
-    return TEMPERATURE_CONFIG if kind == "temperature" else config_for(kind)
+    return SENSOR_CONFIGS[kind] if kind in SENSOR_CONFIGS else config_for(kind)
 
 
 def scan_meters(
@@ -206,7 +210,7 @@ def scan_meters(
     for kind in np.unique(k).tolist():
         rows = np.flatnonzero(k == kind)
         q = quality if quality is not None else QualityConfig()
-        if kind in ("temperature", "outdoor_temperature"):
+        if kind in SENSOR_CONFIGS:
             q = replace(
                 q,
                 flatline_exact=TEMPERATURE_QUALITY.flatline_exact,
@@ -248,17 +252,16 @@ def _without_common_across_kinds(
     pick = [i for i, a in enumerate(found) if of_weather[a.meter_index]]
     if not pick:
         return found
+    picked = [found[i] for i in pick]
     common = common_cause(
-        [found[i] for i in pick], int(of_weather.sum()), steps,
-        config=CROSS_KIND_COMMON_CAUSE, warmup_steps=BLANK_WEEKS * HOURS_PER_WEEK,
+        picked, int(of_weather.sum()), steps, config=CROSS_KIND_COMMON_CAUSE,
+        warmup_steps=BLANK_WEEKS * HOURS_PER_WEEK,
     )  # fmt: skip
     # Night use over a cold spell, begun a night apart (tested at the per-kind chance:
     # bench.accuracy, twelfth session, seeds 300–303: precision +0.007 / +0.003 / +0.007 /
     # 0, no label lost; at ten times that chance +0.007 / +0.008 / +0.017 / +0.001, a
     # schedule label lost on 303).
-    common |= shared_nights(
-        [found[i] for i in pick], steps, warmup_steps=BLANK_WEEKS * HOURS_PER_WEEK
-    )
+    common |= shared_nights(picked, steps, warmup_steps=BLANK_WEEKS * HOURS_PER_WEEK)
     drop = {i for i, shared in zip(pick, common.tolist(), strict=True) if shared}
     return [a for i, a in enumerate(found) if i not in drop]
 

@@ -372,8 +372,8 @@ def repeat_runs(
     ended_others = np.bincount(rows, weights=ended, minlength=meters)[rows] - ended
     r = np.clip(more_others / np.maximum(more_others + ended_others, 1.0), 1e-3, 0.99)
     g = np.clip(count / max(n, 1), 1e-9, 1.0)
-    with np.errstate(divide="ignore"):
-        continued = np.ceil(np.log(false_runs / (g * FALSE_RUN_SPAN)) / np.log(r))
+    # Runs start at g per step: ``false_runs / g`` runs go on ``continued`` steps.
+    continued = _unlikely_run(r, false_runs / g)
     keep = pairs + 1 >= np.maximum(min_steps, 2 + np.maximum(continued, 0.0))
     rows, starts, stop = rows[keep], starts[keep], ends[keep] + 1
     observed = a[rows, starts] if rows.size else np.zeros(0)
@@ -787,10 +787,12 @@ def _block_median(v: FloatArray, rows: IntArray, cols: IntArray, period: int) ->
     return np.asarray(med[inverse.reshape(-1)], dtype=np.float64)
 
 
-def _event_steps(ev: AnomalyEvents) -> tuple[IntArray, IntArray]:
-    """Every step of every event, flattened: the event's index and the step."""
-    steps, _ = segment_index(ev.start, ev.end)
-    return np.repeat(np.arange(len(ev)), ev.end - ev.start), steps
+def _event_steps(ev: AnomalyEvents, stop: IntArray | None = None) -> tuple[IntArray, IntArray]:
+    """Every step of every event (up to ``stop``, default its end), flattened: the event's
+    index and the step."""
+    end = ev.end if stop is None else stop
+    steps, _ = segment_index(ev.start, end)
+    return np.repeat(np.arange(len(ev)), end - ev.start), steps
 
 
 def _flagged_count(ev: AnomalyEvents, event: IntArray, flags: BoolArray) -> FloatArray:
@@ -929,8 +931,7 @@ def _straight_index(
     # A week of window starts tells a stuck run: a register stuck for a year would
     # otherwise cost (its steps × w) values.
     last = np.clip(ev.end - w + 1, ev.start, ev.start + STRAIGHT_INDEX_STARTS)
-    starts, _ = segment_index(ev.start, last)
-    event = np.repeat(np.arange(len(ev)), last - ev.start)
+    event, starts = _event_steps(ev, last)
     rows = ev.meter_index[event]
     vals = a[rows[:, np.newaxis], starts[:, np.newaxis] + np.arange(w)[np.newaxis, :]]
     before = a[rows, np.maximum(starts - 1, 0)]
