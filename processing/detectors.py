@@ -173,7 +173,7 @@ class DetectorConfig:
         by −90 % one day and −10 % the next (bench.accuracy, thirteenth session, seeds
         300–303: precision +0.003 / +0.014 / +0.019 / +0.014, level shifts on 300 −1 label,
         0.921; 0.75 lost labels on 302 and 303). The test runs after the fleet's common
-        causes, which still count these events.
+        causes, which still count these events (see ``anomaly_scan``'s ``withheld``).
     schedule_min_share : float
         A flagged night or closed day must also exceed its expected level by this share
         of the meter's mean use per step [-]: a few tens of watt-hours above a very steady
@@ -1575,6 +1575,7 @@ def anomaly_scan(
     z_out: FloatArray | None = None,
     threads: int = 1,
     meter_offset: int = 0,
+    withheld: list[Anomaly] | None = None,
 ) -> list[Anomaly]:
     """Every consumption detector over one chunk of meters of one kind: quality, spikes,
     schedule, CUSUM.
@@ -1588,7 +1589,9 @@ def anomaly_scan(
     meters at once; the level shifts, which compare each energy meter's days with the
     chunk's (:func:`~processing.fleet.remove_common_departure`), run on the whole chunk
     after them, so the result is the same. ``meter_offset`` is added to every anomaly's
-    ``meter_index`` (the row of ``x[0]`` in a larger matrix).
+    ``meter_index`` (the row of ``x[0]`` in a larger matrix). Level shifts left out as
+    unsteady (``unsteady_shift_cv``) are appended to ``withheld`` when it is given: a
+    common-cause test over more kinds of meter still counts them.
     """
     cfg = config if config is not None else DetectorConfig()
     a = _as_matrix(x, "x")
@@ -1660,8 +1663,18 @@ def anomaly_scan(
         LOG.debug("%d events common to %d meters not reported as faults", common.sum(), len(a))
     # A level's days (a thermometer's) have no share of an expected use to test.
     max_cv = 0.0 if cfg.reads_level else cfg.unsteady_shift_cv
-    common |= _unsteady_shifts(found, residual, expected, meter_offset=meter_offset, max_cv=max_cv)
-    return [an for an, shared in zip(found, common, strict=True) if not shared]
+    unsteady = _unsteady_shifts(found, residual, expected, meter_offset=meter_offset, max_cv=max_cv)
+    return _reported(found, common=common, unsteady=unsteady, withheld=withheld)
+
+
+def _reported(
+    found: list[Anomaly], *, common: BoolArray, unsteady: BoolArray, withheld: list[Anomaly] | None
+) -> list[Anomaly]:
+    """``found`` without its ``common`` and ``unsteady`` events; the unsteady ones not
+    common go to ``withheld`` when it is given."""
+    if withheld is not None:
+        withheld.extend(an for an, u, c in zip(found, unsteady, common, strict=True) if u and not c)
+    return [an for an, u, c in zip(found, unsteady, common, strict=True) if not (u or c)]
 
 
 def _unsteady_shifts(
