@@ -13,8 +13,11 @@ from processing.detectors import (
     TEMPERATURE_DETECTOR,
     DetectorConfig,
     _closed_steps,
+    _DayModel,
+    _departs_too_little,
     _run_means,
     _sun_term,
+    _two_sided_share,
     _unsteady_shifts,
     _weather_corrected_excess,
     _window_means,
@@ -568,6 +571,39 @@ def test_a_shift_whose_days_swing_around_their_mean_share_is_the_model_not_a_ste
     assert drop.tolist() == [False, False, True, False, False, False]
     steadier = _unsteady_shifts(found, residual, expected, meter_offset=7, max_cv=2.0)
     assert not steadier.any()
+
+
+def test_a_shift_is_read_against_the_weeks_either_side_of_it():
+    """Five homes on 2 kWh of hot water plus 1.5 kWh per degree-day, 120 days with the
+    cold coming. A step of +30 % over days 60–69 departs from a fit of the weeks either
+    side by 30 % (kept at 0.1); days the model fits (an excursion the trailing weeks made)
+    by none (not reported). Still going on the last days read, or with its weeks unread,
+    an event is not tested."""
+    rng = np.random.default_rng(8)
+    days = 120
+    dd = np.linspace(0.0, 12.0, days) + rng.normal(0.0, 1.0, days).clip(-1, 1)
+    features = np.zeros((5, days, 2))
+    features[:, :, 0], features[:, :, 1] = 1.0, np.maximum(dd, 0.0)
+    observed = (2.0 + 1.5 * features[:, :, 1]) * (1 + rng.normal(0.0, 0.02, (5, days)))
+    observed[0, 60:70] *= 1.3
+    observed[3, 110:] *= 1.3
+    observed[4, 20:100] = np.nan
+    observed[4, 60:70] = 20.0
+    model = _DayModel(observed=observed, features=features, skip=np.zeros(days, dtype=bool))
+
+    def up(meter: int, lo: int, hi: int) -> Anomaly:
+        return Anomaly(meter + 3, lo, hi, "level_shift", 9.0, 1.0, 2.0, "")
+
+    found = [up(0, 60, 70), up(1, 60, 70), up(2, 40, 50), up(3, 110, days), up(4, 60, 70)]
+    found.append(Anomaly(5, 40, 45, "night_use", 5.0, 1.0, 2.0, ""))
+    share = _two_sided_share(found, model, meter_offset=3)
+    assert_allclose(share[0], 0.3, atol=0.03)
+    assert np.abs(share[1:3]).max() < 0.03
+    assert np.isinf(share[3:]).all()
+    drop = _departs_too_little(found, model, meter_offset=3, min_share=0.1)
+    assert drop.tolist() == [False, True, True, False, False, False]
+    assert not _departs_too_little(found, model, meter_offset=3, min_share=0.0).any()
+    assert not _departs_too_little(found, None, meter_offset=3, min_share=0.1).any()
 
 
 def test_the_spread_of_days_grows_with_their_expected_use():
