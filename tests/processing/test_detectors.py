@@ -766,8 +766,11 @@ def _sunny_home(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_a_home_s_sunny_weeks_are_no_level_shift_against_the_daily_weather_model():
-    hourly = dataclasses.replace(config_for("household_gas"), daily_weather_model=False)
-    false_hourly = 0
+    hourly = dataclasses.replace(
+        config_for("household_gas"), daily_weather_model=False, two_sided_min_share=0.0
+    )
+    two_sided = dataclasses.replace(hourly, two_sided_min_share=0.1)
+    false_hourly = false_two_sided = 0
     for seed in range(6):
         x, te, sun = _sunny_home(seed)
         kw = {"start": START, "outdoor_temp_c": te, "sun_w_m2": sun}
@@ -780,7 +783,11 @@ def test_a_home_s_sunny_weeks_are_no_level_shift_against_the_daily_weather_model
         assert all(100 <= s <= 121 for s in shifts), (seed, shifts)  # its start, its end
         old = anomaly_scan(x, config=hourly, **kw)
         false_hourly += sum(a.kind == "level_shift" and not 100 <= a.start <= 121 for a in old)
+        read = anomaly_scan(x, config=two_sided, **kw)
+        false_two_sided += sum(a.kind == "level_shift" and not 100 <= a.start <= 121 for a in read)
     assert false_hourly >= 2  # the hour-of-week baseline's days miss the sun
+    # Read against the weeks either side, most of those were the model's.
+    assert false_two_sided < false_hourly
 
 
 def test_sun_must_match_the_series():
