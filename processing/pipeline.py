@@ -205,7 +205,6 @@ def scan_meters(
     if k.shape != (x.shape[0],):
         raise ValueError(f"kinds: expected {x.shape[0]} entries, got {k.shape}")
     out: list[Anomaly] = []
-    withheld: list[Anomaly] = []  # not reported, but evidence for the cross-kind test
     last = local_start + timedelta(hours=x.shape[1])
     holidays = french_holidays(range(local_start.year, last.year + 1))
     for kind in np.unique(k).tolist():
@@ -217,15 +216,17 @@ def scan_meters(
                 flatline_exact=TEMPERATURE_QUALITY.flatline_exact,
                 check_negative=TEMPERATURE_QUALITY.check_negative,
             )
-        held: list[Anomaly] = []
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=q,
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, sun_w_m2=sun_w_m2,
-            threads=threads, withheld=held,
+            threads=threads,
         )  # fmt: skip
-        for events, into in ((found, out), (held, withheld)):
-            into.extend(replace(a, meter_index=int(rows[a.meter_index])) for a in events)
-    return _without_common_across_kinds(out, k, x.shape[1], withheld=withheld)
+        out.extend(
+            Anomaly(int(rows[a.meter_index]), a.start, a.end, a.kind, a.severity, a.expected,
+                    a.observed, a.reason)
+            for a in found
+        )  # fmt: skip
+    return _without_common_across_kinds(out, k, x.shape[1])
 
 
 # Events of the meters whose days follow the weather, whatever their kind, that start
@@ -240,27 +241,18 @@ CROSS_KIND_COMMON_CAUSE: Final = replace(CommonCauseConfig(), alpha=CommonCauseC
 
 
 def _without_common_across_kinds(
-    found: list[Anomaly],
-    kinds: npt.NDArray[np.str_],
-    steps: int,
-    *,
-    withheld: Sequence[Anomaly] = (),
+    found: list[Anomaly], kinds: npt.NDArray[np.str_], steps: int
 ) -> list[Anomaly]:
     """``found`` without the events of weather-following meters (kinds whose config has a
     ``daily_weather_model``) that :func:`~processing.fleet.common_cause` or
     :func:`~processing.fleet.shared_nights` calls common when those meters are taken as
-    one fleet; steps are hourly. ``withheld`` events (not reported, see
-    :func:`~processing.detectors.anomaly_scan`) count as evidence of a common cause: a
-    season's turn that moved many homes leaves some of them unsteady, and without them
-    the others looked like chance (bench.accuracy, thirteenth session: precision +0.010 /
-    +0.003 / 0 / 0 on seeds 300–303)."""
+    one fleet; steps are hourly."""
     weather = [kd for kd in np.unique(kinds).tolist() if _config(kd).daily_weather_model]
     of_weather = np.isin(kinds, weather)
     pick = [i for i, a in enumerate(found) if of_weather[a.meter_index]]
     if not pick:
         return found
-    evidence = [a for a in withheld if of_weather[a.meter_index]]
-    picked = [found[i] for i in pick] + evidence
+    picked = [found[i] for i in pick]
     common = common_cause(
         picked, int(of_weather.sum()), steps, config=CROSS_KIND_COMMON_CAUSE,
         warmup_steps=BLANK_WEEKS * HOURS_PER_WEEK,
@@ -270,7 +262,7 @@ def _without_common_across_kinds(
     # 0, no label lost; at ten times that chance +0.007 / +0.008 / +0.017 / +0.001, a
     # schedule label lost on 303).
     common |= shared_nights(picked, steps, warmup_steps=BLANK_WEEKS * HOURS_PER_WEEK)
-    drop = {i for i, shared in zip(pick, common[: len(pick)].tolist(), strict=True) if shared}
+    drop = {i for i, shared in zip(pick, common.tolist(), strict=True) if shared}
     return [a for i, a in enumerate(found) if i not in drop]
 
 

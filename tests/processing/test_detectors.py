@@ -18,7 +18,6 @@ from processing.detectors import (
     _run_means,
     _sun_term,
     _two_sided_share,
-    _unsteady_shifts,
     _weather_corrected_excess,
     _window_means,
     anomaly_scan,
@@ -546,31 +545,6 @@ def test_an_excursion_over_within_days_is_no_level_shift_unless_still_going():
     every = DetectorConfig(ended_shift_min_days=0)
     found = [a for a in level_shifts(r, start=day0, config=every) if "up by" in a.reason]
     assert {(a.meter_index, a.start) for a in found} >= {(0, 100), (1, 100), (2, 298)}
-
-
-def test_a_shift_whose_days_swing_around_their_mean_share_is_the_model_not_a_step():
-    """Four excursions of ten days on 20 kWh days: a step of −30 % (±3 %) and a drift from
-    0 to +50 % are kept; days at −80 % and +20 % by turns (a heating season's end the
-    weather model follows late) are not. The same swing on the last days read may be the
-    start of a change (kept), and so may two days of it (too few to judge)."""
-    rng = np.random.default_rng(5)
-    expected = np.full((5, 60), 20.0)
-    share = np.zeros((5, 60))
-    share[0, 20:30] = -0.3 + rng.normal(0.0, 0.03, 10)
-    share[1, 20:30] = np.linspace(0.05, 0.5, 10)
-    share[2, 20:30] = np.tile([-0.8, 0.2], 5)
-    share[3, 50:60] = np.tile([-0.8, 0.2], 5)
-    share[4, 20:22] = [-0.8, 0.2]
-    residual = share * expected
-    residual[2, 25] = np.nan  # a day without a reading leaves the test as it was
-    spans = [(0, 20, 30), (1, 20, 30), (2, 20, 30), (3, 50, 60), (4, 20, 22)]
-    found = [Anomaly(m + 7, lo, hi, "level_shift", 9.0, 20.0, 14.0, "") for m, lo, hi in spans]
-    found[1] = dataclasses.replace(found[1], kind="drift")
-    found.append(Anomaly(9, 20, 30, "spike", 9.0, 20.0, 14.0, ""))  # not a shift: kept
-    drop = _unsteady_shifts(found, residual, expected, meter_offset=7, max_cv=1.0)
-    assert drop.tolist() == [False, False, True, False, False, False]
-    steadier = _unsteady_shifts(found, residual, expected, meter_offset=7, max_cv=2.0)
-    assert not steadier.any()
 
 
 def test_a_shift_is_read_against_the_weeks_either_side_of_it():

@@ -311,25 +311,6 @@ def test_a_cold_night_across_heating_kinds_is_the_weather_s() -> None:
     assert kept == unheated + lone
 
 
-def test_withheld_shifts_still_count_as_a_common_cause_across_kinds() -> None:
-    """Eight homes and buildings up on one day of the heating season's start: four of them
-    unsteady, withheld by their kind's scan. Four alone look like chance beside the lone
-    shifts of the season; with the withheld four they are the weather's. The withheld
-    events are never returned."""
-    kinds = np.asarray(["household_gas"] * 20 + ["household_heat"] * 20 + ["gas"] * 20)
-
-    def shift(meter: int, day: int) -> Anomaly:
-        return Anomaly(meter, day, day + 9, "level_shift", 9.0, 10.0, 13.0, "")
-
-    turn = [shift(m, 100) for m in (0, 20, 40, 41)]
-    unsteady = [shift(m, 100) for m in (1, 2, 21, 42)]
-    lone = [shift(m, 30 + 6 * j) for j, m in enumerate(range(3, 60, 5))]
-    found = turn + lone
-    assert _without_common_across_kinds(found, kinds, 24 * 120) == found
-    kept = _without_common_across_kinds(found, kinds, 24 * 120, withheld=unsteady)
-    assert kept == lone
-
-
 def test_meters_of_a_kind_share_chunks() -> None:
     # Ids interleave homes' electricity and gas; chunks of three must not mix them.
     quantity = np.array(["electricity", "gas"] * 3)
