@@ -1820,44 +1820,20 @@ def _scan_slice(
     day_starts = np.arange(0, a.shape[1], 24 * steps_per_hour)
     until = reading_until(a)
     observed = daily_use(a, day_starts, bridged_gaps=cfg.bridged_gaps, until=until)
-    model = _weather_inputs(
-        observed, scan.heating, a.shape[1], start=start.date(), steps_per_hour=steps_per_hour,
-        holidays=holidays if cfg.check_weekends else None, sun_w_m2=sun_w_m2, until=until,
+    closed_days: BoolArray | None = None
+    if cfg.check_weekends:  # closing buildings: only open days are fitted and expected
+        weekend, holiday = _weekend_and_holiday(np.arange(day_starts.size), start.date(), holidays)
+        closed_days = weekend | holiday
+    model = _DayModel(
+        observed=observed, heating=scan.heating, until=until, steps=a.shape[1],
+        steps_per_hour=steps_per_hour, sun_w_m2=sun_w_m2, closed=closed_days,
     )  # fmt: skip
     if not cfg.daily_weather_model:
         # The CUSUM reads the hour-of-week baseline's days; the weather model's inputs
         # serve the two-sided test of ended shifts (``two_sided_min_share``).
         return found, scan.daily_residual, scan.daily_expected, model
-    expected = trailing_weather_fit(observed, model.features, skip=model.skip)
+    expected = trailing_weather_fit(observed, model.features(), skip=model.skip)
     return found, observed - expected, expected, model
-
-
-def _weather_inputs(
-    observed: FloatArray,
-    heating: HeatingTerm,
-    steps: int,
-    *,
-    start: date,
-    steps_per_hour: int,
-    holidays: Sequence[date] | None,
-    sun_w_m2: FloatArray | None,
-    until: IntArray,
-) -> _DayModel:
-    """The daily weather model's inputs of heating meters (:mod:`processing.weather_model`).
-    With ``holidays`` the buildings close at weekends and on those days: only open days are
-    fitted and expected (skipped), as a boiler at its setback follows the cold from another
-    balance point, by little."""
-    day_starts = np.arange(0, steps, 24 * steps_per_hour)
-    closed = None
-    if holidays is not None:
-        weekend, holiday = _weekend_and_holiday(np.arange(day_starts.size), start, holidays)
-        closed = weekend | holiday
-    features = daily_features(
-        heating, day_starts, steps, steps_per_hour=steps_per_hour, sun_w_m2=sun_w_m2,
-        closed=closed, until=until,
-    )  # fmt: skip
-    skip = np.zeros(day_starts.size, dtype=bool) if closed is None else closed
-    return _DayModel(observed=observed, features=features, skip=skip)
 
 
 # Days either side of an ended level shift that its two-sided fit reads (see
@@ -1868,19 +1844,58 @@ TWO_SIDED_MIN_DAYS: Final = 10  # fewer days read around an event: it is not tes
 
 @dataclass(slots=True, frozen=True)
 class _DayModel:
-    """Inputs of a chunk's daily weather model: ``observed`` use (meters, days), the
-    regressors ``features`` (meters, days, p) and the days ``skip``ped (days,)."""
+    """A chunk's daily use and what the daily weather model (:mod:`processing.weather_model`)
+    regresses it on: ``observed`` use (meters, days), each meter's ``heating`` term and
+    last reading (``until``), the series' ``steps``, ``sun_w_m2`` and, for buildings that
+    close, the ``closed`` days (weekends and holidays), neither fitted nor expected: a
+    boiler at its setback follows the cold from another balance point, by little. The
+    regressors are built on demand, for the meters asked (a (meters, days, p) array for a
+    whole chunk of homes is a hundred megabytes the two-sided test does not need).
+    """
 
     observed: FloatArray
-    features: FloatArray
-    skip: BoolArray
+    heating: HeatingTerm
+    until: IntArray
+    steps: int
+    steps_per_hour: int
+    sun_w_m2: FloatArray | None
+    closed: BoolArray | None
+
+    @property
+    def skip(self) -> BoolArray:
+        """Days neither fitted nor expected, shape (days,)."""
+        if self.closed is None:
+            return np.zeros(self.observed.shape[1], dtype=bool)
+        return self.closed
+
+    def features(self, rows: IntArray | None = None) -> FloatArray:
+        """Regressors of the meters ``rows`` (all by default), shape (rows, days, p)."""
+        term, until = self.heating, self.until
+        if rows is not None:
+            term = dataclasses.replace(
+                term, slope=term.slope[rows], base_index=term.base_index[rows]
+            )
+            until = until[rows]
+        day_starts = np.arange(0, self.steps, 24 * self.steps_per_hour)
+        return daily_features(
+            term, day_starts, self.steps, steps_per_hour=self.steps_per_hour,
+            sun_w_m2=self.sun_w_m2, closed=self.closed, until=until,
+        )  # fmt: skip
 
     @classmethod
     def concat(cls, parts: Sequence[_DayModel]) -> _DayModel:
-        return cls(
+        """One model of the slices ``parts``, in order (their weather is the same)."""
+        first = parts[0]
+        term = dataclasses.replace(
+            first.heating,
+            slope=np.concatenate([p.heating.slope for p in parts]),
+            base_index=np.concatenate([p.heating.base_index for p in parts]),
+        )
+        return dataclasses.replace(
+            first,
             observed=np.concatenate([p.observed for p in parts]),
-            features=np.concatenate([p.features for p in parts]),
-            skip=parts[0].skip,
+            heating=term,
+            until=np.concatenate([p.until for p in parts]),
         )
 
 
@@ -1902,39 +1917,41 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
     every other event, and for one with fewer than ``TWO_SIDED_MIN_DAYS`` days around it or
     none read within it (not tested)."""
     out = np.full(len(found), np.inf)
-    y, f = model.observed, model.features
+    pick = [i for i, an in enumerate(found) if an.kind in ("level_shift", "drift")]
+    if not pick:
+        return out
+    rows = np.asarray([found[i].meter_index - meter_offset for i in pick], dtype=np.int64)
+    sub, where = np.unique(rows, return_inverse=True)  # the event rows, once each
+    y = model.observed[sub]
     read = ~np.isnan(y) & ~model.skip[np.newaxis, :]
     n_days = y.shape[1]
-    until = reading_until(np.where(read, y, np.nan))
-    pick = [i for i, an in enumerate(found) if an.kind in ("level_shift", "drift")]
-    rows = np.asarray([found[i].meter_index - meter_offset for i in pick], dtype=np.int64)
     lo = np.asarray([found[i].start for i in pick], dtype=np.int64)
     hi = np.asarray([found[i].end for i in pick], dtype=np.int64)
-    ended = hi < until[rows] - 1
+    ended = hi < reading_until(np.where(read, y, np.nan))[where] - 1
     if not ended.any():
         return out
     idx = np.asarray(pick, dtype=np.int64)[ended]
-    rows, lo, hi = rows[ended], lo[ended], hi[ended]
+    where, lo, hi = where[ended], lo[ended], hi[ended]
+    f = model.features(sub)
     w = TWO_SIDED_WINDOW_DAYS
     cols = np.concatenate(
         (lo[:, np.newaxis] - w + np.arange(w), hi[:, np.newaxis] + np.arange(w)), axis=1
     )
     inside = (cols >= 0) & (cols < n_days)
     cols = np.clip(cols, 0, n_days - 1)
-    weight = (inside & read[rows[:, np.newaxis], cols]).astype(np.float64)
-    yv = np.where(weight > 0, y[rows[:, np.newaxis], cols], 0.0)
-    xv = f[rows[:, np.newaxis], cols] * weight[:, :, np.newaxis]
+    weight = (inside & read[where[:, np.newaxis], cols]).astype(np.float64)
+    yv = np.where(weight > 0, y[where[:, np.newaxis], cols], 0.0)
+    xv = f[where[:, np.newaxis], cols] * weight[:, :, np.newaxis]
     xtx = np.einsum("eip,eiq->epq", xv, xv)
     diag = np.arange(f.shape[2])
     xtx[:, diag, diag] = xtx[:, diag, diag] * (1.0 + 1e-6) + 1e-12  # an all-zero column: 0
     beta = np.linalg.solve(xtx, np.einsum("eip,ei->ep", xv, yv)[..., np.newaxis])[..., 0]
     # The event's own days: sums of use and regressors over its read days.
-    sub, where = np.unique(rows, return_inverse=True)
-    fr = np.where(read[sub][:, :, np.newaxis], f[sub], 0.0)
+    fr = np.where(read[:, :, np.newaxis], f, 0.0)
     cum_f = np.concatenate((np.zeros((sub.size, 1, f.shape[2])), np.cumsum(fr, axis=1)), axis=1)
-    yr = np.where(read[sub], y[sub], 0.0)
+    yr = np.where(read, y, 0.0)
     cum_y = np.concatenate((np.zeros((sub.size, 1)), np.cumsum(yr, axis=1)), axis=1)
-    n_read = np.cumsum(read[sub], axis=1, dtype=np.float64)
+    n_read = np.cumsum(read, axis=1, dtype=np.float64)
     cum_n = np.concatenate((np.zeros((sub.size, 1)), n_read), axis=1)
     used = np.einsum("ep,ep->e", cum_f[where, hi] - cum_f[where, lo], beta)
     seen = cum_y[where, hi] - cum_y[where, lo]

@@ -8,7 +8,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.testing import assert_allclose
 
-from processing.baseline import baseline_scan, fit_heating_term
+from processing.baseline import HeatingTerm, baseline_scan, fit_heating_term
 from processing.detectors import (
     TEMPERATURE_DETECTOR,
     DetectorConfig,
@@ -548,22 +548,31 @@ def test_an_excursion_over_within_days_is_no_level_shift_unless_still_going():
 
 
 def test_a_shift_is_read_against_the_weeks_either_side_of_it():
-    """Five homes on 2 kWh of hot water plus 1.5 kWh per degree-day, 120 days with the
-    cold coming. A step of +30 % over days 60–69 departs from a fit of the weeks either
-    side by 30 % (kept at 0.1); days the model fits (an excursion the trailing weeks made)
-    by none (not reported). Still going on the last days read, or with its weeks unread,
-    an event is not tested."""
+    """Five homes on 2 kWh of hot water plus 1.5 kWh per degree-day (base 15 °C), 120 days
+    with the cold coming. A step of +30 % over days 60–69 departs from a fit of the weeks
+    either side by 30 % (kept at 0.1); days the model fits (an excursion the trailing weeks
+    made) by none (not reported). Still going on the last days read, or with its weeks
+    unread, an event is not tested."""
     rng = np.random.default_rng(8)
-    days = 120
-    dd = np.linspace(0.0, 12.0, days) + rng.normal(0.0, 1.0, days).clip(-1, 1)
-    features = np.zeros((5, days, 2))
-    features[:, :, 0], features[:, :, 1] = 1.0, np.maximum(dd, 0.0)
-    observed = (2.0 + 1.5 * features[:, :, 1]) * (1 + rng.normal(0.0, 0.02, (5, days)))
+    days, meters = 120, 5
+    hours = np.arange(24 * days)
+    te = 16.0 - 10.0 * hours / hours.size + rng.normal(0.0, 2.0, days).repeat(24)
+    dh = np.maximum(15.0 - te, 0.0)[np.newaxis, :]
+    term = HeatingTerm(
+        slope=np.zeros(meters), base_index=np.zeros(meters, dtype=np.int64),
+        bases_c=np.array([15.0]), degree_hours=dh, anomaly=np.zeros_like(dh),
+    )  # fmt: skip
+    dd = dh[0].reshape(days, 24).sum(axis=1) / 24.0
+    observed = (2.0 + 1.5 * dd) * (1 + rng.normal(0.0, 0.02, (meters, days)))
     observed[0, 60:70] *= 1.3
     observed[3, 110:] *= 1.3
     observed[4, 20:100] = np.nan
     observed[4, 60:70] = 20.0
-    model = _DayModel(observed=observed, features=features, skip=np.zeros(days, dtype=bool))
+    model = _DayModel(
+        observed=observed, heating=term, until=np.full(meters, hours.size), steps=hours.size,
+        steps_per_hour=1, sun_w_m2=None, closed=None,
+    )  # fmt: skip
+    assert model.features(np.array([2])).shape == (1, days, 4)
 
     def up(meter: int, lo: int, hi: int) -> Anomaly:
         return Anomaly(meter + 3, lo, hi, "level_shift", 9.0, 1.0, 2.0, "")
@@ -578,6 +587,15 @@ def test_a_shift_is_read_against_the_weeks_either_side_of_it():
     assert drop.tolist() == [False, True, True, False, False, False]
     assert not _departs_too_little(found, model, meter_offset=3, min_share=0.0).any()
     assert not _departs_too_little(found, None, meter_offset=3, min_share=0.1).any()
+    halves = _DayModel.concat([
+        dataclasses.replace(model, observed=observed[:2], until=model.until[:2],
+                            heating=dataclasses.replace(term, slope=term.slope[:2],
+                                                        base_index=term.base_index[:2])),
+        dataclasses.replace(model, observed=observed[2:], until=model.until[2:],
+                            heating=dataclasses.replace(term, slope=term.slope[2:],
+                                                        base_index=term.base_index[2:])),
+    ])  # fmt: skip
+    assert_allclose(_two_sided_share(found, halves, meter_offset=3), share)
 
 
 def test_the_spread_of_days_grows_with_their_expected_use():
