@@ -548,13 +548,13 @@ def test_an_excursion_over_within_days_is_no_level_shift_unless_still_going():
 
 
 def test_a_shift_is_read_against_the_weeks_either_side_of_it():
-    """Five homes on 2 kWh of hot water plus 1.5 kWh per degree-day (base 15 °C), 120 days
+    """Six homes on 2 kWh of hot water plus 1.5 kWh per degree-day (base 15 °C), 120 days
     with the cold coming. A step of +30 % over days 60–69 departs from a fit of the weeks
     either side by 30 % (kept at 0.1); days the model fits (an excursion the trailing weeks
-    made) by none (not reported). Still going on the last days read, or with its weeks
-    unread, an event is not tested."""
+    made) by none (not reported). A step that lasts departs after it as in it (kept). Still
+    going on the last days read, or with its weeks unread, an event is not tested."""
     rng = np.random.default_rng(8)
-    days, meters = 120, 5
+    days, meters = 120, 6
     hours = np.arange(24 * days)
     te = 16.0 - 10.0 * hours / hours.size + rng.normal(0.0, 2.0, days).repeat(24)
     dh = np.maximum(15.0 - te, 0.0)[np.newaxis, :]
@@ -568,6 +568,7 @@ def test_a_shift_is_read_against_the_weeks_either_side_of_it():
     observed[3, 110:] *= 1.3
     observed[4, 20:100] = np.nan
     observed[4, 60:70] = 20.0
+    observed[5, 60:] *= 1.3
     model = _DayModel(
         observed=observed, heating=term, until=np.full(meters, hours.size), steps=hours.size,
         steps_per_hour=1, sun_w_m2=None, closed=None,
@@ -578,13 +579,13 @@ def test_a_shift_is_read_against_the_weeks_either_side_of_it():
         return Anomaly(meter + 3, lo, hi, "level_shift", 9.0, 1.0, 2.0, "")
 
     found = [up(0, 60, 70), up(1, 60, 70), up(2, 40, 50), up(3, 110, days), up(4, 60, 70)]
-    found.append(Anomaly(5, 40, 45, "night_use", 5.0, 1.0, 2.0, ""))
+    found += [up(5, 60, 70), Anomaly(5, 40, 45, "night_use", 5.0, 1.0, 2.0, "")]
     share = _two_sided_share(found, model, meter_offset=3)
-    assert_allclose(share[0], 0.3, atol=0.03)
+    assert_allclose(share[[0, 5]], 0.3, atol=0.03)
     assert np.abs(share[1:3]).max() < 0.03
-    assert np.isinf(share[3:]).all()
+    assert np.isinf(share[[3, 4, 6]]).all()
     drop = _departs_too_little(found, model, meter_offset=3, min_share=0.1)
-    assert drop.tolist() == [False, True, True, False, False, False]
+    assert drop.tolist() == [False, True, True, False, False, False, False]
     assert not _departs_too_little(found, model, meter_offset=3, min_share=0.0).any()
     assert not _departs_too_little(found, None, meter_offset=3, min_share=0.1).any()
     halves = _DayModel.concat([
