@@ -4,7 +4,7 @@ few seeds hold on others.
 Run: ``.venv/bin/python -m bench.seeds`` (``--first``, ``--count``, ``--buildings``).
 For each seed, the city of ``bench.accuracy`` (same size, start and length) is simulated and
 scanned as that bench's year scan does, then scored the same way (``score_city``). Prints a
-row per seed, the mean, and how many seeds meet each target. About 10 s a seed; no service
+row per seed, the mean, and how many seeds meet each target. About 2 s a seed; no service
 replay, no insulation, no clean twin (``bench.accuracy`` has them, for one seed).
 """
 
