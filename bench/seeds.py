@@ -33,7 +33,7 @@ from bench.accuracy import (
 )
 from simulators.city import simulate_city
 
-# The columns: score_city's key, a short name, and the target's key in TARGETS.
+# The columns: the key of score_city (and of TARGETS) and a short name.
 COLUMNS: Final = (
     ("recall_spike_ge_5sigma", "spikes"),
     ("recall_outage", "outages"),

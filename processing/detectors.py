@@ -1633,8 +1633,11 @@ def anomaly_scan(
     found = [an for part, _, _, _ in slices for an in part]
     residual = np.concatenate([r for _, r, _, _ in slices])
     expected = np.concatenate([e for _, _, e, _ in slices])
-    models = [mdl for _, _, _, mdl in slices if mdl is not None]
-    day_model = _DayModel.concat(models) if len(models) == len(slices) else None
+    terms = [t for _, _, _, t in slices]
+    day_model = _DayModel.of(
+        a, _joined_terms(terms), cfg, start=start, steps_per_hour=steps_per_hour,
+        holidays=holidays, sun_w_m2=sun,
+    )  # fmt: skip
     groups = [np.arange(a.shape[0])]
     if cfg.reads_level:
         # A day's level is its mean (the CUSUM is scale-free: the same events).
@@ -1754,11 +1757,11 @@ def _scan_slice(
     quality: QualityConfig | None,
     z_out: FloatArray | None,
     meter_offset: int,
-) -> tuple[list[Anomaly], FloatArray, FloatArray, _DayModel | None]:
+) -> tuple[list[Anomaly], FloatArray, FloatArray, HeatingTerm | None]:
     """The detectors that look at one meter at a time; plus the daily residuals and
-    expected use for the level shifts, and the daily weather model's inputs when the
-    config has one. ``outdoor_temp_c`` is given only to meters whose config has a
-    temperature term (checked by :func:`anomaly_scan`)."""
+    expected use for the level shifts, and the heating term the baseline scan fitted (for
+    the daily weather model's regressors; None for levels). ``outdoor_temp_c`` is given
+    only to meters whose config has a temperature term (checked by :func:`anomaly_scan`)."""
     cfg = config
     quantum = register_quantum(a)
     found: list[Anomaly] = []
@@ -1815,24 +1818,18 @@ def _scan_slice(
     )
     if scan.heating is None or cfg.reads_level:
         return found, scan.daily_residual, scan.daily_expected, None
-    # The day's use straight from the readings (the baseline's days start after its lags).
-    day_starts = np.arange(0, a.shape[1], 24 * steps_per_hour)
-    until = reading_until(a)
-    observed = daily_use(a, day_starts, bridged_gaps=cfg.bridged_gaps, until=until)
-    closed_days: BoolArray | None = None
-    if cfg.check_weekends:  # closing buildings: only open days are fitted and expected
-        weekend, holiday = _weekend_and_holiday(np.arange(day_starts.size), start.date(), holidays)
-        closed_days = weekend | holiday
-    model = _DayModel(
-        observed=observed, heating=scan.heating, until=until, steps=a.shape[1],
-        steps_per_hour=steps_per_hour, sun_w_m2=sun_w_m2, closed=closed_days,
-    )  # fmt: skip
     if not cfg.daily_weather_model:
-        # The CUSUM reads the hour-of-week baseline's days; the weather model's inputs
-        # serve the two-sided test of ended shifts (``two_sided_min_share``).
-        return found, scan.daily_residual, scan.daily_expected, model
-    expected = trailing_weather_fit(observed, model.features(), skip=model.skip)
-    return found, observed - expected, expected, model
+        # The CUSUM reads the hour-of-week baseline's days; the heating term serves the
+        # two-sided test of ended shifts (``two_sided_min_share``).
+        return found, scan.daily_residual, scan.daily_expected, scan.heating
+    model = _DayModel(
+        a, scan.heating, steps_per_hour, cfg.bridged_gaps, sun_w_m2,
+        _closed_days(a.shape[1], cfg, start=start, steps_per_hour=steps_per_hour,
+                     holidays=holidays),
+    )  # fmt: skip
+    observed, features = model.inputs()
+    expected = trailing_weather_fit(observed, features, skip=model.skip)
+    return found, observed - expected, expected, scan.heating
 
 
 # Days either side of an ended level shift that its two-sided fit reads (see
@@ -1843,59 +1840,98 @@ TWO_SIDED_MIN_DAYS: Final = 10  # fewer days read around an event: it is not tes
 
 @dataclass(slots=True, frozen=True)
 class _DayModel:
-    """A chunk's daily use and what the daily weather model (:mod:`processing.weather_model`)
-    regresses it on: ``observed`` use (meters, days), each meter's ``heating`` term and
-    last reading (``until``), the series' ``steps``, ``sun_w_m2`` and, for buildings that
-    close, the ``closed`` days (weekends and holidays), neither fitted nor expected: a
-    boiler at its setback follows the cold from another balance point, by little. The
-    regressors are built on demand, for the meters asked (a (meters, days, p) array for a
-    whole chunk of homes is a hundred megabytes the two-sided test does not need).
+    """What the daily weather model (:mod:`processing.weather_model`) reads of a chunk:
+    its series ``x`` (meters, steps), each meter's ``heating`` term, ``sun_w_m2`` and, for
+    buildings that close, the ``closed`` days (weekends and holidays), neither fitted nor
+    expected: a boiler at its setback follows the cold from another balance point, by
+    little. Days' use and regressors are built on demand for the meters asked: the
+    two-sided test reads only those with an ended shift, and a whole chunk of homes'
+    (meters, days, p) regressors is a hundred megabytes.
     """
 
-    observed: FloatArray
+    x: FloatArray
     heating: HeatingTerm
-    until: IntArray
-    steps: int
     steps_per_hour: int
+    bridged_gaps: bool
     sun_w_m2: FloatArray | None
     closed: BoolArray | None
+
+    @classmethod
+    def of(
+        cls,
+        x: FloatArray,
+        heating: HeatingTerm | None,
+        cfg: DetectorConfig,
+        *,
+        start: datetime,
+        steps_per_hour: int,
+        holidays: Sequence[date],
+        sun_w_m2: FloatArray | None,
+    ) -> _DayModel | None:
+        """The model of ``x`` (``start`` its first step's local midnight) under ``cfg``;
+        None without a heating term."""
+        if heating is None:
+            return None
+        closed = _closed_days(
+            x.shape[1], cfg, start=start, steps_per_hour=steps_per_hour, holidays=holidays
+        )
+        return cls(x, heating, steps_per_hour, cfg.bridged_gaps, sun_w_m2, closed)
 
     @property
     def skip(self) -> BoolArray:
         """Days neither fitted nor expected, shape (days,)."""
         if self.closed is None:
-            return np.zeros(self.observed.shape[1], dtype=bool)
+            return np.zeros(-(-self.x.shape[1] // (24 * self.steps_per_hour)), dtype=bool)
         return self.closed
 
-    def features(self, rows: IntArray | None = None) -> FloatArray:
-        """Regressors of the meters ``rows`` (all by default), shape (rows, days, p)."""
-        term, until = self.heating, self.until
+    def inputs(self, rows: IntArray | None = None) -> tuple[FloatArray, FloatArray]:
+        """Daily use (rows, days) of the meters ``rows`` (all by default), each day ending
+        at the meter's last reading, and their regressors (rows, days, p)."""
+        x, term = self.x, self.heating
         if rows is not None:
+            x = x[rows]
             term = dataclasses.replace(
                 term, slope=term.slope[rows], base_index=term.base_index[rows]
             )
-            until = until[rows]
-        day_starts = np.arange(0, self.steps, 24 * self.steps_per_hour)
-        return daily_features(
-            term, day_starts, self.steps, steps_per_hour=self.steps_per_hour,
+        steps = x.shape[1]
+        day_starts = np.arange(0, steps, 24 * self.steps_per_hour)
+        until = reading_until(x)
+        observed = daily_use(x, day_starts, bridged_gaps=self.bridged_gaps, until=until)
+        features = daily_features(
+            term, day_starts, steps, steps_per_hour=self.steps_per_hour,
             sun_w_m2=self.sun_w_m2, closed=self.closed, until=until,
         )  # fmt: skip
+        return observed, features
 
-    @classmethod
-    def concat(cls, parts: Sequence[_DayModel]) -> _DayModel:
-        """One model of the slices ``parts``, in order (their weather is the same)."""
-        first = parts[0]
-        term = dataclasses.replace(
-            first.heating,
-            slope=np.concatenate([p.heating.slope for p in parts]),
-            base_index=np.concatenate([p.heating.base_index for p in parts]),
-        )
-        return dataclasses.replace(
-            first,
-            observed=np.concatenate([p.observed for p in parts]),
-            heating=term,
-            until=np.concatenate([p.until for p in parts]),
-        )
+
+def _closed_days(
+    steps: int,
+    cfg: DetectorConfig,
+    *,
+    start: datetime,
+    steps_per_hour: int,
+    holidays: Sequence[date],
+) -> BoolArray | None:
+    """Weekends and holidays of buildings that close (``check_weekends``), shape (days,):
+    only open days are fitted and expected; None for the others."""
+    if not cfg.check_weekends:
+        return None
+    days = np.arange(-(-steps // (24 * steps_per_hour)))
+    weekend, holiday = _weekend_and_holiday(days, start.date(), holidays)
+    return np.asarray(weekend | holiday, dtype=bool)
+
+
+def _joined_terms(terms: Sequence[HeatingTerm | None]) -> HeatingTerm | None:
+    """One heating term of slices of meters, in order (their weather is the same); None
+    when a slice has none."""
+    present = [t for t in terms if t is not None]
+    if not present or len(present) < len(terms):
+        return None
+    return dataclasses.replace(
+        present[0],
+        slope=np.concatenate([t.slope for t in present]),
+        base_index=np.concatenate([t.base_index for t in present]),
+    )
 
 
 def _departs_too_little(
@@ -1921,7 +1957,7 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
         return out
     rows = np.asarray([found[i].meter_index - meter_offset for i in pick], dtype=np.int64)
     sub, where = np.unique(rows, return_inverse=True)  # the event rows, once each
-    y = model.observed[sub]
+    y, f = model.inputs(sub)
     read = ~np.isnan(y) & ~model.skip[np.newaxis, :]
     n_days = y.shape[1]
     lo = np.asarray([found[i].start for i in pick], dtype=np.int64)
@@ -1931,7 +1967,6 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
         return out
     idx = np.asarray(pick, dtype=np.int64)[ended]
     where, lo, hi = where[ended], lo[ended], hi[ended]
-    f = model.features(sub)
     w = TWO_SIDED_WINDOW_DAYS
     cols = np.concatenate(
         (lo[:, np.newaxis] - w + np.arange(w), hi[:, np.newaxis] + np.arange(w)), axis=1
@@ -1954,17 +1989,16 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
     # The event's own days: sums of use and regressors over its read days.
     fr = np.where(read[:, :, np.newaxis], f, 0.0)
     cum_f = np.concatenate((np.zeros((sub.size, 1, f.shape[2])), np.cumsum(fr, axis=1)), axis=1)
-    yr = np.where(read, y, 0.0)
-    cum_y = np.concatenate((np.zeros((sub.size, 1)), np.cumsum(yr, axis=1)), axis=1)
-    n_read = np.cumsum(read, axis=1, dtype=np.float64)
-    cum_n = np.concatenate((np.zeros((sub.size, 1)), n_read), axis=1)
+    days = _SegmentMeans(np.where(read, y, np.nan))
     used = np.einsum("ep,ep->e", cum_f[where, hi] - cum_f[where, lo], beta)
-    seen = cum_y[where, hi] - cum_y[where, lo]
+    seen = days.total[where, hi] - days.total[where, lo]
     sign = np.asarray([1.0 if found[i].observed > found[i].expected else -1.0 for i in idx])
     with np.errstate(invalid="ignore", divide="ignore"):
         share = sign * (seen - used) / np.abs(used)
         share_after = sign * (seen_after - used_after) / np.abs(used_after)
-    tested = (weight.sum(axis=1) >= TWO_SIDED_MIN_DAYS) & (cum_n[where, hi] > cum_n[where, lo])
+    tested = (weight.sum(axis=1) >= TWO_SIDED_MIN_DAYS) & (
+        days.count[where, hi] > days.count[where, lo]
+    )
     # A change that lasts is as large after as in the event: its two-sided share is read
     # as the departure after it (measured before it) when that is the larger.
     known_before = weight[:, :w].sum(axis=1) >= TWO_SIDED_MIN_DAYS / 2

@@ -15,6 +15,7 @@ from processing.detectors import (
     _closed_steps,
     _DayModel,
     _departs_too_little,
+    _joined_terms,
     _run_means,
     _sun_term,
     _two_sided_share,
@@ -569,11 +570,9 @@ def test_a_shift_is_read_against_the_weeks_either_side_of_it():
     observed[4, 20:100] = np.nan
     observed[4, 60:70] = 20.0
     observed[5, 60:] *= 1.3
-    model = _DayModel(
-        observed=observed, heating=term, until=np.full(meters, hours.size), steps=hours.size,
-        steps_per_hour=1, sun_w_m2=None, closed=None,
-    )  # fmt: skip
-    assert model.features(np.array([2])).shape == (1, days, 4)
+    x = np.repeat(observed / 24.0, 24, axis=1)  # hourly, each day's use spread evenly
+    model = _DayModel(x, term, steps_per_hour=1, bridged_gaps=True, sun_w_m2=None, closed=None)
+    assert model.inputs(np.array([2]))[1].shape == (1, days, 4)
 
     def up(meter: int, lo: int, hi: int) -> Anomaly:
         return Anomaly(meter + 3, lo, hi, "level_shift", 9.0, 1.0, 2.0, "")
@@ -588,14 +587,13 @@ def test_a_shift_is_read_against_the_weeks_either_side_of_it():
     assert drop.tolist() == [False, True, True, False, False, False, False]
     assert not _departs_too_little(found, model, meter_offset=3, min_share=0.0).any()
     assert not _departs_too_little(found, None, meter_offset=3, min_share=0.1).any()
-    halves = _DayModel.concat([
-        dataclasses.replace(model, observed=observed[:2], until=model.until[:2],
-                            heating=dataclasses.replace(term, slope=term.slope[:2],
-                                                        base_index=term.base_index[:2])),
-        dataclasses.replace(model, observed=observed[2:], until=model.until[2:],
-                            heating=dataclasses.replace(term, slope=term.slope[2:],
-                                                        base_index=term.base_index[2:])),
-    ])  # fmt: skip
+    halves = dataclasses.replace(
+        model,
+        heating=_joined_terms([
+            dataclasses.replace(term, slope=term.slope[:2], base_index=term.base_index[:2]),
+            dataclasses.replace(term, slope=term.slope[2:], base_index=term.base_index[2:]),
+        ]),
+    )  # fmt: skip
     assert_allclose(_two_sided_share(found, halves, meter_offset=3), share)
 
 
