@@ -1,6 +1,6 @@
 """A heating meter's days explained by the weather of the same days: degree-days, yesterday's
-degree-days and sunshine, fitted on the trailing weeks. The reference the level-shift CUSUM
-compares a home's heating days with.
+degree-days, sunshine and the heating's onset, fitted on the trailing weeks. The reference
+the level-shift CUSUM compares a home's heating days with.
 
 The hour-of-week baseline is the right reference for hours (spikes, nights), but summed
 over a day it carries the median of four noisy same-hour values and no sun: a home's daily
@@ -25,11 +25,22 @@ DEFAULT_WINDOW_DAYS: Final = 28
 # Weight of the meter's whole-series weather response in each window's fit, in days of data:
 # a window without heating days (September) still knows how the home answers the cold.
 DEFAULT_PRIOR_DAYS: Final = 3.0
+# A series of at least LONG_SERIES_DAYS holds a heating season's turn as well as its cold:
+# its response knows the heating's onset (ONSET, fitted only then) and weighs more in each
+# window, LONG_PRIOR_DAYS. Over the service's eight weeks neither holds: with them, its
+# false level shifts on bench.accuracy's clean city of seed 300 went from 428 to 533 (the
+# onset alone 505, the weight alone 470). Over a year (bench.accuracy's year scan, seeds
+# 300–315, mean precision): +0.004 with the weight at 10 alone; with the onset +0.012 at
+# 3, +0.013 at 5, +0.019 at 10, +0.022 at 20 (a schedule label lost).
+LONG_SERIES_DAYS: Final = 180
+LONG_PRIOR_DAYS: Final = 10.0
 MIN_READ_SHARE: Final = 0.75  # of a window's days (open days) read for a fit to count
 BLOCK_METERS: Final = 64  # a block's (meters, days, p, p) normal equations stay a few MB
 # Features of a day: its share of a whole day (the intercept), degree-days, the previous
-# day's degree-days (the building's inertia) and sunshine on heating days.
-FEATURES: Final = 4
+# day's degree-days (the building's inertia), sunshine on heating days and the heating's
+# onset (ONSET: degree-days within the band above the balance temperature).
+FEATURES: Final = 5
+ONSET: Final = 4
 _RIDGE: Final = 1e-6  # of each feature's own scale: a column that is all zero fits as 0
 
 
@@ -42,6 +53,7 @@ def daily_features(
     sun_w_m2: npt.ArrayLike | None = None,
     closed: npt.ArrayLike | None = None,
     until: npt.ArrayLike | None = None,
+    onset: bool | None = None,
 ) -> FloatArray:
     """Per-meter daily regressors, shape (meters, days, p).
 
@@ -61,14 +73,30 @@ def daily_features(
     until : array_like of int, optional, shape (meters,)
         One past each meter's last reading (:func:`reading_until`): a meter behind the
         others has a day that is not over for it, whose regressors stop there too.
+    onset : bool, optional
+        Fill the onset column (else 0); default: over :data:`LONG_SERIES_DAYS` days or more.
 
     Returns
     -------
     ndarray
-        ``[share of a day, degree-days, previous day's degree-days, sun on heating days]``
-        in [-], [K·day], [K·day], [kWh/m²], sums over each day's steps (a short last day
-        has a short intercept and degree-days); with ``closed``, also ``[day after a
-        closed one]``: a building back from its setback reheats its mass that morning.
+        ``[share of a day, degree-days, previous day's degree-days, sun on heating days,
+        onset]`` in [-], [K·day], [K·day], [kWh/m²], [K·day], sums over each day's steps
+        (a short last day has a short intercept and degree-days); with ``closed``, also
+        ``[day after a closed one]``: a building back from its setback reheats its mass
+        that morning.
+
+    Notes
+    -----
+    The onset is the degree-days between the meter's balance temperature and the next
+    base up in ``term.bases_c`` (2 K with the default bases; none at the highest): each
+    hour counts ``min(max(next − Te, 0), next − base)``. One balance temperature starts
+    the heating at once; a building starts over a few degrees, as its sunny and occupied
+    hours stop covering its losses. With the onset the fit bends there (bench.accuracy's
+    year scan, seeds 300–315: mean precision +0.019, 16 more level shifts found, fewer
+    false ones in autumn and spring). On a cold day the onset is the whole band, so a
+    window of cold days cannot tell it from the intercept: ``trailing_weather_fit`` holds
+    its coefficient to the series' (see there). A short series has too few days near the
+    balance temperature to learn it (see :data:`LONG_SERIES_DAYS`).
     """
     starts = np.asarray(day_starts, dtype=np.int64)
     meters = term.base_index.size
@@ -94,11 +122,14 @@ def daily_features(
         g = np.nan_to_num(fill_gaps(g))
         cum_g = np.append(0.0, np.cumsum(g)) / steps_per_hour / 1000.0  # [kWh/m²]
         out[:, :, 3] = np.where(dd_m > 0, cum_g[hi] - cum_g[lo], 0.0)
+    if onset if onset is not None else starts.size >= LONG_SERIES_DAYS:
+        up = np.minimum(term.base_index + 1, term.degree_hours.shape[0] - 1)[:, np.newaxis]
+        out[:, :, ONSET] = (cum_dh[up, hi] - cum_dh[up, lo]) / 24.0 - dd_m
     if closed is not None:
         c = np.asarray(closed, dtype=np.float64).reshape(-1)
         if c.size != starts.size:
             raise ValueError(f"closed: expected shape ({starts.size},), got ({c.size},)")
-        out[:, 1:, 4] = c[:-1]
+        out[:, 1:, FEATURES] = c[:-1]
     return out
 
 
@@ -157,7 +188,7 @@ def trailing_weather_fit(
     features: npt.ArrayLike,
     *,
     window_days: int = DEFAULT_WINDOW_DAYS,
-    prior_days: float = DEFAULT_PRIOR_DAYS,
+    prior_days: float | None = None,
     skip: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """Expected use of each day from a least-squares fit on the ``window_days`` days before it.
@@ -170,10 +201,11 @@ def trailing_weather_fit(
         Regressors of each day, the first one the intercept (:func:`daily_features`).
     window_days : int
         Trailing days of each fit; the day itself is not one of them.
-    prior_days : float
+    prior_days : float, optional
         Each window's weather coefficients are pulled towards the meter's whole-series
         response (:func:`global_response`) as much as this many days of data would; 0 fits
-        each window alone.
+        each window alone. Default: :data:`LONG_PRIOR_DAYS` over :data:`LONG_SERIES_DAYS`
+        days or more, else :data:`DEFAULT_PRIOR_DAYS`.
     skip : array_like of bool, optional, shape (days,)
         Days neither fitted nor expected (a closing building's closed days).
 
@@ -198,9 +230,11 @@ def trailing_weather_fit(
         raise ValueError(f"features: expected shape {y.shape} + (p,), got {f.shape}")
     if window_days < 2:
         raise ValueError(f"window_days: must be >= 2, got {window_days}")
+    days = y.shape[1]
+    if prior_days is None:
+        prior_days = LONG_PRIOR_DAYS if days >= LONG_SERIES_DAYS else DEFAULT_PRIOR_DAYS
     if prior_days < 0:
         raise ValueError(f"prior_days: must be >= 0, got {prior_days}")
-    days = y.shape[1]
     off = np.zeros(days, dtype=bool) if skip is None else np.asarray(skip, dtype=bool)
     if off.shape != (days,):
         raise ValueError(f"skip: expected shape ({days},), got {off.shape}")
@@ -252,6 +286,14 @@ def _fit_block(
         # cannot take up a change of level that started with them.
         weather = np.where(ok[:, :, np.newaxis], f[:, :, 1:], np.nan)
         lam = prior_days * np.nan_to_num(np.nanvar(weather, axis=1))  # (m, p − 1)
+        # The onset is the whole band on every cold day: over a winter it hardly varies,
+        # yet a window of cold days leaves its split with the intercept to the prior. It is
+        # weighed by its size, not its spread (by its spread, a winter's series would hand
+        # the split to the ridge, and a mild day after it would expect less than the hot
+        # water: the test of a mild sunny day).
+        if p > ONSET:
+            band = weather[:, :, ONSET - 1]
+            lam[:, ONSET - 1] = prior_days * np.nan_to_num(np.nanmean(band * band, axis=1))
         xtx[:, :, diag[1:], diag[1:]] += lam[:, np.newaxis, :]
         xty[:, :, 1:] += (lam * global_response(y, f, window_days=window_days))[:, np.newaxis, :]
     beta = np.linalg.solve(xtx, xty[..., np.newaxis])[..., 0]

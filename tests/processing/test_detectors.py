@@ -30,6 +30,7 @@ from processing.detectors import (
     spread_by_use,
 )
 from processing.events import Anomaly
+from processing.weather_model import FEATURES
 from tests.fixtures.weather import outdoor_temp_c
 from wattwatch.holidays import french_holidays
 
@@ -572,7 +573,7 @@ def test_a_shift_is_read_against_the_weeks_either_side_of_it():
     observed[5, 60:] *= 1.3
     x = np.repeat(observed / 24.0, 24, axis=1)  # hourly, each day's use spread evenly
     model = _DayModel(x, term, steps_per_hour=1, bridged_gaps=True, sun_w_m2=None, closed=None)
-    assert model.inputs(np.array([2]))[1].shape == (1, days, 4)
+    assert model.inputs(np.array([2]))[1].shape == (1, days, FEATURES)
 
     def up(meter: int, lo: int, hi: int) -> Anomaly:
         return Anomaly(meter + 3, lo, hi, "level_shift", 9.0, 1.0, 2.0, "")

@@ -15,12 +15,16 @@ from processing.weather_model import (
 )
 
 
-def _term(te_hourly: np.ndarray, base_c: float = 16.0, meters: int = 1) -> HeatingTerm:
-    dh = np.maximum(base_c - te_hourly, 0.0)[np.newaxis, :]
+def _term(
+    te_hourly: np.ndarray, base_c: float = 16.0, meters: int = 1, up_k: float = 2.0
+) -> HeatingTerm:
+    """Every meter at ``base_c``, with the next base ``up_k`` above it."""
+    bases = np.asarray([base_c, base_c + up_k])
+    dh = np.maximum(bases[:, np.newaxis] - te_hourly[np.newaxis, :], 0.0)
     return HeatingTerm(
         slope=np.ones(meters),
         base_index=np.zeros(meters, dtype=np.int64),
-        bases_c=np.asarray([base_c]),
+        bases_c=bases,
         degree_hours=dh,
         anomaly=np.zeros_like(dh),
     )
@@ -35,15 +39,66 @@ def _weather(days: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     return te, sun
 
 
-def test_features_are_day_sums_with_yesterday_and_sun_on_heating_days():
-    te = np.r_[np.full(24, 10.0), np.full(24, 20.0), np.full(12, 4.0)]  # last day half long
+def test_features_are_day_sums_with_yesterday_sun_on_heating_days_and_the_onset():
+    te = np.r_[np.full(24, 10.0), np.full(24, 17.0), np.full(12, 4.0)]  # last day half long
     sun = np.full(te.size, 100.0)
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun, onset=True)
     assert f.shape == (1, 3, weather_model.FEATURES)
     assert_allclose(f[0, :, 0], [1.0, 1.0, 0.5])  # share of a day
     assert_allclose(f[0, :, 1], [6.0, 0.0, 6.0])  # K·day: 12 h at 12 K is 6 K·day
     assert_allclose(f[0, :, 2], [6.0, 6.0, 0.0])  # yesterday's (the first day's own)
     assert_allclose(f[0, :, 3], [2.4, 0.0, 1.2])  # kWh/m², only where there is heating
+    assert_allclose(f[0, :, 4], [2.0, 1.0, 1.0])  # the onset: within 16–18 °C, the next base
+
+
+def test_the_onset_is_the_band_up_to_the_next_base_and_none_at_the_top():
+    te = np.full(24, 5.0)
+    bases = np.asarray([12.0, 14.0, 16.0])
+    term = HeatingTerm(
+        slope=np.ones(3),
+        base_index=np.asarray([0, 1, 2]),
+        bases_c=bases,
+        degree_hours=np.maximum(bases[:, np.newaxis] - te[np.newaxis, :], 0.0),
+        anomaly=np.zeros((3, 24)),
+    )
+    f = daily_features(term, np.asarray([0]), 24, onset=True)
+    assert_allclose(f[:, 0, 1], [7.0, 9.0, 11.0])
+    assert_allclose(f[:, 0, 4], [2.0, 2.0, 0.0])
+
+
+def test_a_home_that_starts_heating_over_a_few_degrees_is_fitted_through_its_onset():
+    # Use bends at the onset: a slope from 18 °C down, twice as steep from 16 °C. Four weeks
+    # around 16–19 °C, then four cold ones: one degree-day column extrapolates them wrong.
+    rng = np.random.default_rng(7)
+    daily_te = np.r_[
+        rng.uniform(15.0, 19.0, 28), rng.uniform(14.0, 17.0, 4), rng.uniform(3.0, 9.0, 28)
+    ]
+    te = np.repeat(daily_te, 24)
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, onset=True)
+    y = 3.0 + 0.6 * (f[0, :, 1] + f[0, :, 4]) + 0.6 * f[0, :, 1]
+    expected = trailing_weather_fit(y[np.newaxis, :], f, prior_days=0.0)
+    assert_allclose(expected[0, 32:], y[32:], rtol=1e-3)
+    one_base = f.copy()
+    one_base[:, :, 4] = 0.0
+    without = trailing_weather_fit(y[np.newaxis, :], one_base, prior_days=0.0)
+    assert np.nanmax(np.abs(without[0, 32:] / y[32:] - 1.0)) > 0.1
+
+
+def test_only_a_long_series_fits_the_onset_and_weighs_its_response_more():
+    rng = np.random.default_rng(9)
+    for days, long in (
+        (weather_model.LONG_SERIES_DAYS - 1, False),
+        (weather_model.LONG_SERIES_DAYS, True),
+    ):
+        te = np.repeat(rng.uniform(5.0, 20.0, days), 24)
+        f = daily_features(_term(te), np.arange(0, te.size, 24), te.size)
+        assert (f[0, :, 4] != 0).any() == long
+        y = 2.0 + 1.5 * f[0, :, 1] + 0.5 * f[0, :, 4] + rng.normal(0, 0.3, days)
+        prior = weather_model.LONG_PRIOR_DAYS if long else weather_model.DEFAULT_PRIOR_DAYS
+        assert_allclose(
+            trailing_weather_fit(y[np.newaxis], f),
+            trailing_weather_fit(y[np.newaxis], f, prior_days=prior),
+        )
 
 
 def test_a_missing_irradiance_reading_is_not_a_dark_hour():
@@ -61,7 +116,7 @@ def test_closed_days_add_the_day_after_them():
     closed = np.asarray([False, True, True, False])
     f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, closed=closed)
     assert f.shape == (1, 4, weather_model.FEATURES + 1)
-    assert_allclose(f[0, :, 4], [0, 0, 1, 1])  # the day after a closed one
+    assert_allclose(f[0, :, weather_model.FEATURES], [0, 0, 1, 1])  # the day after a closed one
 
 
 def test_daily_use_takes_a_register_s_readings_as_they_are_and_a_late_meter_s_day_so_far():
@@ -90,7 +145,7 @@ def test_trailing_fit_recovers_a_noise_free_home_exactly():
     days = 90
     te, sun = _weather(days, rng)
     f = daily_features(_term(te, meters=2), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
-    coef = np.asarray([[3.0, 1.2, 0.4, -1.5], [8.0, 2.0, 0.0, -0.5]])  # per meter
+    coef = np.asarray([[3.0, 1.2, 0.4, -1.5, 0.3], [8.0, 2.0, 0.0, -0.5, 0.0]])  # per meter
     y = np.einsum("mdp,mp->md", f, coef)
     expected = trailing_weather_fit(y, f, window_days=28, prior_days=0.0)
     assert np.isnan(expected[:, :28]).all()  # no whole window behind them
@@ -102,7 +157,7 @@ def test_windows_short_of_readings_and_skipped_days_expect_nothing():
     days = 100
     te, sun = _weather(days, rng)
     f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
-    y = np.einsum("mdp,p->md", f, [4.0, 1.5, 0.3, -1.0])
+    y = np.einsum("mdp,p->md", f, [4.0, 1.5, 0.3, -1.0, 0.0])
     y[0, 40:50] = np.nan  # an outage of ten days
     closed = np.arange(days) % 7 >= 5
     expected = trailing_weather_fit(y, f, skip=closed)
@@ -122,7 +177,7 @@ def test_a_shift_shows_whole_on_its_first_day_and_gaps_are_left_out():
     days = 70
     te, sun = _weather(days, rng)
     f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
-    y = np.einsum("mdp,p->md", f, [4.0, 1.5, 0.3, -1.0]) + rng.normal(0, 0.05, (1, days))
+    y = np.einsum("mdp,p->md", f, [4.0, 1.5, 0.3, -1.0, 0.0]) + rng.normal(0, 0.05, (1, days))
     y[0, 40:44] = np.nan
     y[0, 50:] *= 1.3
     res = y - trailing_weather_fit(y, f)
@@ -136,13 +191,13 @@ def test_prior_carries_the_heating_slope_into_a_window_without_heating():
     te, sun = _weather(days, rng)
     te[24 * 60 : 24 * 95] = 19.0  # five mild weeks, then the cold comes back
     f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
-    y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0]) + rng.normal(0, 0.02, (1, days))
+    y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0, 0.0]) + rng.normal(0, 0.02, (1, days))
     cold_day = 95
     alone = trailing_weather_fit(y, f, prior_days=0.0)[0, cold_day]
     with_prior = trailing_weather_fit(y, f, prior_days=3.0)[0, cold_day]
     assert abs(alone - y[0, cold_day]) > 5.0  # a mild window knows no slope
     assert with_prior == pytest.approx(y[0, cold_day], rel=0.05)
-    assert_allclose(global_response(y, f)[0], [1.5, 0.3, -1.0], atol=0.05)
+    assert_allclose(global_response(y, f)[0], [1.5, 0.3, -1.0, 0.0], atol=0.05)
 
 
 def test_a_shift_that_came_with_a_sunny_spell_does_not_teach_the_response():
@@ -151,9 +206,9 @@ def test_a_shift_that_came_with_a_sunny_spell_does_not_teach_the_response():
     te, sun = _weather(days, rng)
     sun[24 * 80 :] *= 4.0  # the last ten days sunny
     f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
-    y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0]) + rng.normal(0, 0.02, (1, days))
+    y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0, 0.0]) + rng.normal(0, 0.02, (1, days))
     y[0, 80:] += 6.0  # and the use up with them
-    assert_allclose(global_response(y, f)[0], [1.5, 0.3, -1.0], atol=0.05)
+    assert_allclose(global_response(y, f)[0], [1.5, 0.3, -1.0, 0.0], atol=0.05)
     res = y - trailing_weather_fit(y, f)
     assert res[0, 82] > 4.0
 
@@ -164,11 +219,13 @@ def test_a_mild_sunny_day_expects_the_hot_water_not_less():
     te, sun = _weather(days, rng)
     te[24 * 59 :] = 15.5  # the last day mild (0.5 K under the balance point) and sunny
     sun[24 * 59 :] = 3.0 * np.clip(np.sin(np.pi * (np.arange(24) - 6) / 12), 0, None) * 400
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
-    heating = np.maximum(np.einsum("mdp,p->md", f[:, :, 1:], [1.5, 0.3, -1.0]), 0.0)
+    # With the onset: every day before the last is cold, so a window cannot split it from
+    # the intercept, and the prior must hold it to the series' (none).
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun, onset=True)
+    heating = np.maximum(np.einsum("mdp,p->md", f[:, :, 1:], [1.5, 0.3, -1.0, 0.0]), 0.0)
     y = 2.0 + heating + rng.normal(0, 0.02, (1, days))
     expected = trailing_weather_fit(y, f)[0, -1]
-    assert np.einsum("p,p->", f[0, -1, 1:], [1.5, 0.3, -1.0]) < -2.0  # the line says < 0
+    assert np.einsum("p,p->", f[0, -1, 1:], [1.5, 0.3, -1.0, 0.0]) < -2.0  # the line says < 0
     assert expected == pytest.approx(2.0 + heating[0, -1], abs=0.3)
 
 
@@ -176,14 +233,14 @@ def test_blocks_of_meters_give_the_same_fit(monkeypatch):
     rng = np.random.default_rng(4)
     te, sun = _weather(60, rng)
     f = daily_features(_term(te, meters=5), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
-    y = np.einsum("mdp,p->md", f, [2.0, 1.0, 0.2, -0.5]) * rng.lognormal(0, 0.1, (5, 60))
+    y = np.einsum("mdp,p->md", f, [2.0, 1.0, 0.2, -0.5, 0.3]) * rng.lognormal(0, 0.1, (5, 60))
     whole = trailing_weather_fit(y, f)
     monkeypatch.setattr(weather_model, "BLOCK_METERS", 2)
     assert_allclose(trailing_weather_fit(y, f), whole, rtol=1e-12)
 
 
 def test_bad_arguments_are_named():
-    f = np.zeros((2, 10, 4))
+    f = np.zeros((2, 10, weather_model.FEATURES))
     with pytest.raises(ValueError, match="features"):
         trailing_weather_fit(np.zeros((2, 9)), f)
     with pytest.raises(ValueError, match="window_days"):
