@@ -141,19 +141,26 @@ def place_events(
 ) -> tuple[IntArray, IntArray, IntArray]:
     """At most one event per (row, slot): rows, slot start steps and slot lengths of events.
 
-    Slots tile the time axis; the last one may be shorter. Each (row, slot) holds an event
-    with ``probability``, scaled down for a shorter last slot so the rate per step is the
-    same everywhere (at full probability a one-day last slot crammed a fortnight's events
-    into the series' last day).
+    Each row's slots tile the time axis from a phase of its own, drawn uniformly; the first
+    and last may be shorter. Each (row, slot) holds an event with ``probability``, scaled
+    down for a shorter slot so the rate per step is the same everywhere (at full
+    probability a one-day last slot crammed a fortnight's events into the series' last
+    day). With one phase for every row, the slots of a whole fleet began on the same day,
+    and an event nearly as long as its slot starts near the slot's start: over seeds
+    300–307 of bench.accuracy, 54–67 % of level shifts, drifts, efficiency losses and
+    baseload increases began within a slot's first 48 h (14 % at random), five homes' level
+    shifts on the same day, which reads as a cause common to the fleet.
     """
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"probability: must lie in [0, 1], got {probability}")
-    n_slots = -(-steps // slot_steps)
-    share = np.minimum(slot_steps, steps - np.arange(n_slots) * slot_steps) / slot_steps
-    hit = rng.random((rows, n_slots)) < probability * share
+    phase = rng.integers(0, slot_steps, rows)
+    n_slots = -(-(steps + slot_steps - 1) // slot_steps)
+    edges = np.arange(n_slots + 1)[np.newaxis, :] * slot_steps - phase[:, np.newaxis]
+    edges = np.clip(edges, 0, steps)  # (rows, n_slots + 1)
+    length = np.diff(edges, axis=1)
+    hit = rng.random((rows, n_slots)) < probability * length / slot_steps
     row, slot = np.nonzero(hit)
-    start = slot * slot_steps
-    return row.astype(np.int64), start.astype(np.int64), np.minimum(slot_steps, steps - start)
+    return row.astype(np.int64), edges[row, slot].astype(np.int64), length[row, slot]
 
 
 def default_eligibility(

@@ -129,12 +129,18 @@ def test_unknown_kind_is_refused():
         )
 
 
-def test_a_short_last_slot_gets_its_share_of_events():
-    # 10 full slots of 336 steps and a last one of 24: events per step alike in both.
+def test_events_are_spread_evenly_in_time_and_a_short_slot_gets_its_share():
+    # Each row's slots begin at a phase of its own: events per step alike over the series,
+    # in its short first and last slots too, and no day of the fleet's when they all begin.
     rng = np.random.default_rng(4)
     steps = 10 * 336 + 24
-    _, start, length = place_events(rng, 20_000, steps, slot_steps=336, probability=0.5)
-    last = start == 10 * 336
-    assert_array_equal(length[last], 24)
-    per_full_slot = (~last).sum() / 10
-    assert abs(last.sum() / per_full_slot - 24 / 336) < 0.01  # ≈ 714 of 10,000, not 10,000
+    row, start, length = place_events(rng, 20_000, steps, slot_steps=336, probability=0.5)
+    assert (length >= 1).all() and (start + length <= steps).all()
+    # Slot starts fall on every day of the fortnight alike, not on one day of it.
+    by_day = np.bincount((start[start > 0] % 336) // 24, minlength=14)
+    assert by_day.min() > 0.9 * by_day.mean()
+    # Events in proportion to the steps a slot holds: 0.5 per 336 steps of each row.
+    assert row.size == pytest.approx(20_000 * 0.5 * steps / 336, rel=0.02)
+    order = np.lexsort((start, row))
+    same_row = row[order][1:] == row[order][:-1]
+    assert (start[order][1:][same_row] >= (start + length)[order][:-1][same_row]).all()
