@@ -66,6 +66,14 @@ SENSOR_CONFIGS: Final = {
 # A stuck sensor repeats its reading exactly (see ``quality.repeat_runs``); below zero is
 # only weather.
 TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=False)
+# The electricity of a building that closes follows its opening hours, not the weather: one
+# working day's hours stuck under two thirds of its usual use there is a stuck register
+# (``flatline_busy_steps``, ``flatline_busy_ratio``; 18 steps at 2 × for every kind). Its
+# day is about twice its night, and a register stuck from a Thursday afternoon through a
+# weekend held one working day. On the year scans of seeds 300–315 (fourteenth session):
+# 13 more flatlines found, mean precision −0.001; for closing gas and heat meters, whose
+# days follow the weather, 8 steps cost 0.02–0.04 precision.
+BUSY_FLAT_BY_KIND: Final = {"office": (8, 1.5), "school": (8, 1.5)}  # steps, ratio
 # Public buildings without their own thresholds close at weekends like offices; a gym is
 # open every day, like a home.
 _OFFICE_LIKE: Final = frozenset({"town_hall", "library"})
@@ -210,6 +218,9 @@ def scan_meters(
     for kind in np.unique(k).tolist():
         rows = np.flatnonzero(k == kind)
         q = quality if quality is not None else QualityConfig()
+        if kind in BUSY_FLAT_BY_KIND:
+            busy_steps, busy_ratio = BUSY_FLAT_BY_KIND[kind]
+            q = replace(q, flatline_busy_steps=busy_steps, flatline_busy_ratio=busy_ratio)
         if kind in SENSOR_CONFIGS:
             q = replace(
                 q,

@@ -272,6 +272,30 @@ def test_only_buildings_that_close_get_weekend_and_holiday_checks() -> None:
     assert detector_kind("outdoor_temperature", "") == "outdoor_temperature"
 
 
+def test_an_office_stuck_from_a_thursday_afternoon_through_the_weekend_is_a_flatline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An office reads ≈ 8 kWh an hour closed and 17 at work (08–18, weekdays). Its register
+    stuck at 8 from a Thursday 14:00 to Sunday 09:00 held one working day's hours, Friday's:
+    under the generic 18 busy hours it would pass for an early weekend."""
+    rng = np.random.default_rng(11)
+    hours = np.arange(24 * 7 * 8)  # from a Monday, local time
+    day, hod = hours // 24, hours % 24
+    work = (day % 7 < 5) & (hod >= 8) & (hod < 18)
+    x = np.where(work, 17.0, 8.0) * (1 + 0.004 * rng.standard_normal(hours.size))
+    stuck = 24 * (7 * 6 + 3) + 14  # Thursday 14:00, for 67 h
+    x[stuck : stuck + 67] = 8.0 * (1 + 0.004 * rng.standard_normal(67))
+    start = datetime(2024, 9, 2)  # a Monday
+
+    def flats() -> list[tuple[int, int]]:
+        found = scan_meters(x[np.newaxis, :], ["office"], local_start=start)
+        return [(a.start, a.end) for a in found if a.kind == "flatline" and a.start > 24 * 28]
+
+    assert len(flats()) == 1 and stuck <= flats()[0][0] < stuck + 24
+    monkeypatch.setattr("processing.pipeline.BUSY_FLAT_BY_KIND", {})
+    assert flats() == []
+
+
 def test_a_warm_fortnight_is_the_weather_outdoors_and_a_shift_indoors() -> None:
     rng = np.random.default_rng(12)
     days = 70
