@@ -172,6 +172,26 @@ def test_sundays_used_every_other_week_are_a_routine_and_a_one_off_weekend_a_fau
     assert mine <= {s + 7 for s in sundays}
 
 
+def test_a_closing_boiler_used_on_two_sundays_six_weeks_apart_is_a_routine():
+    """Closing gas and heat meters: one other used closed day within six weeks makes a
+    routine (their weekend use on cold weekends); other kinds need two within eight."""
+    rng = np.random.default_rng(13)
+    weeks = 16
+    x = np.stack([_closed_building(weeks, rng) for _ in range(3)])
+    pair = [24 * (7 * w + 6) for w in (6, 11)]  # Sundays five weeks apart
+    for s in pair:
+        x[0, s + 7 : s + 19] *= 3.0
+    one_off = 24 * (7 * 13 + 6)
+    x[1, one_off + 7 : one_off + 19] *= 3.0
+
+    def sundays(kind: str) -> list[tuple[int, int]]:
+        found = schedule_anomalies(x, start=START, config=config_for(kind))
+        return sorted((a.meter_index, a.start) for a in found if a.kind == "weekend_use")
+
+    assert sundays("gas") == sundays("heat") == [(1, one_off + 7)]
+    assert sundays("office") == sorted([(0, pair[0] + 7), (0, pair[1] + 7), (1, one_off + 7)])
+
+
 def test_config_for_unknown_kind():
     with pytest.raises(ValueError, match="kind"):
         config_for("spaceship")
