@@ -1828,11 +1828,11 @@ def _scan_slice(
         # The CUSUM reads the hour-of-week baseline's days; the heating term serves the
         # two-sided test of ended shifts (``two_sided_min_share``).
         return found, scan.daily_residual, scan.daily_expected, scan.heating
-    model = _DayModel(
-        a, scan.heating, steps_per_hour, cfg.bridged_gaps, sun_w_m2,
-        _closed_days(a.shape[1], cfg, start=start, steps_per_hour=steps_per_hour,
-                     holidays=holidays),
+    model = _DayModel.of(
+        a, scan.heating, cfg, start=start, steps_per_hour=steps_per_hour, holidays=holidays,
+        sun_w_m2=sun_w_m2,
     )  # fmt: skip
+    assert model is not None  # a heating term makes one
     observed, features = model.inputs()
     expected = trailing_weather_fit(observed, features, skip=model.skip)
     return found, observed - expected, expected, scan.heating

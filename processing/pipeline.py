@@ -175,6 +175,22 @@ def _config(kind: str) -> DetectorConfig:
     return SENSOR_CONFIGS[kind] if kind in SENSOR_CONFIGS else config_for(kind)
 
 
+def _quality(kind: str, quality: QualityConfig | None) -> QualityConfig:
+    """The data-quality thresholds of a kind: ``quality`` (default ``QualityConfig()``) with
+    the kind's own busy-flat rule and, for temperature sensors, exact repeats."""
+    q = quality if quality is not None else QualityConfig()
+    if kind in BUSY_FLAT_BY_KIND:
+        busy_steps, busy_ratio = BUSY_FLAT_BY_KIND[kind]
+        q = replace(q, flatline_busy_steps=busy_steps, flatline_busy_ratio=busy_ratio)
+    if kind in SENSOR_CONFIGS:
+        q = replace(
+            q,
+            flatline_exact=TEMPERATURE_QUALITY.flatline_exact,
+            check_negative=TEMPERATURE_QUALITY.check_negative,
+        )
+    return q
+
+
 def scan_meters(
     values: npt.ArrayLike,
     kinds: Sequence[str],
@@ -217,18 +233,9 @@ def scan_meters(
     holidays = french_holidays(range(local_start.year, last.year + 1))
     for kind in np.unique(k).tolist():
         rows = np.flatnonzero(k == kind)
-        q = quality if quality is not None else QualityConfig()
-        if kind in BUSY_FLAT_BY_KIND:
-            busy_steps, busy_ratio = BUSY_FLAT_BY_KIND[kind]
-            q = replace(q, flatline_busy_steps=busy_steps, flatline_busy_ratio=busy_ratio)
-        if kind in SENSOR_CONFIGS:
-            q = replace(
-                q,
-                flatline_exact=TEMPERATURE_QUALITY.flatline_exact,
-                check_negative=TEMPERATURE_QUALITY.check_negative,
-            )
         found = anomaly_scan(
-            x[rows], start=local_start, weeks=weeks, config=_config(kind), quality=q,
+            x[rows], start=local_start, weeks=weeks, config=_config(kind),
+            quality=_quality(kind, quality),
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, sun_w_m2=sun_w_m2,
             threads=threads,
         )  # fmt: skip

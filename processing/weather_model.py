@@ -122,7 +122,7 @@ def daily_features(
         g = np.nan_to_num(fill_gaps(g))
         cum_g = np.append(0.0, np.cumsum(g)) / steps_per_hour / 1000.0  # [kWh/m²]
         out[:, :, 3] = np.where(dd_m > 0, cum_g[hi] - cum_g[lo], 0.0)
-    if onset if onset is not None else starts.size >= LONG_SERIES_DAYS:
+    if starts.size >= LONG_SERIES_DAYS if onset is None else onset:
         up = np.minimum(term.base_index + 1, term.degree_hours.shape[0] - 1)[:, np.newaxis]
         out[:, :, ONSET] = (cum_dh[up, hi] - cum_dh[up, lo]) / 24.0 - dd_m
     if closed is not None:
