@@ -328,11 +328,15 @@ _CLOSING_HEATING: Final = DetectorConfig(
 # well: the same (bench.accuracy's year scans, fifteenth session, seeds 300–315: precision
 # +0.003, 8 more heating-at-night labels found; 1, 1.25 and 2 σ within a label; five
 # nights lost 4).
-# An off-peak water heater at 4 am widens that hour's scale as reheat does a boiler's (see
-# ``large_z``): 6 × the mean use above the expected found 0–1 more spikes a seed (precision
-# 0 to −0.002; 4 × cost −0.002 to −0.005; tenth session).
+# A single hour needs 9 σ, or 4 σ and 4 × the home's mean hour over the expected (see
+# ``large_z``): its false spikes were single hours at 7–9 σ, three or four times the
+# expected hour at the evening and morning peaks, a kettle or an oven; an off-peak water
+# heater at 4 am widens that hour's scale as reheat does a boiler's (bench.accuracy's year
+# scans, fifteenth session, seeds 300–315, against 7 σ or 4 σ and 6 × the mean: precision
+# +0.009, 3 more spikes found; 8 σ and 4 × +0.006, 7 more; 9 σ and 4.5 × +0.012, 5 fewer;
+# 9 σ and 3 × −0.022, 22 more; 8 σ alone +0.011, 15 fewer).
 _HOME_ELECTRICITY: Final = dataclasses.replace(
-    _OPEN_DAILY, schedule_z=1.5, min_nights=4, large_z=4.0, large_multiple=6.0
+    _OPEN_DAILY, schedule_z=1.5, min_nights=4, z_single=9.0, large_z=4.0, large_multiple=4.0
 )
 DETECTOR_CONFIGS: Final = {
     "household": _HOME_ELECTRICITY,

@@ -372,6 +372,27 @@ def test_a_large_excess_clears_a_lower_z():
     assert not spikes_and_drops(x, z, start=START)
 
 
+def test_a_home_s_single_hour_needs_9_sigma_or_four_times_its_mean_hour():
+    """A home's electricity: an oven's hour at 8 σ, three times the expected, is its
+    habit; the same hour at 9.5 σ, or at 5 σ with 4.5 × the mean hour over the expected,
+    is reported. Two hours in a row keep ``z_threshold``."""
+    rng = np.random.default_rng(8)
+    x = _profile(20, 1, rng)
+    mean_hour = float(x[0].mean())
+    z = np.zeros_like(x)
+    z[0, [1000, 1500, 2000]] = [8.0, 9.5, 5.0]
+    x[0, 1000] *= 3.0
+    x[0, 2000] += 4.5 * mean_hour
+    z[0, 3000:3002] = 6.0
+    home = config_for("household")
+    found = spikes_and_drops(x, z, start=START, config=home)
+    assert [a.start for a in found] == [1500, 2000, 3000]
+    # At 7 σ (the other meters' threshold) the oven's hour is a spike.
+    seven = dataclasses.replace(home, z_single=7.0)
+    found = spikes_and_drops(x, z, start=START, config=seven)
+    assert [a.start for a in found] == [1000, 1500, 2000, 3000]
+
+
 def test_a_gas_homes_spike_at_its_reheat_hour_is_found_by_its_size():
     """A boiler's morning reheat (4 kWh ± 1 at 6–9 h over 0.5 kWh at rest) sets the
     scale at those hours: six times the mean use added for an hour there is 3–7 σ, under
