@@ -31,9 +31,12 @@ DEFAULT_PRIOR_DAYS: Final = 3.0
 # false level shifts on bench.accuracy's clean city of seed 300 went from 428 to 533 (the
 # onset alone 505, the weight alone 470). Over a year (bench.accuracy's year scan, seeds
 # 300–315, mean precision): +0.004 with the weight at 10 alone; with the onset +0.012 at
-# 3, +0.013 at 5, +0.019 at 10, +0.022 at 20 (a schedule label lost).
+# 3, +0.013 at 5, +0.019 at 10, +0.022 at 20 (a schedule label lost). A building's
+# response to the cold holds from month to month: at 40 rather than 10, +0.011 and 2 more
+# level shifts found (fifteenth session, after its night and spike rules; 20 / 25 / 30:
+# +0.004 / +0.007 / +0.007 and 3 / 3 / 2 more; 60: +0.007 and 6 fewer; 120: +0.005).
 LONG_SERIES_DAYS: Final = 180
-LONG_PRIOR_DAYS: Final = 10.0
+LONG_PRIOR_DAYS: Final = 40.0
 MIN_READ_SHARE: Final = 0.75  # of a window's days (open days) read for a fit to count
 BLOCK_METERS: Final = 64  # a block's (meters, days, p, p) normal equations stay a few MB
 # Features of a day: its share of a whole day (the intercept), degree-days, the previous
