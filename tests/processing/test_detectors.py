@@ -391,6 +391,13 @@ def test_a_home_s_single_hour_needs_9_sigma_or_four_times_its_mean_hour():
     seven = dataclasses.replace(home, z_single=7.0)
     found = spikes_and_drops(x, z, start=START, config=seven)
     assert [a.start for a in found] == [1000, 1500, 2000, 3000]
+    # A home's heating meter as well: the oven's hour at 8.5 σ is not reported (it was
+    # over the 8 σ before the fifteenth session), at 9.5 σ it is.
+    z[0, 1000] = 8.5
+    found = [
+        a.start for a in spikes_and_drops(x, z, start=START, config=config_for("household_gas"))
+    ]
+    assert 1000 not in found and 1500 in found
 
 
 def test_a_gas_homes_spike_at_its_reheat_hour_is_found_by_its_size():
