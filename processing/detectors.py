@@ -292,16 +292,17 @@ class DetectorConfig:
 _OPEN_DAILY: Final = DetectorConfig(check_weekends=False, check_holidays=False)
 # A home's heating meter is checked at night only, against nights of like weather and
 # sunshine. Its nights depart from those by ≈ 19 % night after night, so heating left on
-# (+30–100 % of the mean hour) is 1–3 σ a night: it is four nights in a row above 1 σ.
-# Three at 2.5 σ (eighth session) beside four at 1.5 σ (ninth) found fewer and were right
-# less often: the three nights were most of the false night use, cold snaps the weather
-# model reads late (bench.accuracy's year scans, fifteenth session, seeds 300–315:
-# precision +0.007, 3 more heating-at-night labels and 9 more baseload increases found;
-# four at 1.25 σ +0.007 and 1 lost; three at 3.5 σ beside four at 1 σ +0.000; five
-# nights +0.011 but 14 lost). Spikes of two steps or more at 5 σ (6 before the seventh
-# session: 0.01–0.04 fewer found, the same precision); a single hour at 9 σ, as a home's
-# electricity, or by its size (``large_z``): 8 σ was 0.004 less precise for one spike
-# label more (fifteenth session, seeds 300–315; 10 σ +0.006 and 3 fewer).
+# (+30–100 % of the mean hour) is 1–3 σ a night: it is four nights in a row above 1.25 σ.
+# Three at 2.5 σ (eighth session) beside four at 1.5 σ (ninth) were right less often: the
+# three nights were most of the false night use, cold snaps the weather model reads late
+# (bench.accuracy's year scans, fifteenth session, seeds 300–315: precision +0.007, one
+# heating-at-night label lost and 2 baseload increases more found; at 1 σ +0.007 with 3 and
+# 9 more, but 6 runs of four chance nights over 40 clean synthetic gas homes, 1 at
+# 1.25 σ; three at 3.5 σ beside four at 1 σ +0.000; five nights +0.011 but 14 lost).
+# Spikes of two steps or more at 5 σ (6 before the seventh session: 0.01–0.04 fewer
+# found, the same precision); a single hour at 9 σ, as a home's electricity, or by its
+# size (``large_z``): 8 σ was 0.004 less precise for one spike label more (fifteenth
+# session, seeds 300–315; 10 σ +0.006 and 3 fewer).
 _HOME_HEATING: Final = dataclasses.replace(
     _OPEN_DAILY, z_threshold=5.0, z_single=9.0, schedule_z=1.25, min_nights=4,
     daily_weather_model=True, cusum_h=7.0, large_z=4.0, large_multiple=2.5,
@@ -328,7 +329,7 @@ _CLOSING_HEATING: Final = DetectorConfig(
 # (three at 4 σ before the fifteenth session, two at 7 σ before the eighth, whose false
 # night use was mostly homes' autumn and spring). Four at 4 σ beside four at 1.5 σ as
 # well: the same (bench.accuracy's year scans, fifteenth session, seeds 300–315: precision
-# +0.003, 8 more heating-at-night labels found; 1, 1.25 and 2 σ within a label; five
+# +0.003, 8 more heating-at-night labels found; 1 and 1.25 σ the same, 2 σ 3 fewer; five
 # nights lost 4).
 # A single hour needs 9 σ, or 4 σ and 4 × the home's mean hour over the expected (see
 # ``large_z``): its false spikes were single hours at 7–9 σ, three or four times the
