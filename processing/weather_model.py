@@ -47,6 +47,12 @@ ONSET: Final = 4
 _RIDGE: Final = 1e-6  # of each feature's own scale: a column that is all zero fits as 0
 
 
+def _long_series(days: int) -> bool:
+    """Whether a series of ``days`` days is long enough to fit the heating's onset and to
+    weigh its whole-series response at :data:`LONG_PRIOR_DAYS` (see there)."""
+    return days >= LONG_SERIES_DAYS
+
+
 def daily_features(
     term: HeatingTerm,
     day_starts: npt.ArrayLike,
@@ -125,7 +131,8 @@ def daily_features(
         g = np.nan_to_num(fill_gaps(g))
         cum_g = np.append(0.0, np.cumsum(g)) / steps_per_hour / 1000.0  # [kWh/m²]
         out[:, :, 3] = np.where(dd_m > 0, cum_g[hi] - cum_g[lo], 0.0)
-    if starts.size >= LONG_SERIES_DAYS if onset is None else onset:
+    fill_onset = _long_series(starts.size) if onset is None else onset
+    if fill_onset:
         up = np.minimum(term.base_index + 1, term.degree_hours.shape[0] - 1)[:, np.newaxis]
         out[:, :, ONSET] = (cum_dh[up, hi] - cum_dh[up, lo]) / 24.0 - dd_m
     if closed is not None:
@@ -235,7 +242,7 @@ def trailing_weather_fit(
         raise ValueError(f"window_days: must be >= 2, got {window_days}")
     days = y.shape[1]
     if prior_days is None:
-        prior_days = LONG_PRIOR_DAYS if days >= LONG_SERIES_DAYS else DEFAULT_PRIOR_DAYS
+        prior_days = LONG_PRIOR_DAYS if _long_series(days) else DEFAULT_PRIOR_DAYS
     if prior_days < 0:
         raise ValueError(f"prior_days: must be >= 0, got {prior_days}")
     off = np.zeros(days, dtype=bool) if skip is None else np.asarray(skip, dtype=bool)
