@@ -366,3 +366,15 @@ def _trailing_means(a: FloatArray, ok: npt.NDArray[np.bool_], window_days: int) 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean: FloatArray = np.where(n >= window_days / 2, (tot[:, hi] - tot[:, lo]) / n, np.nan)
     return mean
+
+
+def event_least_squares(xv: FloatArray, yv: FloatArray) -> FloatArray:
+    """Coefficients (events, p) of the least-squares fits of ``yv`` (events, days) on
+    ``xv`` (events, days, p), days weighted in already (0: not read)."""
+    xtx = np.einsum("eip,eiq->epq", xv, xv)
+    diag = np.arange(xv.shape[2])
+    xtx[:, diag, diag] = xtx[:, diag, diag] * (1.0 + 1e-6) + 1e-12  # an all-zero column: 0
+    beta: FloatArray = np.linalg.solve(xtx, np.einsum("eip,ei->ep", xv, yv)[..., np.newaxis])[
+        ..., 0
+    ]
+    return beta
