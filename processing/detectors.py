@@ -609,6 +609,20 @@ def _closed_steps(
     return weekend | holiday
 
 
+def _without_holiday_drops(
+    found: list[Anomaly], start: datetime, steps_per_hour: int, holidays: Sequence[date]
+) -> list[Anomaly]:
+    """``found`` (``start`` local midnight) without the drops that begin on a public
+    holiday: the hour-of-week baseline expects a working day there, and a building that
+    closes is closed. (All 37 false drops of schools and offices on the year scans of seeds
+    300–315 fell on 15 August, Whit Monday or Christmas, sixteenth session.)"""
+    if not holidays:
+        return found
+    off = {(d - start.date()).days for d in holidays}
+    per_day = 24 * steps_per_hour
+    return [an for an in found if not (an.kind == "drop" and an.start // per_day in off)]
+
+
 def _window_means(
     x: FloatArray,
     starts: IntArray,
@@ -1854,17 +1868,13 @@ def _scan_slice(
     z = scan.z
     if cfg.local_median_steps > 0:
         z = _local_median_z(a, cfg.local_median_steps, quantum, steps_per_day=24 * steps_per_hour)
-    found.extend(
-        spikes_and_drops(
-            a,
-            z,
-            start=start,
-            steps_per_hour=steps_per_hour,
-            weeks=weeks,
-            config=cfg,
-            meter_offset=meter_offset,
-        )
-    )
+    peaks = spikes_and_drops(
+        a, z, start=start, steps_per_hour=steps_per_hour, weeks=weeks, config=cfg,
+        meter_offset=meter_offset,
+    )  # fmt: skip
+    if cfg.check_holidays:
+        peaks = _without_holiday_drops(peaks, start, steps_per_hour, holidays)
+    found.extend(peaks)
     found.extend(
         schedule_anomalies(
             a,

@@ -1030,3 +1030,26 @@ def test_nights_after_dull_days_are_expected_higher_and_faults_do_not_set_the_sl
     )
     # Without the sun the dull days' spread is noise: the same faults stand out far less.
     assert np.min(plain[0, left_on] / plain_sigma[0, left_on]) < 0.5 * np.min(z[left_on])
+
+
+def test_a_closed_public_holiday_is_no_drop_of_a_building_that_closes() -> None:
+    """An office at its weekend level on a Thursday holiday (1 May 2025) is reported as a
+    drop only when the scan does not know the holiday; another office's working day at
+    40 % a week later still is."""
+    rng = np.random.default_rng(4)
+    start = datetime(2025, 1, 6)  # a Monday
+    hours = np.arange(W * 18)
+    day, hod = hours // 24, hours % 24
+    working = ((day % 7) < 5) & (hod >= 8) & (hod < 18)
+    offices = np.tile(np.where(working, 10.0, 2.0), (2, 1))
+    holiday = (date(2025, 5, 1) - start.date()).days
+    offices[0, holiday * 24 : holiday * 24 + 24] = 2.0  # closed
+    offices[1, (holiday + 6) * 24 + 8 : (holiday + 6) * 24 + 18] *= 0.4  # a Wednesday
+    offices *= 1 + 0.05 * rng.standard_normal(offices.shape)
+
+    def drops(holidays: list[date]) -> set[tuple[int, int]]:
+        found = anomaly_scan(offices, start=start, holidays=holidays, config=config_for("office"))
+        return {(a.meter_index, a.start // 24) for a in found if a.kind == "drop"}
+
+    assert drops([]) == {(0, holiday), (1, holiday + 6)}
+    assert drops([date(2025, 5, 1)]) == {(1, holiday + 6)}
