@@ -1053,3 +1053,25 @@ def test_a_closed_public_holiday_is_no_drop_of_a_building_that_closes() -> None:
 
     assert drops([]) == {(0, holiday), (1, holiday + 6)}
     assert drops([date(2025, 5, 1)]) == {(1, holiday + 6)}
+
+
+def test_a_second_shift_while_the_first_s_sum_drains_is_its_own_event() -> None:
+    """A home 50 % down for 12 days, back for 20, then 30 % down for 8 (as seed 301's meter
+    357): the lower sum has not drained to zero when the second change begins, and stays
+    under the first's peak, so both were one excursion ending at that peak and the second
+    was never reported. Restarted at the peak, the second is found with its own onset."""
+    rng = np.random.default_rng(8)
+    days = 200
+    expected = np.full((1, days), 10.0)
+    residual = 0.4 * rng.standard_normal((1, days))
+    residual[0, 100:112] -= 5.0
+    residual[0, 132:140] -= 3.0
+    found = level_shifts(residual, start=START.date(), daily_expected=expected)
+    downs = sorted((a.start, a.end) for a in found if a.observed < a.expected)
+    assert len(downs) == 2
+    (first_on, first_end), (second_on, second_end) = downs
+    assert abs(first_on - 100) <= 1 and 111 <= first_end <= 113
+    assert abs(second_on - 132) <= 1 and 138 <= second_end <= 141
+    assert not [a for a in found if a.observed > a.expected]
+    cs = cusum(residual, k_floor=0.1 * expected)
+    assert cs.lower[0, 112:141].min() > 5.0  # one excursion of the plain sum
