@@ -1536,8 +1536,11 @@ def _with_rearmed(
     later = np.where(offs < first, -np.inf, rise)
     top = later.max(axis=1)
     peak = _last_true(later == top[:, np.newaxis])
-    more = (r, lo + trough + 1, lo + first[:, 0], lo + n, lo + peak + 1, top)
-    return tuple(np.concatenate((a, b)) for a, b in zip(excursions, more, strict=True))  # type: ignore[return-value]
+    more = (r, lo + trough + 1, lo + first[:, 0], lo + n, lo + peak + 1)
+    rows, onset, alarm, alarm_end, end = (
+        np.concatenate((a, b)) for a, b in zip(excursions[:5], more, strict=True)
+    )
+    return rows, onset, alarm, alarm_end, end, np.concatenate((excursions[5], top))
 
 
 def _last_true(mask: BoolArray) -> IntArray:

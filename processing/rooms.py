@@ -6,13 +6,15 @@ cools again in autumn until the heating takes over. The level-shift CUSUM compar
 day with the trailing four weeks, so the season's turns read as shifts and drifts lasting
 one to four months: 101 of the 152 false ones on room thermometers lasted four weeks or
 more, rising from February to May and falling in August and September (year scans of
-seeds 300–315, fifteenth session).
+seeds 300–315 at the fifteenth session's last commit).
 
 A sensor's offset is a step the weather does not explain. :func:`weather_explained` fits
 each event's room by least squares on the outdoor temperature and the sun, both smoothed
 by the building's inertia (:func:`inertial_daily`), and a step at the event's onset, over
 the weeks before the onset and the event's own days: an offset is found in the step, the
-season in the weather's terms.
+season in the weather's terms. A probe's drift, a ramp, leaves most of its departure in
+the step as well (a ramp for drifts instead kept more of the season: mean precision 0.800
+against 0.802).
 """
 
 from __future__ import annotations
