@@ -225,6 +225,26 @@ def test_a_fault_that_stands_out_of_its_cluster_is_still_reported():
     assert common_cause(found, meters=200, steps=steps, config=blind)[-1]
 
 
+def test_a_fault_that_stands_out_by_its_evidence_is_still_reported():
+    """Five homes up by 15–35 % on the same cold day: four with CUSUM peaks of 9–26 σ, one
+    (seed 303's meter 308, a real fault) at 121 σ. No size stands out twice the quartile;
+    the peak does."""
+    steps = 24 * 365
+
+    def shift(meter: int, size: float, severity: float) -> Anomaly:
+        return Anomaly(meter, 136, 146, "level_shift", severity, 10.0, 10.0 * (1 + size), "")
+
+    cold_day = [shift(m, 0.15 + 0.01 * m, s) for m, s in enumerate((9.0, 11.0, 20.0, 26.0))]
+    own = [Anomaly(10 + j, d, d + 5, "level_shift", 15.0, 10.0, 12.0, "")
+           for j, d in enumerate(range(20, 120, 20))]  # fmt: skip
+    found = [*cold_day, shift(4, 0.35, 121.0), *own]
+    common = common_cause(found, meters=40, steps=steps)
+    assert common[:4].all()
+    assert not common[4:].any()
+    found[4] = shift(4, 0.35, 30.0)  # as sure as the others: it goes with its cluster
+    assert common_cause(found, meters=40, steps=steps)[4]
+
+
 def test_a_fleet_that_moves_by_two_amounts_at_once_is_common_and_a_fault_still_stands_out():
     """A heat wave: 30 rooms 2 °C warmer, 12 rooms 5.5 °C warmer (unshaded), one room with
     a failed radiator valve 17 °C up. Twice the median would report the twelve."""
