@@ -616,11 +616,11 @@ def _without_holiday_drops(
     holiday: the hour-of-week baseline expects a working day there, and a building that
     closes is closed. (All 37 false drops of schools and offices on the year scans of seeds
     300–315 fell on 15 August, Whit Monday or Christmas, sixteenth session.)"""
-    if not holidays:
-        return found
-    off = {(d - start.date()).days for d in holidays}
-    per_day = 24 * steps_per_hour
-    return [an for an in found if not (an.kind == "drop" and an.start // per_day in off)]
+    day = np.asarray([an.start // (24 * steps_per_hour) for an in found], dtype=np.int64)
+    _, holiday = _weekend_and_holiday(day, start.date(), holidays)
+    return [
+        an for an, h in zip(found, holiday.tolist(), strict=True) if not (h and an.kind == "drop")
+    ]
 
 
 def _window_means(

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
 
+from processing.baseline import fill_gaps
 from processing.events import Anomaly
 from processing.weather_model import event_least_squares
 
@@ -44,24 +45,18 @@ MIN_DAYS_BEFORE: Final = 7
 
 
 def inertial_daily(hourly: npt.ArrayLike, days: int, steps_per_hour: int = 1) -> FloatArray:
-    """Daily means of ``hourly`` (shape (steps,)) over ``days`` days, smoothed by an
-    exponential filter of :data:`INERTIA_DAYS`; a day without a reading carries the day
-    before (the first read day fills the days before it; all NaN: zeros)."""
+    """Daily means of ``hourly`` (shape (steps,)) over ``days`` days, its gaps filled as
+    every weather series' are (:func:`~processing.baseline.fill_gaps`), smoothed by an
+    exponential filter of :data:`INERTIA_DAYS` (fewer than two readings: zeros)."""
     per_day = 24 * steps_per_hour
-    h = np.asarray(hourly, dtype=np.float64)[: days * per_day]
-    h = np.concatenate((h, np.full(days * per_day - h.size, np.nan)))
-    grid = h.reshape(days, per_day)
-    count = np.count_nonzero(~np.isnan(grid), axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nansum(grid, axis=1) / count
-    read = count > 0
-    if not read.any():
+    h = fill_gaps(np.asarray(hourly, dtype=np.float64)[: days * per_day])
+    if h.size == 0 or np.isnan(h).any():
         return np.zeros(days)
-    # Forward fill by the index of the last read day; before the first, the first.
-    last = np.maximum.accumulate(np.where(read, np.arange(days), -1))
-    filled = mean[np.where(last >= 0, last, int(np.argmax(read)))]
+    # A last day cut short (a window ending in the day) holds its last reading.
+    h = np.pad(h, (0, days * per_day - h.size), mode="edge")
+    daily = h.reshape(days, per_day).mean(axis=1)
     a = 1.0 / INERTIA_DAYS
-    smoothed, _ = lfilter([a], [1.0, a - 1.0], filled, zi=[(1.0 - a) * filled[0]])
+    smoothed, _ = lfilter([a], [1.0, a - 1.0], daily, zi=[(1.0 - a) * daily[0]])
     return np.asarray(smoothed, dtype=np.float64)
 
 
