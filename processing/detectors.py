@@ -616,6 +616,8 @@ def _without_holiday_drops(
     holiday: the hour-of-week baseline expects a working day there, and a building that
     closes is closed. (All 37 false drops of schools and offices on the year scans of seeds
     300–315 fell on 15 August, Whit Monday or Christmas, sixteenth session.)"""
+    if not holidays:
+        return found
     day = np.asarray([an.start // (24 * steps_per_hour) for an in found], dtype=np.int64)
     _, holiday = _weekend_and_holiday(day, start.date(), holidays)
     return [
