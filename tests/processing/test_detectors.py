@@ -547,6 +547,24 @@ def test_level_shift_floors_drop_small_or_short_shifts():
     assert {a.meter_index for a in found} == {0}
 
 
+def test_level_shift_must_matter_beside_the_meters_mean_day():
+    """A heating meter's winter days at 100, its summer days at 5: +60 % on summer days is
+    3 a day, 0.06 of its mean day (≈ 53); +30 % in winter is 30, 0.57 of it."""
+    rng = np.random.default_rng(61)
+    expected = np.where(np.arange(240) < 120, 100.0, 5.0)[np.newaxis, :].repeat(2, axis=0)
+    daily = expected * (1 + 0.02 * rng.standard_normal(expected.shape))
+    daily[0, 180:190] *= 1.6  # summer
+    daily[1, 60:70] *= 1.3  # winter
+    day0 = date(2024, 1, 1)
+    cfg = DetectorConfig(ended_shift_by_use=False)
+    found = level_shifts(daily - expected, start=day0, daily_expected=expected, config=cfg)
+    ups = {(a.meter_index, a.start) for a in found if "up by" in a.reason}
+    assert ups == {(0, 180), (1, 60)}
+    cfg = dataclasses.replace(cfg, shift_min_mean_share=0.2)
+    found = level_shifts(daily - expected, start=day0, daily_expected=expected, config=cfg)
+    assert {(a.meter_index, a.start) for a in found if "up by" in a.reason} == {(1, 60)}
+
+
 def test_level_shift_floor_looks_at_the_onset_in_the_event_direction():
     rng = np.random.default_rng(16)
     daily = 100 + 3 * rng.standard_normal((1, 240))
