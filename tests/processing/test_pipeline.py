@@ -292,7 +292,30 @@ def test_an_office_stuck_from_a_thursday_afternoon_through_the_weekend_is_a_flat
         return [(a.start, a.end) for a in found if a.kind == "flatline" and a.start > 24 * 28]
 
     assert len(flats()) == 1 and stuck <= flats()[0][0] < stuck + 24
-    monkeypatch.setattr("processing.pipeline.BUSY_FLAT_BY_KIND", {})
+    monkeypatch.setattr("processing.pipeline.QUALITY_BY_KIND", {})
+    assert flats() == []
+
+
+def test_a_homes_electricity_stuck_for_eight_hours_is_a_flatline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A home's electricity wanders by 30 % an hour; its register stuck for 8 h reads one
+    rate (±0.4 % of reading-time jitter). Gas and heat flows hold for hours and need 10."""
+    rng = np.random.default_rng(13)
+    hours = np.arange(24 * 7 * 8)
+    hod = hours % 24
+    x = (0.4 + 0.6 * ((hod >= 7) & (hod < 23))) * (1 + 0.3 * rng.standard_normal(hours.size))
+    x = np.abs(x)
+    stuck = 24 * 7 * 6 + 10  # 10:00, for 8 h
+    x[stuck : stuck + 8] = 0.9 * (1 + 0.004 * rng.standard_normal(8))
+    start = datetime(2024, 9, 2)
+
+    def flats() -> list[tuple[int, int]]:
+        found = scan_meters(x[np.newaxis, :], ["household"], local_start=start)
+        return [(a.start, a.end) for a in found if a.kind == "flatline"]
+
+    assert flats() == [(stuck, stuck + 8)]
+    monkeypatch.setattr("processing.pipeline.QUALITY_BY_KIND", {})
     assert flats() == []
 
 
