@@ -346,7 +346,9 @@ _HOME_HEATING: Final = dataclasses.replace(
 # A level shift must move the day's use by a fifth of the meter's mean day: those under 0.2
 # were false 60 times of 64 and matched no level-shift label; most are weeks of spring or
 # summer days that a fit on the heating weeks before reads a few kWh off (seeds 300–315,
-# seventeenth session: precision +0.004, 1 drift lost; 0.3: +0.005, 1 level shift lost).
+# seventeenth session: precision +0.004; a drift, an efficiency loss and, through the
+# cross-kind common-cause test, a home's gas level shift fewer; 0.3: +0.005, a closing gas
+# level shift lost as well).
 _CLOSING_HEATING: Final = DetectorConfig(
     z_threshold=6.0, z_single=8.0, cusum_h=12.0, daily_weather_model=True, schedule_z=6.0,
     min_nights=3, long_run_z=1.5, long_run_nights=4, closed_routine_events=1,
