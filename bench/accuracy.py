@@ -32,7 +32,8 @@ if __package__ in (None, ""):
 from processing import arx
 from processing.baseline import hour_of_week_baseline
 from processing.consumption import interval_consumption
-from processing.detectors import DetectorConfig, anomaly_scan
+from processing.detector_config import DetectorConfig
+from processing.detectors import anomaly_scan
 from processing.events import DAY_KINDS, Anomaly, events_from_mask
 from processing.normalise import dpe_estimate
 from processing.pipeline import (

@@ -30,13 +30,11 @@ if __package__ in (None, ""):
 
 from processing.baseline import baseline_scan, hour_of_week_baseline
 from processing.changepoint import bootstrap_hlc, fit_change_point
-from processing.detectors import (
-    anomaly_scan,
-    level_shifts,
-    schedule_anomalies,
-    spikes_and_drops,
-)
+from processing.detectors import anomaly_scan
 from processing.quality import quality_scan
+from processing.schedule import schedule_anomalies
+from processing.shifts import level_shifts
+from processing.spikes import spikes_and_drops
 
 STEPS = 8760
 CHUNK = 1000  # meters per chunk, as storage would hand them over

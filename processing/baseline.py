@@ -24,7 +24,9 @@ BLANK_WEEKS = 2
 DEFAULT_BLOCK_METERS = 25
 
 
-def _as_matrix(x: npt.ArrayLike, name: str) -> FloatArray:
+def as_matrix(x: npt.ArrayLike, name: str) -> FloatArray:
+    """``x`` as a float64 (meters, steps) matrix; one row for a 1-D series. ``name`` is the
+    argument named in the error."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim == 1:
         a = a[np.newaxis, :]
@@ -400,7 +402,7 @@ def hour_of_week_baseline(
     larger K sorts the stacked lags. Steps are taken as wall-clock hours: align the matrix on
     local time if the DST shift of one hour matters to the caller.
     """
-    a = _as_matrix(x, "x")
+    a = as_matrix(x, "x")
     week_steps = _check(weeks, steps_per_hour, block_meters)
     m, n = a.shape
     med = np.empty((m, n))
@@ -718,7 +720,7 @@ def baseline_scan(
     The MAD is not temperature-adjusted: the spread stays that of the raw same-hour values,
     which is conservative on cold days.
     """
-    a = _as_matrix(x, "x")
+    a = as_matrix(x, "x")
     week_steps = _check(weeks, steps_per_hour, block_meters)
     m, n = a.shape
     steps_per_day = 24 * steps_per_hour
@@ -1123,7 +1125,7 @@ def median_at(
 
     Same definition as :func:`hour_of_week_baseline`, computed only where asked [unit of x].
     """
-    a = _as_matrix(x, "x")
+    a = as_matrix(x, "x")
     week_steps = _check(weeks, steps_per_hour, 1)
     r = np.asarray(rows, dtype=np.int64)
     c = np.asarray(cols, dtype=np.int64)

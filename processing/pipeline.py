@@ -20,14 +20,14 @@ import psycopg
 
 from processing import arx, changepoint, normalise
 from processing.baseline import BLANK_WEEKS, HOURS_PER_WEEK
-from processing.detectors import (
+from processing.detector_config import (
     DETECTOR_CONFIGS,
     OUTDOOR_TEMPERATURE_DETECTOR,
     TEMPERATURE_DETECTOR,
     DetectorConfig,
-    anomaly_scan,
     config_for,
 )
+from processing.detectors import anomaly_scan
 from processing.events import DAY_KINDS, Anomaly
 from processing.fleet import CommonCauseConfig, common_cause, shared_nights
 from processing.quality import QualityConfig

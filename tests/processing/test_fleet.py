@@ -5,7 +5,8 @@ from datetime import date, datetime
 import numpy as np
 from numpy.testing import assert_allclose
 
-from processing.detectors import anomaly_scan, config_for, level_shifts
+from processing.detector_config import config_for
+from processing.detectors import anomaly_scan
 from processing.events import Anomaly
 from processing.fleet import (
     COMMON_CAUSE_MIN_METERS,
@@ -18,6 +19,7 @@ from processing.fleet import (
     remove_common_departure,
     shared_nights,
 )
+from processing.shifts import level_shifts
 from tests.fixtures.weather import outdoor_temp_c
 
 DAY0 = date(2024, 10, 1)

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from numpy.testing import assert_allclose
 
-from processing.detectors import config_for
+from processing.detector_config import config_for
 from processing.events import Anomaly
 from processing.pipeline import (
     PipelineConfig,

@@ -6,7 +6,8 @@ from datetime import datetime
 import numpy as np
 from numpy.testing import assert_allclose
 
-from processing.detectors import TEMPERATURE_DETECTOR, anomaly_scan
+from processing.detector_config import TEMPERATURE_DETECTOR
+from processing.detectors import anomaly_scan
 from processing.events import Anomaly
 from processing.rooms import INERTIA_DAYS, inertial_daily, weather_explained
 
