@@ -92,7 +92,7 @@ class DetectorConfig:
     bridged_gaps : bool
         The series comes from a register whose first reading after a gap covers the gap:
         a spike there must hold once the missing steps' expected use is taken off (see
-        ``_bridged_peak``), and daily sums and window means take the readings as they are.
+        ``spikes._bridged_peak``), and daily sums and window means take the readings as they are.
     day_hours : tuple of int
         Local daytime window ``(start, end)`` of weekends and holidays [h].
     schedule_z : float
@@ -132,7 +132,7 @@ class DetectorConfig:
         baseload are many σ but nothing an engineer can act on.
     cusum_local_days : int
         With > 0, the CUSUM's σ of each day is at least that of this many days two weeks
-        earlier (see :func:`cusum`); 0 keeps one σ for the whole window.
+        earlier (see :func:`~processing.shifts.cusum`); 0 keeps one σ for the whole window.
     daily_weather_model : bool
         Level shifts compare each day with a fit of the trailing weeks' days on degree-days,
         the previous day's, sunshine and, for buildings that close (``check_weekends``),
@@ -165,7 +165,7 @@ class DetectorConfig:
         ``shift_min_days`` days starting within the event moves the daily use by at least
         ``shift_min_rel`` of the expected (temperature-corrected) use, in the event's
         direction [-], [days]. Off by default: on the simulated city it costs more
-        level-shift recall than it saves false alarms (see ``_sustained_change``).
+        level-shift recall than it saves false alarms (see ``shifts._sustained_change``).
     shift_min_mean_share : float
         A level shift or drift is reported only when its change of the daily use
         (observed − expected) is at least this share of the meter's mean expected day over
@@ -184,7 +184,7 @@ class DetectorConfig:
     ended_shift_by_use : bool
         A level shift or drift whose alarm cleared before the meter's last two days must
         also pass ``cusum_h`` when each day is read against the spread of the meter's days
-        of like expected use (:func:`spread_by_use`), never less than the whole series'
+        of like expected use (``shifts.spread_by_use``), never less than the whole series'
         (False: off). A heating meter's winter days depart from the weather model by more
         kilowatt-hours than its summer days, and the year's one σ let a mild spell in
         January add up to a shift. Ongoing alarms are kept as they are, so the service
