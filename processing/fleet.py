@@ -362,14 +362,15 @@ def common_cause(
     # building's cold Sunday "above a zero usual level" was always kept; bench.accuracy,
     # eleventh session: precision +0.003 / +0.006 / +0.002 / 0, no label lost).
     size[~np.isfinite(size)] = np.nan
-    common &= ~(size > cfg.stand_out * _cluster_quantile(size, cluster, STAND_OUT_QUANTILE))
     # Or by its evidence: a home's gas 58 % up from 14 November read 36 % over its weather
     # model, under twice the four others starting within a day (13–19 %), but its CUSUM
     # peaked at 121 σ against their 9–26 (seed 303, meter 308). (bench.accuracy's year
     # scans, sixteenth session, seeds 300–315: 5 more level shifts and 3 other labels
     # found, mean precision −0.001; at 3 × the quartile 3 more and +0.000.)
     severity = np.asarray([a.severity for a in found], dtype=np.float64)[order]
-    common &= ~(severity > cfg.stand_out * _cluster_quantile(severity, cluster, STAND_OUT_QUANTILE))
+    for measure in (size, severity):
+        usual = _cluster_quantile(measure, cluster, STAND_OUT_QUANTILE)
+        common &= ~(measure > cfg.stand_out * usual)
     out[order] = common
     return out
 

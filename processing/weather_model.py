@@ -286,9 +286,7 @@ def _fit_block(
     xtx[:, :, iu[0], iu[1]] = win[:, :, :n_tri]
     xtx[:, :, iu[1], iu[0]] = win[:, :, :n_tri]
     xty = win[:, :, n_tri : n_tri + p]
-    diag = np.arange(p)
-    xtx[:, :, diag, diag] *= 1.0 + _RIDGE
-    xtx[:, :, diag, diag] += 1e-12
+    _add_ridge(xtx)
     if prior_days > 0:
         # Pulled towards the meter's response over the series (as much as ``prior_days``
         # days of data would weigh): a window without heating days still knows the slope,
@@ -304,7 +302,8 @@ def _fit_block(
         if p > ONSET:
             band = weather[:, :, ONSET - 1]
             lam[:, ONSET - 1] = prior_days * np.nan_to_num(np.nanmean(band * band, axis=1))
-        xtx[:, :, diag[1:], diag[1:]] += lam[:, np.newaxis, :]
+        weather_diag = np.arange(1, p)
+        xtx[:, :, weather_diag, weather_diag] += lam[:, np.newaxis, :]
         xty[:, :, 1:] += (lam * global_response(y, f, window_days=window_days))[:, np.newaxis, :]
     beta = np.linalg.solve(xtx, xty[..., np.newaxis])[..., 0]
     # Heating cannot go below none: on a mild sunny day the sun's coefficient, learnt on
@@ -341,10 +340,8 @@ def global_response(
         use[:, -window_days:] = False
     dx = np.where(use[:, :, np.newaxis], weather - f_bar, 0.0)
     dy = np.where(use, y - y_bar, 0.0)
-    q = weather.shape[2]
     xtx = np.einsum("mdp,mdq->mpq", dx, dx)
-    xtx[:, np.arange(q), np.arange(q)] *= 1.0 + _RIDGE
-    xtx[:, np.arange(q), np.arange(q)] += 1e-12
+    _add_ridge(xtx)
     beta: FloatArray = np.linalg.solve(xtx, np.einsum("mdp,md->mp", dx, dy)[..., np.newaxis])
     return beta[..., 0]
 
@@ -372,9 +369,16 @@ def event_least_squares(xv: FloatArray, yv: FloatArray) -> FloatArray:
     """Coefficients (events, p) of the least-squares fits of ``yv`` (events, days) on
     ``xv`` (events, days, p), days weighted in already (0: not read)."""
     xtx = np.einsum("eip,eiq->epq", xv, xv)
-    diag = np.arange(xv.shape[2])
-    xtx[:, diag, diag] = xtx[:, diag, diag] * (1.0 + 1e-6) + 1e-12  # an all-zero column: 0
+    _add_ridge(xtx)  # an all-zero column fits as 0
     beta: FloatArray = np.linalg.solve(xtx, np.einsum("eip,ei->ep", xv, yv)[..., np.newaxis])[
         ..., 0
     ]
     return beta
+
+
+def _add_ridge(xtx: FloatArray) -> None:
+    """Adds :data:`_RIDGE` of each diagonal term, and a tiny constant, to the diagonals of
+    the normal matrices ``xtx`` (..., p, p), in place: a column that is all zero fits as 0."""
+    diag = np.arange(xtx.shape[-1])
+    xtx[..., diag, diag] *= 1.0 + _RIDGE
+    xtx[..., diag, diag] += 1e-12
