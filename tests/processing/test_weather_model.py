@@ -119,7 +119,7 @@ def test_closed_days_add_the_day_after_them():
     assert_allclose(f[0, :, weather_model.FEATURES], [0, 0, 1, 1])  # the day after a closed one
 
 
-def test_daily_use_takes_a_register_s_readings_as_they_are_and_a_late_meter_s_day_so_far():
+def test_daily_use_takes_a_register_s_readings_as_they_are_and_a_late_meter_s_half_day():
     x = np.ones((3, 24 * 3 + 6))
     x[:, 30:33] = np.nan  # three readings lost on day 1...
     x[0, 33] = 4.0  # ...carried by the next one on the register
@@ -128,16 +128,19 @@ def test_daily_use_takes_a_register_s_readings_as_they_are_and_a_late_meter_s_da
     starts = np.arange(0, x.shape[1], 24)
     until = reading_until(x)
     assert until.tolist() == [78, 60, 78]
-    assert_allclose(daily_use(x, starts, bridged_gaps=True, until=until)[0], [24, 24, 24, 6])
+    # Day 3 is six hours so far: too few to tell a day's use from the hour it is.
+    assert_allclose(daily_use(x, starts, bridged_gaps=True, until=until)[0], [24, 24, 24, np.nan])
     scaled = daily_use(x, starts, bridged_gaps=False, until=until)
-    assert_allclose(scaled[0], [24, 24 * 24 / 21, 24, 6])  # valid steps scaled to the day
-    assert_allclose(scaled[1], [24, 24, 12, np.nan])  # its day 2 so far: 12 h
-    assert_allclose(scaled[2], [24, 24, np.nan, 6])  # fewer than half of day 2 read
-    # The features of meter 1's day 2 stop at its last reading too.
+    assert_allclose(scaled[0], [24, 24 * 24 / 21, 24, np.nan])  # valid steps scaled to the day
+    assert_allclose(scaled[1], [24, 24, 12, np.nan])  # its day 2 so far: 12 h, half a day
+    assert_allclose(scaled[2], [24, 24, np.nan, np.nan])  # fewer than half of day 2 read
+    # The features of meter 1's day 2 stop at its last reading too, the day before's
+    # degree-days counting for as much of a day.
     te = np.full(x.shape[1], 6.0)
     f = daily_features(_term(te, meters=3), starts, x.shape[1], until=until)
-    assert_allclose(f[1, 2, :2], [0.5, 5.0])  # half a day, 12 h at 10 K
-    assert_allclose(f[1, 3, :2], [0.0, 0.0])
+    assert_allclose(f[1, 2, :3], [0.5, 5.0, 5.0])  # half a day, 12 h at 10 K; half of 10
+    assert_allclose(f[0, 2, :3], [1.0, 10.0, 10.0])
+    assert_allclose(f[1, 3, :3], [0.0, 0.0, 0.0])
 
 
 def test_trailing_fit_recovers_a_noise_free_home_exactly():
