@@ -120,6 +120,11 @@ class Anomaly(_Out):
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     ack_comment: str | None
+    status: str = Field(
+        examples=["confirmed"],
+        description="'confirmed', or 'warning': a level shift seen on the meter's last two "
+        "days only, which a later run confirms or deletes",
+    )
 
 
 class Acknowledge(BaseModel):

@@ -102,14 +102,16 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class Detections:
-    """Detections as arrays in steps: meter row, first step, one-past-last step, kind, and
-    direction (+1 above the expected, −1 below, 0 when the kind has none)."""
+    """Detections as arrays in steps: meter row, first step, one-past-last step, kind,
+    direction (+1 above the expected, −1 below, 0 when the kind has none), and whether each
+    is a level-shift warning rather than an alarm (``Anomaly.status``)."""
 
     meter: npt.NDArray[np.int64]
     start: npt.NDArray[np.int64]
     stop: npt.NDArray[np.int64]
     kind: npt.NDArray[np.str_]
     sign: npt.NDArray[np.int64]
+    warning: npt.NDArray[np.bool_]
 
     @classmethod
     def from_anomalies(
@@ -131,6 +133,7 @@ class Detections:
             offset + np.asarray([a.end for a in found], dtype=np.int64) * unit,
             np.asarray([a.kind for a in found], dtype="<U20"),
             np.sign(np.nan_to_num(change)).astype(np.int64),
+            np.asarray([a.status == "warning" for a in found], dtype=bool),
         )
 
     @classmethod
@@ -138,7 +141,8 @@ class Detections:
         cls, meter: npt.NDArray[np.int64], start: npt.NDArray[np.int64],
         stop: npt.NDArray[np.int64], kind: npt.NDArray[np.str_],
     ) -> Detections:  # fmt: skip
-        return cls(meter, start, stop, kind, np.zeros(meter.size, dtype=np.int64))
+        none = np.zeros(meter.size, dtype=np.int64)
+        return cls(meter, start, stop, kind, none, none.astype(bool))
 
     def onsets(self) -> Detections:
         """Level shifts and drifts as their onset day only, for matching with labels. Such
@@ -146,7 +150,11 @@ class Detections:
         season is months: it would be credited with every label it covers."""
         day = np.isin(self.kind, list(DAY_KINDS))
         stop = np.where(day, self.start + 24, self.stop)
-        return Detections(self.meter, self.start, stop, self.kind, self.sign)
+        return Detections(self.meter, self.start, stop, self.kind, self.sign, self.warning)
+
+    def alarms(self) -> Detections:
+        """Without the level-shift warnings."""
+        return self.select(~self.warning)
 
     def select(self, keep: npt.NDArray[np.bool_]) -> Detections:
         return Detections(*(column[keep] for column in astuple(self)))
@@ -225,6 +233,18 @@ def _counter_resets(resets: npt.NDArray[np.bool_]) -> Detections:
     return Detections.undirected(rows, cols, cols + 1, kind)
 
 
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What :func:`service_replay` found: the events ``stored`` at the end (level-shift
+    warnings still standing among them) with the step each was first ``reported`` at, and
+    the warnings ``withdrawn`` on the way with the step each was raised at."""
+
+    stored: Detections
+    reported: npt.NDArray[np.int64]
+    withdrawn: Detections
+    withdrawn_reported: npt.NDArray[np.int64]
+
+
 def service_replay(
     x: FloatArray,
     resets: npt.NDArray[np.bool_],
@@ -232,22 +252,46 @@ def service_replay(
     station: Station,
     *,
     context_weeks: int = SERVICE_CONTEXT_WEEKS,
-) -> tuple[Detections, npt.NDArray[np.int64]]:
+) -> Replay:
     """What the service would have stored running once a day at local midnight, and the
     step at which each stored event was first reported (the end of that run's window).
 
     Each run scans the day and the ``context_weeks`` before it (``pipeline.window_start``;
     fewer at first) and keeps the events ending within that day (``processing_report_hours``
     24); events of one meter and kind that overlap or touch are one stored event, as
-    ``write_anomalies`` merges them. Counter resets come from the index, as in :func:`run_core`.
+    ``write_anomalies`` merges them. A level-shift warning is judged by every later run as
+    ``settle_warnings`` does: confirmed (reported when it was raised) once a confirmed
+    shift touches it, withdrawn when no shift of the run does. Counter resets come from the
+    index, as in :func:`run_core`.
     """
     context = context_weeks * 168
     # From the end of the baseline's four weeks, as a service started with the data would;
     # early runs see less context.
     reports, runs = [], []
+    standing: list[list[int]] = []  # warnings stored: meter, start, stop, sign, raised at
+    withdrawn: list[list[int]] = []
     for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, 24):
         det = _scan(x, kinds, station, max(until - 24 - context, 0), until)
+        shifts = det.select(np.isin(det.kind, list(DAY_KINDS)))
+        kept = []
+        for w in standing:
+            near = (shifts.meter == w[0]) & (shifts.start <= w[2]) & (shifts.stop >= w[1])
+            if not near.any():
+                withdrawn.append(w)
+            elif (near & ~shifts.warning).any():  # confirmed, as of when it was raised
+                confirmed, raised = _warnings([w], warning=False)
+                reports.append(confirmed)
+                runs.append(raised)
+            else:
+                w[2] = max(w[2], int(shifts.stop[near].max()))
+                kept.append(w)
         ending = det.select(det.stop > until - 24)
+        new = ending.select(ending.warning)
+        for m, a, b, sgn in zip(new.meter, new.start, new.stop, new.sign, strict=True):
+            if not any(w[0] == m and w[1] <= b and w[2] >= a for w in kept):
+                kept.append([int(m), int(a), int(b), int(sgn), until])
+        standing = kept
+        ending = ending.alarms()
         reports.append(ending)
         runs.append(np.full(ending.meter.size, until))
     det = Detections.concat(reports)
@@ -273,10 +317,28 @@ def service_replay(
         np.asarray(stop, dtype=np.int64),
         np.asarray(kind, dtype="<U20"),
         np.asarray(sign, dtype=np.int64),
+        np.zeros(len(events), dtype=bool),
     )
     index = _counter_resets(resets)
-    reported = np.concatenate([np.asarray(seen, dtype=np.int64), index.stop])
-    return Detections.concat([stored, index]), reported
+    warned, warned_at = _warnings(standing)
+    gone, gone_at = _warnings(withdrawn)
+    return Replay(
+        Detections.concat([stored, index, warned]),
+        np.concatenate([np.asarray(seen, dtype=np.int64), index.stop, warned_at]),
+        gone,
+        gone_at,
+    )
+
+
+def _warnings(
+    rows: list[list[int]], *, warning: bool = True
+) -> tuple[Detections, npt.NDArray[np.int64]]:
+    """Warnings kept as [meter, start, stop, sign, raised at], as level-shift detections
+    (still ``warning``, or confirmed) and the step each was raised at."""
+    a = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
+    det = Detections(a[:, 0], a[:, 1], a[:, 2], np.full(len(a), "level_shift", dtype="<U20"),
+                     a[:, 3], np.full(len(a), warning))  # fmt: skip
+    return det, a[:, 4]
 
 
 def level_shifts_reported_early(
@@ -473,6 +535,14 @@ def level_shifts_found_early(
         {"n": n, "recall": _ratio(ours), "hours": hours},
         {"n": n, "recall": _ratio(base), "hours": hours},
     )
+
+
+def _warning_score(city: City, det: Detections, sigma_size: FloatArray) -> dict[str, Any]:
+    """The level-shift warnings among ``det`` (a year scan: those of its last two days),
+    and how many of them are near a label."""
+    warned = det.select(det.warning)
+    precision = score_city(city, warned, sigma_size)["precision"]
+    return {"n": int(warned.meter.size), "precision": precision}
 
 
 def false_alarms(det: Detections, meters: int, steps: int) -> dict[str, Any]:
@@ -807,6 +877,15 @@ def print_report(r: dict[str, Any]) -> None:
     )
     rows.append(
         (
+            f"… level-shift warnings at the end (n={a['warnings_at_the_end']['n']}), apart",
+            a["warnings_at_the_end"]["precision"],
+            None,
+            "",
+            "",
+        )
+    )
+    rows.append(
+        (
             "… a label of a kind it finds",
             a["precision_same_kind"],
             b["precision_same_kind"],
@@ -903,6 +982,7 @@ def print_report(r: dict[str, Any]) -> None:
         early = _fmt(sa["recall_level_shift_within_2d"]["recall"])
         year_early = _fmt(a["recall_level_shift_within_2d"]["recall"])
         print(f"  … reported within 2 days {early:>6}  (year scan cut after 2 days {year_early})")
+        print("    (a level-shift warning counts: the service shows it, marked as one)")
         year_precision = _fmt(a["precision"])
         print(f"  precision               {_fmt(sa['precision']):>7}  (year scan {year_precision})")
         same = _fmt(a["precision_same_kind"])
@@ -912,6 +992,12 @@ def print_report(r: dict[str, Any]) -> None:
             f"  (year scan {_fmt(fa['per_meter_month'])})"
         )
         print("  false alarms on the clean city by kind:", sv["false_alarms"]["by_kind"])
+        w = sv["warnings"]
+        print(
+            f"  level-shift warnings: {w['raised']} raised, {w['withdrawn']} withdrawn, "
+            f"precision {_fmt(w['precision'])}; on the clean city "
+            f"{_fmt(w['per_meter_month_clean'])} per meter-month (not counted above)"
+        )
     print("\nrecall by injected kind (ours / z-score):")
     for kind, d in a["recall_by_kind"].items():
         naive_recall = _fmt(b["recall_by_kind"][kind]["recall"])
@@ -974,32 +1060,48 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "targets": TARGETS,
         "anomalies": {
-            "ours": {**score_city(city, det, sig), "recall_level_shift_within_2d": early},
+            "ours": {
+                **score_city(city, det.alarms(), sig),
+                "recall_level_shift_within_2d": early,
+                "warnings_at_the_end": _warning_score(city, det, sig),
+            },
             "zscore_baseline": {
                 **score_city(city, base, sig, any_kind=True),
                 "recall_level_shift_within_2d": early_naive,
             },
         },
         "false_alarms": {
-            "ours": false_alarms(det_clean, x.shape[0], x.shape[1]),
+            "ours": false_alarms(det_clean.alarms(), x.shape[0], x.shape[1]),
             "zscore_baseline": false_alarms(zscore_baseline(xc), x.shape[0], x.shape[1]),
         },
     }
     if args.service_weeks > 0:
         # What the service stores, running once a day on its trailing window.
-        replay, reported = service_replay(
-            x, resets, kinds, station, context_weeks=args.service_weeks
-        )
-        replay_clean, _ = service_replay(
+        replay = service_replay(x, resets, kinds, station, context_weeks=args.service_weeks)
+        replay_clean = service_replay(
             xc, rc, kinds, Station.of(clean, xc), context_weeks=args.service_weeks
+        )
+        shown = Detections.concat([replay.stored, replay.withdrawn])
+        shown_at = np.concatenate([replay.reported, replay.withdrawn_reported])
+        warned = Detections.concat([replay.stored.select(replay.stored.warning), replay.withdrawn])
+        warned_clean = Detections.concat(
+            [replay_clean.stored.select(replay_clean.stored.warning), replay_clean.withdrawn]
         )
         report["service"] = {
             "context_weeks": args.service_weeks,
             "anomalies": {
-                **score_city(city, replay, sig),
-                "recall_level_shift_within_2d": level_shifts_reported_early(city, replay, reported),
+                **score_city(city, replay.stored.alarms(), sig),
+                "recall_level_shift_within_2d": level_shifts_reported_early(city, shown, shown_at),
             },
-            "false_alarms": false_alarms(replay_clean, x.shape[0], x.shape[1]),
+            "false_alarms": false_alarms(replay_clean.stored.alarms(), x.shape[0], x.shape[1]),
+            "warnings": {
+                "raised": int(warned.meter.size),
+                "withdrawn": int(replay.withdrawn.meter.size),
+                "precision": score_city(city, warned, sig)["precision"],
+                "per_meter_month_clean": false_alarms(warned_clean, x.shape[0], x.shape[1])[
+                    "per_meter_month"
+                ],
+            },
         }
     bd, heat_row = building_daily(city, x)
     report["insulation"] = score_insulation(city, bd, x, heat_row)

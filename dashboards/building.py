@@ -149,7 +149,8 @@ ANOMALIES = f"""
     SELECT a.start_ts AS "start", a.end_ts AS "end", {c.SEVERITY_CLASS} AS "severity",
            coalesce(m.name, m.device_id) AS "meter", a.kind, a.severity AS "score",
            a.expected, a.observed, a.reason,
-           CASE WHEN a.acknowledged_at IS NULL THEN 'open' ELSE 'acknowledged' END AS "state"
+           CASE WHEN a.status = 'warning' THEN 'warning'
+                WHEN a.acknowledged_at IS NULL THEN 'open' ELSE 'acknowledged' END AS "state"
     FROM anomalies a
     JOIN meters m ON m.id = a.meter_id
     WHERE m.building_id = $building AND a.end_ts >= $__timeFrom() AND a.start_ts <= $__timeTo()

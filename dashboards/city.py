@@ -84,7 +84,7 @@ OPEN_BY_SEVERITY = f"""
 
 OPEN_LIST = f"""
     SELECT a.start_ts AS "start", a.end_ts AS "end", {c.SEVERITY_CLASS} AS "severity",
-           a.kind AS "kind", coalesce(b.name, m.device_id) AS "where",
+           a.kind AS "kind", a.status AS "status", coalesce(b.name, m.device_id) AS "where",
            a.severity AS "score", a.reason AS "reason"
     FROM anomalies a
     JOIN meters m ON m.id = a.meter_id

@@ -31,7 +31,9 @@ class Anomaly:
     ``start`` and ``end`` are step indexes into the analysed matrix, ``end`` exclusive
     (``x[meter_index, start:end]`` is the anomalous stretch). ``severity`` is a positive
     magnitude whose unit depends on ``kind`` (robust z, CUSUM σ, steps of outage…);
-    ``expected`` and ``observed`` are in the unit of the analysed series.
+    ``expected`` and ``observed`` are in the unit of the analysed series. ``status`` is
+    ``"warning"`` for a level shift or drift seen on the meter's last days only, under the
+    evidence of an alarm (``DetectorConfig.warning_h_share``), else ``"confirmed"``.
     """
 
     meter_index: int
@@ -42,6 +44,7 @@ class Anomaly:
     expected: float
     observed: float
     reason: str
+    status: str = "confirmed"
 
 
 class EventRow(NamedTuple):

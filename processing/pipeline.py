@@ -41,7 +41,13 @@ from storage.matrices import (
     load_matrix,
     load_meter_info,
 )
-from storage.results import AnomalyRow, Assessment, write_anomalies, write_assessments
+from storage.results import (
+    AnomalyRow,
+    Assessment,
+    settle_warnings,
+    write_anomalies,
+    write_assessments,
+)
 from wattwatch.climate import normal_daily_temp_c
 from wattwatch.holidays import french_holidays
 
@@ -247,11 +253,7 @@ def scan_meters(
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, sun_w_m2=sun_w_m2,
             threads=threads,
         )  # fmt: skip
-        out.extend(
-            Anomaly(int(rows[a.meter_index]), a.start, a.end, a.kind, a.severity, a.expected,
-                    a.observed, a.reason)
-            for a in found
-        )  # fmt: skip
+        out.extend(replace(a, meter_index=int(rows[a.meter_index])) for a in found)
     return _without_common_across_kinds(out, k, x.shape[1])
 
 
@@ -319,7 +321,7 @@ def to_rows(
         out.append(
             AnomalyRow(int(ids[a.meter_index]), a.kind, start_ts, max(end_ts, start_ts),
                        float(a.severity) if np.isfinite(a.severity) else 0.0,
-                       _finite(a.expected), _finite(a.observed), a.reason)
+                       _finite(a.expected), _finite(a.observed), a.reason, a.status)
         )  # fmt: skip
     return out
 
@@ -333,6 +335,8 @@ class AnomalyRunSummary:
     events: int = 0
     inserted: int = 0
     extended: int = 0
+    warnings_withdrawn: int = 0
+    warnings_confirmed: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -385,7 +389,15 @@ def run_anomalies(
         rows = to_rows(found, chunk.meter_id, start=start, report_from=report_from)
         rows += _reset_rows(conn, chunk, start=max(start, report_from), end=end)
         written = write_anomalies(conn, rows, step=HOUR)
+        # Warnings are judged on every shift of the window, reported or not.
+        shifts = [a for a in found if a.kind in DAY_KINDS]
+        settled = settle_warnings(
+            conn, to_rows(shifts, chunk.meter_id, start=start), meter_ids=chunk.meter_id.tolist(),
+            since=start, step=HOUR,
+        )  # fmt: skip
         conn.commit()
+        summary.warnings_withdrawn += settled.withdrawn
+        summary.warnings_confirmed += settled.confirmed
         summary.chunks += 1
         summary.events += len(rows)
         summary.inserted += written.inserted

@@ -105,7 +105,9 @@ def run_once(
             )  # fmt: skip
             report(
                 f"anomalies: {a.meters} meter(s) in {a.chunks} chunk(s), {a.events} event(s): "
-                f"{a.inserted} new, {a.extended} extended ({a.seconds:.1f} s)"
+                f"{a.inserted} new, {a.extended} extended; level-shift warnings: "
+                f"{a.warnings_confirmed} confirmed, {a.warnings_withdrawn} withdrawn "
+                f"({a.seconds:.1f} s)"
             )
             out["anomalies"] = asdict(a)
         if "insulation" in only:

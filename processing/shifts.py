@@ -67,11 +67,19 @@ def _lagged_scale(dev: FloatArray, days: int, lag: int) -> FloatArray:
 
 
 def _alarm_days(stat: FloatArray, cfg: DetectorConfig, days_read: IntArray) -> BoolArray:
-    """Days a CUSUM ``stat`` is in alarm: above ``cusum_h``, or above ``recent_h_share`` of
-    it on each meter's last two days read."""
+    """Days a CUSUM ``stat`` is in alarm or warns: above ``cusum_h``, or above the least of
+    ``recent_h_share`` and ``warning_h_share`` of it on each meter's last two days read
+    (an event that never passes ``recent_h_share`` is a warning, see :func:`_status`)."""
     recent = np.arange(stat.shape[1])[np.newaxis, :] >= (days_read - 2)[:, np.newaxis]
-    early = (stat > cfg.recent_h_share * cfg.cusum_h) & recent
+    least = min(cfg.recent_h_share, cfg.warning_h_share or cfg.recent_h_share)
+    early = (stat > least * cfg.cusum_h) & recent
     return np.asarray((stat > cfg.cusum_h) | early, dtype=bool)
+
+
+def _status(severity: float, cfg: DetectorConfig) -> str:
+    """``"warning"`` for an event whose peak CUSUM (``severity``) stayed at or under
+    ``recent_h_share`` of ``cusum_h``: only the last two days' lower threshold raised it."""
+    return "warning" if severity <= cfg.recent_h_share * cfg.cusum_h else "confirmed"
 
 
 def spread_by_use(deviation: npt.ArrayLike, expected: npt.ArrayLike) -> FloatArray:
@@ -316,11 +324,15 @@ def level_shifts(
             when = dates.get(on)
             if when is None:
                 when = dates[on] = f"{start + timedelta(days=on):%Y-%m-%d}"
+            status = _status(sev, cfg)
             text = _shift_reason(
-                cfg, direction, when, shift=sh, expected=ex, observed=ob, is_drift=is_drift
-            )
-            kind = "drift" if is_drift else "level_shift"
-            out.append(Anomaly(m_i + meter_offset, on, e, kind, sev, ex, ob, text))
+                cfg, direction, when, shift=sh, expected=ex, observed=ob, is_drift=is_drift,
+                status=status,
+            )  # fmt: skip
+            out.append(
+                Anomaly(m_i + meter_offset, on, e, "drift" if is_drift else "level_shift", sev,
+                        ex, ob, text, status)
+            )  # fmt: skip
     return out
 
 
@@ -406,8 +418,11 @@ def _shift_reason(
     expected: float,
     observed: float,
     is_drift: bool,
+    status: str,
 ) -> str:
     change = "gradual drift" if is_drift else "level shift"
+    if status == "warning":
+        change += ", a warning until more days confirm it"
     if cfg.reads_level:
         return (
             f"Daily mean {direction} by {abs(shift):.2g} {cfg.unit} since {when} "

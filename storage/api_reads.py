@@ -381,12 +381,13 @@ class AnomalyRow:
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     ack_comment: str | None
+    status: str  # "confirmed", or "warning" for a level shift not yet confirmed
 
 
 _ANOMALIES: Final = f"""
 SELECT a.id, a.meter_id, x.building_id, a.kind, a.source, a.start_ts, a.end_ts, a.severity,
        a.expected, a.observed, x.unit, a.reason, a.acknowledged_at, a.acknowledged_by,
-       a.ack_comment
+       a.ack_comment, a.status
 FROM anomalies a JOIN meters x ON x.id = a.meter_id
 WHERE {_scope("x.building_id")}
   AND (%(id)s::bigint IS NULL OR a.id = %(id)s)

@@ -2,7 +2,9 @@
 
 Re-running a window never duplicates: an anomaly that overlaps (or ends within one step of)
 a stored one of the same meter and kind (a level shift and a drift count as one) extends
-it, and an assessment replaces the one with the same building, period and method.
+it, and an assessment replaces the one with the same building, period and method. A level
+shift stored as a warning becomes confirmed when a confirmed one extends it, and is
+deleted by :func:`settle_warnings` when a later run no longer sees it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ class AnomalyRow:
     """One anomaly event with timestamps; ``end_ts`` is the start of its last step.
 
     ``severity`` is positive, in the unit of the kind (robust z, CUSUM σ, hours…);
-    ``expected``/``observed`` are in the meter's unit (None when meaningless).
+    ``expected``/``observed`` are in the meter's unit (None when meaningless); ``status``
+    ``"confirmed"`` or ``"warning"`` (``processing.events.Anomaly``).
     """
 
     meter_id: int
@@ -33,6 +36,7 @@ class AnomalyRow:
     expected: float | None
     observed: float | None
     reason: str
+    status: str = "confirmed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +51,12 @@ class AnomalyWrite:
 _STAGING: Final = """
 CREATE TEMP TABLE staging_anomalies (
     idx int, meter_id int, kind text, start_ts timestamptz, end_ts timestamptz,
-    severity float8, expected float8, observed float8, reason text
+    severity float8, expected float8, observed float8, reason text, status text
 ) ON COMMIT DROP
 """
 _COPY: Final = (
     "COPY staging_anomalies (idx, meter_id, kind, start_ts, end_ts, severity, expected,"
-    " observed, reason) FROM STDIN (FORMAT BINARY)"
+    " observed, reason, status) FROM STDIN (FORMAT BINARY)"
 )
 # Each staged event matches at most one stored event (the earliest that touches it): overlap,
 # or a gap of at most one step on either side. A level shift and a drift are one family: a
@@ -69,9 +73,11 @@ ORDER BY s.idx, a.start_ts
 """
 # The latest-ending event's numbers and sentence describe the event best (it saw more of it);
 # the stored kind stays, and with it the sentence of a level shift a later run calls a drift.
+# A warning that a confirmed event extends is confirmed; a confirmed one stays so.
 _EXTEND: Final = """
 UPDATE anomalies a
-SET start_ts = least(a.start_ts, g.start_ts),
+SET status = CASE WHEN g.confirmed THEN 'confirmed' ELSE a.status END,
+    start_ts = least(a.start_ts, g.start_ts),
     end_ts = greatest(a.end_ts, g.end_ts),
     severity = greatest(a.severity, g.severity),
     expected = CASE WHEN g.end_ts >= a.end_ts THEN g.expected ELSE a.expected END,
@@ -85,19 +91,21 @@ FROM (
            (array_agg(s.expected ORDER BY s.end_ts DESC))[1] AS expected,
            (array_agg(s.observed ORDER BY s.end_ts DESC))[1] AS observed,
            (array_agg(s.reason ORDER BY s.end_ts DESC))[1] AS reason,
-           (array_agg(s.kind ORDER BY s.end_ts DESC))[1] AS kind
+           (array_agg(s.kind ORDER BY s.end_ts DESC))[1] AS kind,
+           bool_or(s.status = 'confirmed') AS confirmed
     FROM anomaly_match m JOIN staging_anomalies s USING (idx)
     GROUP BY m.id
 ) g
 WHERE a.id = g.id
-  AND (g.start_ts < a.start_ts OR g.end_ts > a.end_ts OR g.severity > a.severity)
+  AND (g.start_ts < a.start_ts OR g.end_ts > a.end_ts OR g.severity > a.severity
+       OR (g.confirmed AND a.status = 'warning'))
 """
 _INSERT: Final = """
 INSERT INTO anomalies (meter_id, kind, source, start_ts, end_ts, severity, expected, observed,
-                       reason)
+                       reason, status)
 SELECT DISTINCT ON (s.meter_id, s.kind, s.start_ts)
        s.meter_id, s.kind, %(source)s, s.start_ts, s.end_ts, s.severity, s.expected,
-       s.observed, s.reason
+       s.observed, s.reason, s.status
 FROM staging_anomalies s
 WHERE NOT EXISTS (SELECT 1 FROM anomaly_match m WHERE m.idx = s.idx)
 -- Two detectors may report the same meter, kind and start in one run: keep the longest.
@@ -105,6 +113,7 @@ ORDER BY s.meter_id, s.kind, s.start_ts, s.end_ts DESC, s.severity DESC
 ON CONFLICT (meter_id, kind, start_ts) DO UPDATE
 SET end_ts = greatest(anomalies.end_ts, EXCLUDED.end_ts),
     severity = greatest(anomalies.severity, EXCLUDED.severity),
+    status = CASE WHEN EXCLUDED.status = 'confirmed' THEN 'confirmed' ELSE anomalies.status END,
     updated_at = now()
 """
 
@@ -133,12 +142,12 @@ def write_anomalies(
         with cur.copy(_COPY) as copy:
             copy.set_types(
                 ["int4", "int4", "text", "timestamptz", "timestamptz", "float8", "float8",
-                 "float8", "text"]
+                 "float8", "text", "text"]
             )  # fmt: skip
             for e in events:
                 copy.write_row(
                     (staged, e.meter_id, e.kind, e.start_ts, e.end_ts, e.severity, e.expected,
-                     e.observed, e.reason)
+                     e.observed, e.reason, e.status)
                 )  # fmt: skip
                 staged += 1
         if staged == 0:
@@ -153,12 +162,79 @@ def write_anomalies(
     return AnomalyWrite(staged, inserted, extended)
 
 
+# The warnings of the run's meters within its window that no level shift or drift of the
+# run touches (overlap, or a gap of at most one step) are deleted: the run saw more days,
+# and the evidence faded. Those a confirmed one touches are confirmed, though the run
+# does not report it (it ended before the run's report window).
+_SETTLE: Final = """
+WITH judged AS (
+    SELECT a.id,
+           bool_or(h.status = 'confirmed') AS confirmed,
+           count(h.meter_id) AS seen
+    FROM anomalies a
+    LEFT JOIN staging_held h ON h.meter_id = a.meter_id
+     AND h.end_ts >= a.start_ts - %(step)s AND h.start_ts <= a.end_ts + %(step)s
+    WHERE a.source = %(source)s AND a.status = 'warning'
+      AND a.kind IN ('level_shift', 'drift')
+      AND a.meter_id = ANY(%(meters)s) AND a.end_ts >= %(since)s
+    GROUP BY a.id
+), gone AS (
+    DELETE FROM anomalies a USING judged j WHERE a.id = j.id AND j.seen = 0 RETURNING a.id
+), kept AS (
+    UPDATE anomalies a SET status = 'confirmed', updated_at = now()
+    FROM judged j WHERE a.id = j.id AND j.confirmed RETURNING a.id
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM kept)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WarningsSettled:
+    """What :func:`settle_warnings` did: warnings deleted, warnings confirmed."""
+
+    withdrawn: int
+    confirmed: int
+
+
+def settle_warnings(
+    conn: psycopg.Connection,
+    held: Iterable[AnomalyRow],
+    *,
+    meter_ids: Sequence[int],
+    since: datetime,
+    step: timedelta,
+) -> WarningsSettled:
+    """Judge the stored level-shift warnings of ``meter_ids`` ending at or after ``since``
+    (the run's window) against ``held``, every level shift and drift the run found in
+    it, reported or not; the caller commits.
+
+    A warning no event of ``held`` touches is deleted; one a confirmed event touches is
+    confirmed. The others stay warnings.
+    """
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE staging_held (meter_id int, start_ts timestamptz,"
+            " end_ts timestamptz, status text) ON COMMIT DROP"
+        )
+        with cur.copy(
+            "COPY staging_held (meter_id, start_ts, end_ts, status) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int4", "timestamptz", "timestamptz", "text"])
+            for e in held:
+                copy.write_row((e.meter_id, e.start_ts, e.end_ts, e.status))
+        params = {"source": SOURCE, "step": step, "meters": list(meter_ids), "since": since}
+        row = cur.execute(_SETTLE, params).fetchone()
+        cur.execute("DROP TABLE staging_held")
+    assert row is not None
+    return WarningsSettled(int(row[0]), int(row[1]))
+
+
 def fetch_anomalies(
     conn: psycopg.Connection, *, meter_ids: Sequence[int] | None = None
 ) -> list[AnomalyRow]:
     """Stored processing anomalies, ordered by meter, kind and start (tests, reports)."""
     cur = conn.execute(
-        "SELECT meter_id, kind, start_ts, end_ts, severity, expected, observed, reason"
+        "SELECT meter_id, kind, start_ts, end_ts, severity, expected, observed, reason, status"
         " FROM anomalies WHERE source = %s AND (%s::int4[] IS NULL OR meter_id = ANY(%s::int4[]))"
         " ORDER BY meter_id, kind, start_ts",
         (SOURCE, meter_ids, meter_ids),

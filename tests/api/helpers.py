@@ -58,12 +58,13 @@ def seed_anomaly(
     kind: str = "spike",
     severity: float = 5.0,
     start: datetime | None = None,
+    status: str = "confirmed",
 ) -> int:
     ts = start or datetime(2025, 1, 10, 12, tzinfo=UTC)
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
-            "INSERT INTO anomalies (meter_id, kind, source, start_ts, end_ts, severity, reason)"
-            " VALUES (%s, %s, 'processing', %s, %s, %s, %s) RETURNING id",
+            "INSERT INTO anomalies (meter_id, kind, source, start_ts, end_ts, severity, reason,"
+            " status) VALUES (%s, %s, 'processing', %s, %s, %s, %s, %s) RETURNING id",
             (
                 meter_id,
                 kind,
@@ -71,6 +72,7 @@ def seed_anomaly(
                 ts + timedelta(hours=2),
                 severity,
                 "Your consumption was five times the usual for a Friday noon.",
+                status,
             ),
         ).fetchone()
         conn.commit()

@@ -78,9 +78,15 @@ def test_anomalies_filter_and_acknowledge(api: Api) -> None:
     seed_anomaly(
         api.db_url, meter, kind="flatline", severity=2, start=datetime(2025, 2, 1, tzinfo=UTC)
     )
+    shift = seed_anomaly(
+        api.db_url, meter, kind="level_shift", severity=1.5, status="warning",
+        start=datetime(2025, 1, 20, tzinfo=UTC),
+    )  # fmt: skip
     with api.engineer as c:
         items = c.get("/v1/anomalies", params={"kind": "spike"}).json()["items"]
-        assert [a["id"] for a in items] == [spike]
+        assert [(a["id"], a["status"]) for a in items] == [(spike, "confirmed")]
+        items = c.get("/v1/anomalies", params={"kind": "level_shift"}).json()["items"]
+        assert [(a["id"], a["status"]) for a in items] == [(shift, "warning")]
         assert len(c.get("/v1/anomalies", params={"min_severity": 3}).json()["items"]) == 1
         r = c.get(
             "/v1/anomalies",

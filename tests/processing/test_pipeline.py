@@ -27,7 +27,7 @@ from processing.pipeline import (
 from storage.matrices import BuildingDaily, MeterInfo
 from storage.meters import create_building, create_municipality, register_meter
 from storage.readings import write_readings
-from storage.results import fetch_anomalies, fetch_assessments
+from storage.results import AnomalyRow, fetch_anomalies, fetch_assessments, write_anomalies
 from storage.rollups import refresh_rollups
 from tests.fixtures.weather import outdoor_temp_c
 
@@ -107,6 +107,29 @@ def test_anomalies_are_written_once_and_an_open_outage_is_extended(
     assert (outages[0].start_ts, outages[0].end_ts) == (outage.start_ts, END1 + H)
     spikes = [a for a in fetch_anomalies(conn) if a.kind == "spike"]
     assert len(spikes) == 1
+
+
+def test_a_run_withdraws_a_level_shift_warning_it_no_longer_sees(
+    conn: psycopg.Connection, household: dict[str, object]
+) -> None:
+    """A warning stored by an earlier run on a steady home: this run finds no level shift
+    near it and deletes it; one on a meter it does not scan, or before its window, is not
+    its to judge."""
+    meter, use = household["meter"], household["use"]
+    assert isinstance(meter, int) and isinstance(use, np.ndarray)
+    _load(conn, meter, use, WEEKS * 168)
+    other = _register(conn, "other-el", "electricity", None)
+    day = 24 * H
+    warn = AnomalyRow(meter, "level_shift", END1 - 3 * day, END1 - day - H, 2.0, 10.0, 12.0,
+                      "up", "warning")  # fmt: skip
+    early = dataclasses.replace(warn, start_ts=END1 - 200 * day, end_ts=END1 - 199 * day)
+    elsewhere = dataclasses.replace(warn, meter_id=other)
+    write_anomalies(conn, [warn, early, elsewhere], step=H)
+    conn.commit()
+    run = run_anomalies(conn, end=END1, report_from=END1 - day, meter_ids=[meter])
+    assert (run.warnings_withdrawn, run.warnings_confirmed) == (1, 0)
+    left = [(a.meter_id, a.start_ts) for a in fetch_anomalies(conn) if a.kind == "level_shift"]
+    assert sorted(left) == sorted([(meter, early.start_ts), (other, warn.start_ts)])
 
 
 def test_counter_reset_from_the_rollups_becomes_an_anomaly(conn: psycopg.Connection) -> None:

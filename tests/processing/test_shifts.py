@@ -68,9 +68,10 @@ def test_local_scale_spares_a_free_floating_summer_not_a_winter_offset():
     # floating with ten times the day-to-day spread.
     r = np.concatenate([rng.normal(0.0, 2.0, 150), rng.normal(0.0, 20.0, 150)])[np.newaxis, :]
     r[0, 100:110] += 24.0  # a 1 K sensor offset for ten winter days
-    local = dataclasses.replace(config_for("household"), cusum_local_days=28)
+    alarms = dataclasses.replace(config_for("household"), warning_h_share=0.0)  # no warnings
+    local = dataclasses.replace(alarms, cusum_local_days=28)
     settled = 150 + 28 + 14  # the local scale has seen only summer days from here
-    for cfg, summer_alarms in ((config_for("household"), True), (local, False)):
+    for cfg, summer_alarms in ((alarms, True), (local, False)):
         found = level_shifts(r, start=date(2024, 10, 1), config=cfg)
         assert found[0].start == 100 and found[0].kind == "level_shift"
         assert any(a.start >= settled for a in found) == summer_alarms
@@ -196,7 +197,9 @@ def test_winter_days_read_against_their_own_spread_make_fewer_false_shifts():
     faults, starts = np.arange(40, 60), rng.integers(120, 185, 20)
     for m, s in zip(faults, starts, strict=True):
         r[m, s : s + 7] += 0.4 * expected[m, s : s + 7]
-    by_use = dataclasses.replace(config_for("household_gas"), cusum_k_share=0.0)
+    by_use = dataclasses.replace(
+        config_for("household_gas"), cusum_k_share=0.0, warning_h_share=0.0
+    )  # alarms alone: no allowance by use, so noise on the last days would warn
     plain = dataclasses.replace(by_use, ended_shift_by_use=False)
     counts = []
     for cfg in (by_use, plain):
@@ -223,9 +226,29 @@ def test_a_shift_two_days_old_is_reported_before_it_reaches_h():
     sigma = cusum(r).sigma[0]
     r[0, 118:] = r[1, 58:60] = 2.7 * sigma
     day0 = date(2024, 1, 1)
-    found = [(a.meter_index, a.start) for a in level_shifts(r, start=day0)]
-    assert found == [(0, 118)]
-    assert not level_shifts(r, start=day0, config=DetectorConfig(recent_h_share=1.0))
+    found = [(a.meter_index, a.start, a.status) for a in level_shifts(r, start=day0)]
+    assert found == [(0, 118, "confirmed")]
+    no_early = DetectorConfig(recent_h_share=1.0, warning_h_share=0.0)
+    assert not level_shifts(r, start=day0, config=no_early)
+
+
+def test_two_days_short_of_an_alarm_are_a_warning():
+    """Two days at 1.5 σ (1.0 over the allowance) sum to 2 σ: under 0.75 h, over 0.2 h.
+    On the data's last two days that is a warning, and says so; in the middle of the
+    data it is nothing."""
+    rng = np.random.default_rng(31)
+    r = rng.normal(0.0, 1.0, (2, 120))
+    r[0, 117] = r[1, 57] = -3.0
+    r[1, 100:] = 0.0  # no evidence either way at the end: meter 1's sums drain to zero
+    sigma = cusum(r).sigma[0]
+    r[0, 118:] = r[1, 58:60] = 1.5 * sigma
+    day0 = date(2024, 1, 1)
+    warn = DetectorConfig(warning_h_share=0.2)
+    found = level_shifts(r, start=day0, config=warn)
+    late = [a for a in found if a.end > 100]
+    assert [(a.meter_index, a.start, a.status) for a in late] == [(0, 118, "warning")]
+    assert late[0].reason.endswith("level shift, a warning until more days confirm it")
+    assert not [a for a in level_shifts(r, start=day0) if a.end > 100]  # off by default
 
 
 def test_onset_is_the_step_not_the_first_day_above_the_allowance():

@@ -14,6 +14,7 @@ from storage.results import (
     Assessment,
     fetch_anomalies,
     fetch_assessments,
+    settle_warnings,
     write_anomalies,
     write_assessments,
 )
@@ -78,6 +79,52 @@ def test_a_level_shift_a_later_run_calls_a_drift_is_one_event(
     assert rows[0].reason == "level_shift 0-48"  # the sentence goes with the stored kind
     # A spike at the same time is another event.
     assert write_anomalies(conn, [_event(meter_id, 30, 30, "spike")], step=H).inserted == 1
+
+
+def test_a_warning_is_confirmed_when_the_shift_adds_up_and_withdrawn_when_it_fades(
+    conn: psycopg.Connection, meter_id: int
+) -> None:
+    day = 24
+    warn = dataclasses.replace(_event(meter_id, 10 * day, 12 * day - 1, "level_shift"),
+                               status="warning")  # fmt: skip
+    write_anomalies(conn, [warn], step=H)
+    assert [r.status for r in fetch_anomalies(conn)] == ["warning"]
+    # The next run still sees it as a warning: it stays, longer.
+    later = dataclasses.replace(warn, end_ts=T0 + (13 * day - 1) * H)
+    write_anomalies(conn, [later], step=H)
+    settled = settle_warnings(conn, [later], meter_ids=[meter_id], since=T0, step=H)
+    assert (settled.withdrawn, settled.confirmed) == (0, 0)
+    assert [(r.status, r.end_ts) for r in fetch_anomalies(conn)] == [("warning", later.end_ts)]
+    # A confirmed shift extending it confirms it; a warning never unconfirms it.
+    confirmed = dataclasses.replace(later, end_ts=T0 + (14 * day - 1) * H, status="confirmed")
+    assert write_anomalies(conn, [confirmed], step=H).extended == 1
+    write_anomalies(conn, [warn], step=H)
+    assert [r.status for r in fetch_anomalies(conn)] == ["confirmed"]
+    # A second warning that a run no longer sees is withdrawn; one ending before the run's
+    # window, or on another meter, is not the run's to judge.
+    other = register_meter(
+        conn, device_format="own_json", device_id="m2", channel="", quantity="electricity",
+        unit="kWh", cumulative=True,
+    ).id  # fmt: skip
+    faded = dataclasses.replace(warn, start_ts=T0 + 30 * day * H, end_ts=T0 + 31 * day * H)
+    old = dataclasses.replace(warn, start_ts=T0, end_ts=T0 + day * H)
+    elsewhere = dataclasses.replace(faded, meter_id=other)
+    write_anomalies(conn, [faded, old, elsewhere], step=H)
+    settled = settle_warnings(
+        conn, [confirmed], meter_ids=[meter_id], since=T0 + 2 * day * H, step=H
+    )
+    assert (settled.withdrawn, settled.confirmed) == (1, 0)
+    assert [(r.meter_id, r.start_ts, r.status) for r in fetch_anomalies(conn)] == [
+        (meter_id, old.start_ts, "warning"),
+        (meter_id, confirmed.start_ts, "confirmed"),
+        (other, faded.start_ts, "warning"),
+    ]
+    # A warning a confirmed shift touches is confirmed, though the run does not report it.
+    settled = settle_warnings(
+        conn, [dataclasses.replace(elsewhere, status="confirmed")], meter_ids=[other],
+        since=T0, step=H,
+    )  # fmt: skip
+    assert (settled.withdrawn, settled.confirmed) == (0, 1)
 
 
 def test_assessments_upsert_on_building_period_and_method(conn: psycopg.Connection) -> None:
