@@ -156,6 +156,10 @@ class Detections:
         """Without the level-shift warnings."""
         return self.select(~self.warning)
 
+    def warnings(self) -> Detections:
+        """The level-shift warnings alone."""
+        return self.select(self.warning)
+
     def select(self, keep: npt.NDArray[np.bool_]) -> Detections:
         return Detections(*(column[keep] for column in astuple(self)))
 
@@ -244,6 +248,17 @@ class Replay:
     withdrawn: Detections
     withdrawn_reported: npt.NDArray[np.int64]
 
+    def shown(self) -> tuple[Detections, npt.NDArray[np.int64]]:
+        """Every event a user was shown, withdrawn warnings too, and when it first was."""
+        return (
+            Detections.concat([self.stored, self.withdrawn]),
+            np.concatenate([self.reported, self.withdrawn_reported]),
+        )
+
+    def warnings(self) -> Detections:
+        """Every warning raised: still standing, or withdrawn."""
+        return Detections.concat([self.stored.warnings(), self.withdrawn])
+
 
 def service_replay(
     x: FloatArray,
@@ -279,7 +294,7 @@ def service_replay(
             if not near.any():
                 withdrawn.append(w)
             elif (near & ~shifts.warning).any():  # confirmed, as of when it was raised
-                confirmed, raised = _warnings([w], warning=False)
+                confirmed, raised = _warning_rows([w], warning=False)
                 reports.append(confirmed)
                 runs.append(raised)
             else:
@@ -320,8 +335,8 @@ def service_replay(
         np.zeros(len(events), dtype=bool),
     )
     index = _counter_resets(resets)
-    warned, warned_at = _warnings(standing)
-    gone, gone_at = _warnings(withdrawn)
+    warned, warned_at = _warning_rows(standing)
+    gone, gone_at = _warning_rows(withdrawn)
     return Replay(
         Detections.concat([stored, index, warned]),
         np.concatenate([np.asarray(seen, dtype=np.int64), index.stop, warned_at]),
@@ -330,7 +345,7 @@ def service_replay(
     )
 
 
-def _warnings(
+def _warning_rows(
     rows: list[list[int]], *, warning: bool = True
 ) -> tuple[Detections, npt.NDArray[np.int64]]:
     """Warnings kept as [meter, start, stop, sign, raised at], as level-shift detections
@@ -540,7 +555,7 @@ def level_shifts_found_early(
 def _warning_score(city: City, det: Detections, sigma_size: FloatArray) -> dict[str, Any]:
     """The level-shift warnings among ``det`` (a year scan: those of its last two days),
     and how many of them are near a label."""
-    warned = det.select(det.warning)
+    warned = det.warnings()
     precision = score_city(city, warned, sigma_size)["precision"]
     return {"n": int(warned.meter.size), "precision": precision}
 
@@ -1081,17 +1096,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         replay_clean = service_replay(
             xc, rc, kinds, Station.of(clean, xc), context_weeks=args.service_weeks
         )
-        shown = Detections.concat([replay.stored, replay.withdrawn])
-        shown_at = np.concatenate([replay.reported, replay.withdrawn_reported])
-        warned = Detections.concat([replay.stored.select(replay.stored.warning), replay.withdrawn])
-        warned_clean = Detections.concat(
-            [replay_clean.stored.select(replay_clean.stored.warning), replay_clean.withdrawn]
-        )
+        warned, warned_clean = replay.warnings(), replay_clean.warnings()
         report["service"] = {
             "context_weeks": args.service_weeks,
             "anomalies": {
                 **score_city(city, replay.stored.alarms(), sig),
-                "recall_level_shift_within_2d": level_shifts_reported_early(city, shown, shown_at),
+                "recall_level_shift_within_2d": level_shifts_reported_early(city, *replay.shown()),
             },
             "false_alarms": false_alarms(replay_clean.stored.alarms(), x.shape[0], x.shape[1]),
             "warnings": {
