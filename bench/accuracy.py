@@ -267,13 +267,16 @@ def service_replay(
     station: Station,
     *,
     context_weeks: int = SERVICE_CONTEXT_WEEKS,
+    every_hours: int = 24,
 ) -> Replay:
-    """What the service would have stored running once a day at local midnight, and the
-    step at which each stored event was first reported (the end of that run's window).
+    """What the service would have stored running every ``every_hours`` from a local
+    midnight, and the step at which each stored event was first reported (the end of that
+    run's window).
 
-    Each run scans the day and the ``context_weeks`` before it (``pipeline.window_start``;
-    fewer at first) and keeps the events ending within that day (``processing_report_hours``
-    24); events of one meter and kind that overlap or touch are one stored event, as
+    Each run scans from the local midnight ``context_weeks`` before its last 24 hours
+    (``pipeline.window_start``; less at first) up to its hour, the day so far included,
+    and keeps the events ending within those 24 hours (``processing_report_hours``);
+    events of one meter and kind that overlap or touch are one stored event, as
     ``write_anomalies`` merges them. A level-shift warning is judged by every later run as
     ``settle_warnings`` does: confirmed (reported when it was raised) once a confirmed
     shift touches it, withdrawn when no shift of the run does. Counter resets come from the
@@ -285,8 +288,9 @@ def service_replay(
     reports, runs = [], []
     standing: list[list[int]] = []  # warnings stored: meter, start, stop, sign, raised at
     withdrawn: list[list[int]] = []
-    for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, 24):
-        det = _scan(x, kinds, station, max(until - 24 - context, 0), until)
+    for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, every_hours):
+        midnight = max((until - 24 - context) // 24 * 24, 0)
+        det = _scan(x, kinds, station, midnight, until)
         shifts = det.select(np.isin(det.kind, list(DAY_KINDS)))
         kept = []
         for w in standing:
@@ -982,8 +986,8 @@ def print_report(r: dict[str, Any]) -> None:
     if "service" in r:
         sv, sa = r["service"], r["service"]["anomalies"]
         print(
-            f"\nas the service runs it (once a day, {sv['context_weeks']} weeks of context, events"
-            " ending that day kept, overlapping ones merged):"
+            f"\nas the service runs it (every {sv['every_hours']} h, {sv['context_weeks']} weeks"
+            " of context, events ending in the last 24 h kept, overlapping ones merged):"
         )
         for name, key in (
             ("spikes ≥ 5σ", "recall_spike_ge_5sigma"),
@@ -1051,6 +1055,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=SERVICE_CONTEXT_WEEKS,
         help="context of the daily service replay [weeks] (0: skip the replay, ~1 min)",
     )
+    parser.add_argument(
+        "--service-every",
+        type=int,
+        default=24,
+        help="hours between the replay's runs, from midnight (6: four times as long, and "
+        "each run but the midnight one sees a day not over, as the service does)",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     kw = {"buildings": args.buildings, "start": START, "days": args.days, "seed": args.seed}
@@ -1091,14 +1102,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
     }
     if args.service_weeks > 0:
-        # What the service stores, running once a day on its trailing window.
-        replay = service_replay(x, resets, kinds, station, context_weeks=args.service_weeks)
-        replay_clean = service_replay(
-            xc, rc, kinds, Station.of(clean, xc), context_weeks=args.service_weeks
-        )
+        # What the service stores, running every few hours on its trailing window.
+        every = {"context_weeks": args.service_weeks, "every_hours": args.service_every}
+        replay = service_replay(x, resets, kinds, station, **every)
+        replay_clean = service_replay(xc, rc, kinds, Station.of(clean, xc), **every)
         warned, warned_clean = replay.warnings(), replay_clean.warnings()
         report["service"] = {
-            "context_weeks": args.service_weeks,
+            **every,
             "anomalies": {
                 **score_city(city, replay.stored.alarms(), sig),
                 "recall_level_shift_within_2d": level_shifts_reported_early(city, *replay.shown()),
