@@ -325,8 +325,9 @@ _HOME_ELECTRICITY: Final = dataclasses.replace(
 # Energy meters warn of a level shift at a fifth of h on their last two days: its
 # allowance (``cusum_k_share``) keeps a meter whose σ is a few percent of its use from
 # warning of noise, which residuals of pure noise at 0.5 σ would a fifth of the days.
-# Found within 2 days (bench.accuracy's cut, seeds 300–315): 0.766 → 0.894; false finds
-# at the same cuts on the clean cities 2.1 % → 5.7 %. At 0.1: 0.911 and 8.3 %.
+# Found within 2 days (bench.accuracy's cut, seeds 300–315, whole days read): 0.710 →
+# 0.863; false finds at the same cuts on the clean cities 1.6 % → 4.4 %. At 0.1: 0.881
+# and 5.7 %.
 WARNING_H_SHARE: Final = 0.2
 DETECTOR_CONFIGS: Final = {
     kind: dataclasses.replace(cfg, warning_h_share=WARNING_H_SHARE)

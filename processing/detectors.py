@@ -192,6 +192,7 @@ def anomaly_scan(
     found = [an for part, _, _, _ in slices for an in part]
     residual = np.concatenate([r for _, r, _, _ in slices])
     expected = np.concatenate([e for _, _, e, _ in slices])
+    _drop_days_not_over(residual, expected, a, 24 * steps_per_hour)
     terms = [t for _, _, _, t in slices]
     day_model = _DayModel.of(
         a, _joined_terms(terms), cfg, start=start, steps_per_hour=steps_per_hour,
@@ -237,6 +238,26 @@ def anomaly_scan(
         found, day_model, meter_offset=meter_offset, min_share=cfg.two_sided_min_share
     )
     return [an for an, c, w in zip(found, common, weak, strict=True) if not (c or w)]
+
+
+def _drop_days_not_over(
+    residual: FloatArray, expected: FloatArray, x: FloatArray, steps_per_day: int
+) -> None:
+    """Set each meter's last day to NaN in ``residual`` and ``expected`` (in place) when its
+    readings in ``x`` stop before that day's end: a run before midnight, or a meter behind.
+
+    The fleet's departures and the CUSUM read whole days only. A day not over is its hours
+    so far scaled to a day, or a share of the day's expectation, which a home's gas at 7 am
+    or at night misses by more than a day's noise; and the service reads it again at every
+    run, each a new chance of an alarm that the midnight run would not raise. With it the
+    service, every 6 h on seed 300's clean city, stored 895 level shifts against 337 at
+    midnight (bench.accuracy ``--service-every 6``, eighteenth session).
+    """
+    until = reading_until(x)
+    last = np.maximum(until - 1, 0) // steps_per_day
+    rows = np.flatnonzero((until % steps_per_day != 0) & (last < residual.shape[1]))
+    residual[rows, last[rows]] = np.nan
+    expected[rows, last[rows]] = np.nan
 
 
 def _without_weather_steps(

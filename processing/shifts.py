@@ -70,7 +70,8 @@ def _alarm_days(stat: FloatArray, cfg: DetectorConfig, days_read: IntArray) -> B
     """Days a CUSUM ``stat`` is in alarm or warns: above ``cusum_h``, or above the least of
     ``recent_h_share`` and ``warning_h_share`` of it on each meter's last two days read
     (an event that never passes ``recent_h_share`` is a warning, see :func:`_status`)."""
-    recent = np.arange(stat.shape[1])[np.newaxis, :] >= (days_read - 2)[:, np.newaxis]
+    day = np.arange(stat.shape[1])[np.newaxis, :]
+    recent = (day >= (days_read - 2)[:, np.newaxis]) & (day < days_read[:, np.newaxis])
     least = min(cfg.recent_h_share, cfg.warning_h_share or cfg.recent_h_share)
     early = (stat > least * cfg.cusum_h) & recent
     return np.asarray((stat > cfg.cusum_h) | early, dtype=bool)

@@ -254,6 +254,23 @@ def test_a_home_s_sunny_weeks_are_no_level_shift_against_the_daily_weather_model
     assert false_two_sided < false_hourly
 
 
+def test_a_day_not_over_moves_no_level_shift():
+    """A run at 6 pm reads the same whole days as the run at midnight before it: its day so
+    far, however far off (here twice the use), waits for midnight."""
+    x, te, sun = _sunny_home(1)
+    midnight = 24 * 70
+    x = x[:, : midnight + 18].copy()
+    x[:, midnight:] *= 2.0
+    found = {}
+    for end in (midnight, midnight + 18):
+        scan = anomaly_scan(
+            x[:, :end], start=START, outdoor_temp_c=te[:end], sun_w_m2=sun[:end],
+            config=config_for("household_gas"),
+        )  # fmt: skip
+        found[end] = [(a.start, a.status) for a in scan if a.kind in ("level_shift", "drift")]
+    assert found[midnight + 18] == found[midnight]
+
+
 def test_sun_must_match_the_series():
     x, te, sun = _sunny_home(0)
     with pytest.raises(ValueError, match="sun_w_m2"):
