@@ -253,11 +253,17 @@ def _drop_days_not_over(
     service, every 6 h on seed 300's clean city, stored 895 level shifts against 337 at
     midnight (bench.accuracy ``--service-every 6``, eighteenth session).
     """
-    until = reading_until(x)
-    last = np.maximum(until - 1, 0) // steps_per_day
-    rows = np.flatnonzero((until % steps_per_day != 0) & (last < residual.shape[1]))
-    residual[rows, last[rows]] = np.nan
-    expected[rows, last[rows]] = np.nan
+    # Each meter's last day with a residual, and whether its last step was read: the days'
+    # matrix and one step a meter, not another pass over the steps.
+    days = reading_until(residual)
+    rows = np.flatnonzero(days > 0)
+    end = days[rows] * steps_per_day  # one past the day's last step
+    not_over = end > x.shape[1]
+    inside = np.flatnonzero(~not_over)
+    not_over[inside] = np.isnan(x[rows[inside], end[inside] - 1])
+    rows = rows[not_over]
+    residual[rows, days[rows] - 1] = np.nan
+    expected[rows, days[rows] - 1] = np.nan
 
 
 def _without_weather_steps(
