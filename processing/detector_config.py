@@ -326,7 +326,7 @@ _HOME_ELECTRICITY: Final = dataclasses.replace(
 # allowance (``cusum_k_share``) keeps a meter whose σ is a few percent of its use from
 # warning of noise, which residuals of pure noise at 0.5 σ would a fifth of the days.
 # Found within 2 days (bench.accuracy's cut, seeds 300–315, whole days read): 0.710 →
-# 0.863; false finds at the same cuts on the clean cities 1.6 % → 4.4 %. At 0.1: 0.881
+# 0.861; false finds at the same cuts on the clean cities 1.6 % → 4.4 %. At 0.1: 0.881
 # and 5.7 %.
 WARNING_H_SHARE: Final = 0.2
 DETECTOR_CONFIGS: Final = {

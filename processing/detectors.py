@@ -253,14 +253,16 @@ def _drop_days_not_over(
     service, every 6 h on seed 300's clean city, stored 895 level shifts against 337 at
     midnight (bench.accuracy ``--service-every 6``, eighteenth session).
     """
-    # Each meter's last day with a residual, and whether its last step was read: the days'
-    # matrix and one step a meter, not another pass over the steps.
+    # Each meter's last day with a residual, and whether its last step and the window's
+    # were read (a gap is no end of readings): the days' matrix and two steps a meter,
+    # not another pass over the steps.
     days = reading_until(residual)
     rows = np.flatnonzero(days > 0)
     end = days[rows] * steps_per_day  # one past the day's last step
     not_over = end > x.shape[1]
     inside = np.flatnonzero(~not_over)
-    not_over[inside] = np.isnan(x[rows[inside], end[inside] - 1])
+    stopped = np.isnan(x[rows[inside], end[inside] - 1]) & np.isnan(x[rows[inside], -1])
+    not_over[inside] = stopped
     rows = rows[not_over]
     residual[rows, days[rows] - 1] = np.nan
     expected[rows, days[rows] - 1] = np.nan
