@@ -638,13 +638,15 @@ def _unfitted_term(
     )
 
 
-def _fit_term_rows(term: HeatingTerm, i: int, j: int, resid: FloatArray) -> None:
+def _fit_term_rows(term: HeatingTerm, i: int, j: int, resid: FloatArray, steps: int) -> None:
     """Fit the slope and base of meters ``i:j`` from their residual against the hour-of-week
-    median (NaN at gaps), in place (see :func:`fit_heating_term`)."""
+    median (NaN at gaps) over the first ``steps`` steps, in place (see
+    :func:`fit_heating_term`)."""
+    resid, anomaly = resid[:, :steps], term.anomaly[:, :steps]
     ok = ~np.isnan(resid)
     np.copyto(resid, 0.0, where=~ok)
-    sxy = resid @ term.anomaly.T
-    sxx = ok.astype(np.float64) @ (term.anomaly * term.anomaly).T
+    sxy = resid @ anomaly.T
+    sxx = ok.astype(np.float64) @ (anomaly * anomaly).T
     slope = np.maximum(np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 0), 0.0)
     best = np.argmax(slope * sxy, axis=1)  # the base explaining the most of the residual
     term.slope[i:j] = slope[np.arange(j - i), best]
@@ -758,6 +760,10 @@ def baseline_scan(
     )
 
     tail = _TailFloor(tail_quantile, tail_divisor, hour_tail_divisor, steps_per_day=steps_per_day)
+    # The heating term is fitted on whole days: a service run at 6 pm would otherwise fit
+    # it on its day so far as well, and read every day of its window a little differently
+    # from the run at midnight (bench.accuracy --service-every 6).
+    whole_steps = n - n % steps_per_day if n >= steps_per_day else n
     rows = min(block_meters, m)
     work = _Workspace(rows, n)
     bufs = _Workspace(rows, n)  # med, scale, tmp for the z step
@@ -769,7 +775,7 @@ def baseline_scan(
         if heating is not None:
             if fit_here:
                 np.subtract(a[i:j], med, out=tmp)
-                _fit_term_rows(heating, i, j, tmp)
+                _fit_term_rows(heating, i, j, tmp, whole_steps)
             med += heating.anomaly_of(i, j)  # expected = median + β·(dh − median dh)
             # A mild spell cannot take use below zero (gas for hot water stays).
             np.maximum(med, 0.0, out=med)

@@ -228,7 +228,9 @@ def trailing_weather_fit(
         each window alone. Default: :data:`LONG_PRIOR_DAYS` over :data:`LONG_SERIES_DAYS`
         days or more, else :data:`DEFAULT_PRIOR_DAYS`.
     skip : array_like of bool, optional, shape (days,)
-        Days neither fitted nor expected (a closing building's closed days).
+        Days neither fitted nor expected (a closing building's closed days). A last day
+        that no meter has read whole (a window ending before midnight) is expected, not
+        fitted: the prior is that of the series without it.
 
     Returns
     -------
@@ -252,8 +254,12 @@ def trailing_weather_fit(
     if window_days < 2:
         raise ValueError(f"window_days: must be >= 2, got {window_days}")
     days = y.shape[1]
+    # A window that ends before midnight (a service's run at 6 pm) has a last day no meter
+    # has read whole: the fits over the whole series (the response and its weight) stop
+    # before it, so every day before it expects what the run at midnight expected.
+    fitted = days - 1 if days > 1 and not np.any(f[:, -1, 0] == 1.0) else days
     if prior_days is None:
-        prior_days = LONG_PRIOR_DAYS if _long_series(days) else DEFAULT_PRIOR_DAYS
+        prior_days = LONG_PRIOR_DAYS if _long_series(fitted) else DEFAULT_PRIOR_DAYS
     if prior_days < 0:
         raise ValueError(f"prior_days: must be >= 0, got {prior_days}")
     off = np.zeros(days, dtype=bool) if skip is None else np.asarray(skip, dtype=bool)
@@ -267,16 +273,24 @@ def trailing_weather_fit(
     out = np.empty(y.shape)
     for i in range(0, y.shape[0], BLOCK_METERS):
         j = min(i + BLOCK_METERS, y.shape[0])
-        out[i:j] = _fit_block(y[i:j], f[i:j], window_days, prior_days, MIN_READ_SHARE * could)
+        out[i:j] = _fit_block(
+            y[i:j], f[i:j], window_days, prior_days, MIN_READ_SHARE * could, fitted=fitted
+        )
     out[:, off] = np.nan
     return out
 
 
 def _fit_block(
-    y: FloatArray, f: FloatArray, window_days: int, prior_days: float, min_read: FloatArray
+    y: FloatArray,
+    f: FloatArray,
+    window_days: int,
+    prior_days: float,
+    min_read: FloatArray,
+    *,
+    fitted: int,
 ) -> FloatArray:
     """:func:`trailing_weather_fit` of one block of meters; ``min_read`` (days,) is the
-    fewest read days a window may hold."""
+    fewest read days a window may hold; the prior reads the first ``fitted`` days."""
     m, days, p = f.shape
     ok = ~np.isnan(y)
     fo = np.where(ok[:, :, np.newaxis], f, 0.0)
@@ -303,7 +317,7 @@ def _fit_block(
         # days of data would weigh): a window without heating days still knows the slope,
         # and a weather regressor on for only a few of the window's days (a sunny spell)
         # cannot take up a change of level that started with them.
-        weather = np.where(ok[:, :, np.newaxis], f[:, :, 1:], np.nan)
+        weather = np.where(ok[:, :fitted, np.newaxis], f[:, :fitted, 1:], np.nan)
         lam = prior_days * np.nan_to_num(np.nanvar(weather, axis=1))  # (m, p − 1)
         # The onset is the whole band on every cold day: over a winter it hardly varies,
         # yet a window of cold days leaves its split with the intercept to the prior. It is
@@ -315,7 +329,8 @@ def _fit_block(
             lam[:, ONSET - 1] = prior_days * np.nan_to_num(np.nanmean(band * band, axis=1))
         weather_diag = np.arange(1, p)
         xtx[:, :, weather_diag, weather_diag] += lam[:, np.newaxis, :]
-        xty[:, :, 1:] += (lam * global_response(y, f, window_days=window_days))[:, np.newaxis, :]
+        response = global_response(y[:, :fitted], f[:, :fitted], window_days=window_days)
+        xty[:, :, 1:] += (lam * response)[:, np.newaxis, :]
     beta = np.linalg.solve(xtx, xty[..., np.newaxis])[..., 0]
     # Heating cannot go below none: on a mild sunny day the sun's coefficient, learnt on
     # cold days, would take the expectation under the hot water the meter always draws.

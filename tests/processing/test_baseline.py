@@ -166,6 +166,20 @@ def test_heating_term_finds_each_meters_balance_temperature():
     assert np.nanmax(np.abs(scan.daily_residual[:, 28:] / scan.daily_expected[:, 28:])) < 0.1
 
 
+def test_the_heating_term_of_a_day_not_over_is_that_of_midnight():
+    # A service run at 6 pm fits the term on the days it ran on at midnight: the day so
+    # far (here a cold evening the meters answer twice as hard) is not fitted.
+    rng = np.random.default_rng(6)
+    n = W * 6
+    te = 10.0 + 6.0 * np.sin(2 * np.pi * np.arange(n + 18) / (24 * 11)) + rng.normal(0, 1, n + 18)
+    x = 0.3 + 0.15 * np.maximum(14.0 - te, 0.0) + rng.normal(0, 0.02, (3, n + 18))
+    x[:, n:] *= 2.0
+    midnight = fit_heating_term(x[:, :n], te[:n])
+    evening = fit_heating_term(x, te)
+    assert_allclose(evening.slope, midnight.slope, rtol=1e-12)
+    assert_allclose(evening.base_index, midnight.base_index)
+
+
 def test_bridged_reading_makes_the_day_whole():
     x = np.ones((1, W * 4))
     day = W * 3 + 24  # a Tuesday in the fourth week

@@ -232,6 +232,22 @@ def test_a_mild_sunny_day_expects_the_hot_water_not_less():
     assert expected == pytest.approx(2.0 + heating[0, -1], abs=0.3)
 
 
+def test_a_day_not_over_leaves_the_fits_of_the_days_before_as_at_midnight():
+    # The response and its weight read whole days: the run at 6 pm expects every day
+    # before its own what the run at midnight did.
+    rng = np.random.default_rng(8)
+    days = 70
+    te, sun = _weather(days + 1, rng)
+    te, sun = te[: 24 * days + 18], sun[: 24 * days + 18]
+    te[24 * days :] -= 8.0  # a cold evening so far
+    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0, 0.0]) + rng.normal(0, 0.3, (1, days + 1))
+    assert f[0, -1, 0] == pytest.approx(0.75)
+    midnight = trailing_weather_fit(y[:, :days], f[:, :days])
+    evening = trailing_weather_fit(y, f)
+    assert_allclose(evening[:, :days], midnight, rtol=1e-12)
+
+
 def test_blocks_of_meters_give_the_same_fit(monkeypatch):
     rng = np.random.default_rng(4)
     te, sun = _weather(60, rng)
