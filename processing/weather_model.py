@@ -256,10 +256,11 @@ def trailing_weather_fit(
     days = y.shape[1]
     # A window that ends before midnight (a service's run at 6 pm) has a last day no meter
     # has read whole: the fits over the whole series (the response and its weight) stop
-    # before it, so every day before it expects what the run at midnight expected.
+    # before it, so every day before it expects what the run at midnight expected. (The
+    # prior's weight is chosen on ``days``, as ``daily_features`` chose the onset column.)
     fitted = days - 1 if days > 1 and not np.any(f[:, -1, 0] == 1.0) else days
     if prior_days is None:
-        prior_days = LONG_PRIOR_DAYS if _long_series(fitted) else DEFAULT_PRIOR_DAYS
+        prior_days = LONG_PRIOR_DAYS if _long_series(days) else DEFAULT_PRIOR_DAYS
     if prior_days < 0:
         raise ValueError(f"prior_days: must be >= 0, got {prior_days}")
     off = np.zeros(days, dtype=bool) if skip is None else np.asarray(skip, dtype=bool)
