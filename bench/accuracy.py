@@ -557,8 +557,8 @@ def level_shifts_found_early(
 
 
 def _warning_score(city: City, det: Detections, sigma_size: FloatArray) -> dict[str, Any]:
-    """The level-shift warnings among ``det`` (a year scan: those of its last two days),
-    and how many of them are near a label."""
+    """The level-shift warnings among ``det`` (a year scan's, of its last two days, or every
+    one a service replay raised), and how many of them are near a label."""
     warned = det.warnings()
     precision = score_city(city, warned, sigma_size)["precision"]
     return {"n": int(warned.meter.size), "precision": precision}
@@ -1106,7 +1106,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         every = {"context_weeks": args.service_weeks, "every_hours": args.service_every}
         replay = service_replay(x, resets, kinds, station, **every)
         replay_clean = service_replay(xc, rc, kinds, Station.of(clean, xc), **every)
-        warned, warned_clean = replay.warnings(), replay_clean.warnings()
+        warned = _warning_score(city, replay.warnings(), sig)
+        clean_warned = false_alarms(replay_clean.warnings(), x.shape[0], x.shape[1])
         report["service"] = {
             **every,
             "anomalies": {
@@ -1115,12 +1116,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             },
             "false_alarms": false_alarms(replay_clean.stored.alarms(), x.shape[0], x.shape[1]),
             "warnings": {
-                "raised": int(warned.meter.size),
+                "raised": warned["n"],
                 "withdrawn": int(replay.withdrawn.meter.size),
-                "precision": score_city(city, warned, sig)["precision"],
-                "per_meter_month_clean": false_alarms(warned_clean, x.shape[0], x.shape[1])[
-                    "per_meter_month"
-                ],
+                "precision": warned["precision"],
+                "per_meter_month_clean": clean_warned["per_meter_month"],
             },
         }
     bd, heat_row = building_daily(city, x)
