@@ -376,6 +376,26 @@ def test_register_stuck_at_a_summer_gas_level_is_found_by_the_day_long_window():
     assert len(quality_scan(x, QualityConfig(flatline_min_quanta=3.0))["flatline"]) == 0
 
 
+def test_a_summer_gas_home_stuck_a_few_quanta_above_its_usual_hours_is_found():
+    rng = np.random.default_rng(31)
+    q = 0.112
+    h = np.arange(24 * 7 * 6)
+    hour = h % 24
+    # Hot water a quantum at a time in waking hours, nothing at night: about 1 kWh a day.
+    quanta = rng.integers(0, 2, h.size) * (hour >= 6) + rng.integers(0, 3, h.size) * (hour == 7)
+    clean = (quanta * q)[np.newaxis, :]
+    x = clean.copy()
+    # Stuck for 100 h at 3 quanta an hour (a 2 now and then): 8 kWh a day. Its steps are
+    # no further from the usual than a few quanta, but its day's mean is, and a mean is
+    # rounded once by the register, not at every step.
+    stuck = slice(24 * 7 * 5 + 15, 24 * 7 * 5 + 115)
+    x[0, stuck] = np.where(np.arange(100) % 5 == 3, 2 * q, 3 * q)
+    ev = quality_scan(x)["flatline"]
+    assert len(ev) == 1
+    assert stuck.start <= ev.start[0] <= stuck.start + 3 and ev.end[0] >= stuck.stop - 1
+    assert len(quality_scan(clean)["flatline"]) == 0
+
+
 def test_quality_scan_uses_exact_repeats_for_sensors():
     rng = np.random.default_rng(9)
     x = np.round(20 + rng.normal(0, 0.3, (1, 24 * 7 * 6)), 1)
