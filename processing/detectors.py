@@ -390,9 +390,10 @@ def _scan_slice(
         open_hours = ~closed & hour_mask(
             step_calendar(a.shape[1], start, steps_per_hour)[0], cfg.day_hours
         )
-    for ev in quality_scan(
-        a, quality, quantum=quantum, closed=closed, open_hours=open_hours
-    ).values():
+    events = quality_scan(
+        a, quality, quantum=quantum, closed=closed, open_hours=open_hours, bridged=cfg.bridged_gaps
+    )
+    for ev in events.values():
         found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit, meter_offset))
     scan = baseline_scan(
         a,

@@ -83,7 +83,11 @@ TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=F
 # there (``flatline_event_steps``; 10 for registers whose flow holds for hours, gas and
 # heat). Year scans of seeds 300–315 (seventeenth session): 9 more flatlines found for 9
 # more false ones, precision −0.0004; 7 hours 13 more for 50, 6 hours 17 for 646.
-_BUSY_FLAT: Final = {"flatline_busy_steps": 8, "flatline_busy_ratio": 1.5}
+_BUSY_FLAT: Final = {
+    "flatline_busy_steps": 8,
+    "flatline_busy_ratio": 1.5,
+    "flatline_spread_gaps": False,  # idle flat by nature (see QualityConfig)
+}
 QUALITY_BY_KIND: Final[dict[str, dict[str, Any]]] = {  # QualityConfig fields
     "office": _BUSY_FLAT,
     "school": _BUSY_FLAT,

@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from processing.quality import (
     QualityConfig,
     _running_extreme,
+    _spread_catch_up,
     counter_resets,
     flatline_mask,
     flatlines,
@@ -394,6 +395,41 @@ def test_a_summer_gas_home_stuck_a_few_quanta_above_its_usual_hours_is_found():
     assert len(ev) == 1
     assert stuck.start <= ev.start[0] <= stuck.start + 3 and ev.end[0] >= stuck.stop - 1
     assert len(quality_scan(clean)["flatline"]) == 0
+
+
+def test_a_gap_carried_by_the_next_reading_is_spread_only_inside_a_flat_run():
+    nan = np.nan
+    x = np.array([[1.0, 1.0, nan, 2.0, 1.0, 0.0, nan, nan, 6.0, 2.0, 5.0, nan, 9.0, 5.0]])
+    got = _spread_catch_up(x, 2, np.array([[0.1]]), 0.0)
+    # Spread inside the run at 1. Left where the reading before the gap is not the share:
+    # 0 against 2 (a change of level), 5 against 4.5.
+    want = [[1.0, 1.0, 1.0, 1.0, 1.0, 0.0, nan, nan, 6.0, 2.0, 5.0, nan, 9.0, 5.0]]
+    assert_array_equal(got, want)
+    assert_array_equal(_spread_catch_up(x, 0, np.array([[0.1]]), 0.0), x)
+
+
+def test_a_stuck_flow_s_lost_readings_do_not_break_its_day_long_window():
+    rng = np.random.default_rng(6)
+    q = 0.112
+    h = np.arange(24 * 7 * 7)
+    hour = h % 24
+    quanta = rng.integers(2, 5, h.size) * (hour >= 6) + 10 * (hour == 7) + 8 * (hour == 19)
+    x = (quanta * q)[np.newaxis, :]
+    stuck = slice(24 * 7 * 6 + 2, 24 * 7 * 6 + 32)  # 30 h, found by its day-long windows
+    x[0, stuck] = np.where(np.arange(30) % 2, 3 * q, 4 * q)
+    for lost in (9, 19):  # each lost hour's energy comes with the next reading
+        x[0, stuck.start + lost] = np.nan
+        x[0, stuck.start + lost + 1] = 7 * q
+    ev = quality_scan(x, bridged=True)["flatline"]
+    assert len(ev) == 1
+    assert ev.start[0] == stuck.start and ev.end[0] >= stuck.stop
+    # Read as gaps, the lost hours leave no day-long window: found half a day late.
+    late = quality_scan(x)["flatline"]
+    assert len(late) == 1 and late.start[0] >= stuck.start + 10
+    assert_array_equal(
+        quality_scan(x, QualityConfig(flatline_spread_gaps=False), bridged=True)["flatline"].start,
+        late.start,
+    )
 
 
 def test_quality_scan_uses_exact_repeats_for_sensors():
