@@ -374,7 +374,8 @@ def test_register_stuck_at_a_summer_gas_level_is_found_by_the_day_long_window():
     # Stuck lower, at two quanta: found, unless two quanta count as rounding.
     x[0, stuck] = 2 * q
     assert len(quality_scan(x)["flatline"]) == 1
-    assert len(quality_scan(x, QualityConfig(flatline_min_quanta=3.0))["flatline"]) == 0
+    rounding = QualityConfig(flatline_min_quanta=3.0, flatline_day_min_quanta=3.0)
+    assert len(quality_scan(x, rounding)["flatline"]) == 0
 
 
 def test_a_summer_gas_home_stuck_a_few_quanta_above_its_usual_hours_is_found():
@@ -395,6 +396,26 @@ def test_a_summer_gas_home_stuck_a_few_quanta_above_its_usual_hours_is_found():
     assert len(ev) == 1
     assert stuck.start <= ev.start[0] <= stuck.start + 3 and ev.end[0] >= stuck.stop - 1
     assert len(quality_scan(clean)["flatline"]) == 0
+
+
+def test_a_flow_stuck_near_a_quantum_an_hour_is_found_by_its_days_not_its_hours():
+    rng = np.random.default_rng(32)
+    q = 0.112
+    h = np.arange(24 * 7 * 6)
+    hour = h % 24
+    # A gas home in summer: idle at night, hot water mornings and evenings, a quantum or
+    # two an hour in between: about 4 kWh a day.
+    awake = (hour >= 6) & (hour < 23)
+    draws = rng.integers(3, 7, h.size) * ((hour == 7) | (hour == 19))
+    quanta = np.where(awake, rng.integers(1, 3, h.size), 0) + draws
+    x = (quanta * q)[np.newaxis, :]
+    stuck = slice(24 * 7 * 5 + 2, 24 * 7 * 5 + 74)  # three days at 1.2 quanta an hour
+    x[0, stuck] = np.where(np.arange(72) % 5 == 4, 2 * q, q)
+    ev = quality_scan(x)["flatline"]
+    assert len(ev) == 1
+    assert stuck.start - 2 <= ev.start[0] <= stuck.start + 3 and ev.end[0] >= stuck.stop - 1
+    # An hour at one quantum or two is rounding: the six-hour windows alone do not tell it.
+    assert len(quality_scan(x, QualityConfig(flatline_day_min_quanta=1.5))["flatline"]) == 0
 
 
 def test_a_gap_carried_by_the_next_reading_is_spread_only_inside_a_flat_run():
