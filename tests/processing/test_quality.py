@@ -276,6 +276,17 @@ def _steady_day_flow(rng: np.random.Generator, weeks: int = 6) -> np.ndarray:
     return x[np.newaxis, :]
 
 
+def test_a_register_stuck_at_its_own_peak_for_days_is_found():
+    rng = np.random.default_rng(4)
+    x = _steady_day_flow(rng)
+    level = float(np.quantile(x, 0.99))  # above all but its top hour or two a week
+    stuck = slice(24 * 7 * 5 + 3, 24 * 7 * 5 + 63)  # 60 h: more than its top 0.5 % of hours
+    x[0, stuck] = np.round(level * (1 + rng.uniform(-0.005, 0.005, 60)), 3)
+    ev = quality_scan(x)["flatline"]
+    assert len(ev) == 1
+    assert ev.start[0] == stuck.start and ev.end[0] >= stuck.stop - 1
+
+
 def test_short_flat_stretch_is_not_a_flatline_event_but_a_long_one_is():
     rng = np.random.default_rng(4)
     x = _steady_day_flow(rng)
