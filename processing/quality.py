@@ -364,6 +364,7 @@ def _spread_catch_up(
     rel_tol: float,
     *,
     gaps: npt.NDArray[np.intp] | None = None,
+    out: FloatArray | None = None,
 ) -> FloatArray:
     """``a`` with each gap of at most ``max_gap`` steps, and the reading after it, replaced
     by that reading's share of their steps where the readings either side are within
@@ -371,7 +372,8 @@ def _spread_catch_up(
     reading after a gap carries the gap's energy, a stuck flow's lost reading would
     otherwise break its flat run with a double step. A gap at a change of level is left as
     it is. ``gaps``: the flat indexes of ``a``'s NaNs, ascending, if known. ``a`` itself is
-    returned when nothing is spread; gaps are sparse, so only they are read."""
+    returned when nothing is spread, else ``out`` (a buffer of ``a``'s size, default a
+    new one) with the result; gaps are sparse, so only they are read."""
     m, n = a.shape
     flat = np.flatnonzero(np.isnan(a)) if gaps is None else gaps
     rows, starts, ends = _point_runs(flat, n)
@@ -389,7 +391,9 @@ def _spread_catch_up(
         return a
     rows, starts, ends, share = rows[same], starts[same], ends[same], share[same]
     cols, _ = segment_index(starts, ends + 1)
-    out = a.copy()
+    if out is None:
+        out = np.empty_like(a)
+    np.copyto(out, a)
     out[np.repeat(rows, ends + 1 - starts), cols] = np.repeat(share, ends + 1 - starts)
     return out
 
@@ -1040,6 +1044,8 @@ def _flagged_points(
     rows = min(block_meters, m)
     work = _FlatWorkspace(rows, n)
     mask_buf = np.empty(rows * n, dtype=bool)
+    # Reused as the mask is: a new block-sized array each block costs its page faults.
+    spread_buf = np.empty(rows * n) if bridged and near_flat else None
     found: list[list[npt.NDArray[np.intp]]] = [[], [], [], []]
     for i in range(0, m, block_meters):
         j = min(i + block_meters, m)
@@ -1054,10 +1060,11 @@ def _flagged_points(
         np.isnan(xb, out=mask)
         found[2].append(np.flatnonzero(mask) + i * n)
         if near_flat:
-            if bridged:
+            if spread_buf is not None:  # bridged
                 xb = _spread_catch_up(
                     xb, cfg.flatline_merge_gap, cfg.flatline_quanta * qq[i:j],
                     cfg.flatline_rel_tol, gaps=found[2][-1] - i * n,
+                    out=spread_buf[: (j - i) * n].reshape(j - i, n),
                 )  # fmt: skip
             _near_flat_block(
                 xb,
