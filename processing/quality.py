@@ -151,15 +151,17 @@ class QualityConfig:
         On a register whose first reading after a gap carries the gap's energy
         (``quality_scan(bridged=True)``), a gap of up to ``flatline_merge_gap`` steps
         inside a flat run takes, with the reading after it, that reading's share of their
-        steps (:func:`_spread_catch_up`): a stuck flow's lost reading no longer breaks its
-        run with a double step: a day-long window (``flatline_day_steps``) held none.
-        Year scans of seeds 300–315 (twentieth session): flatlines 0.938 → 0.953 (20
-        labels found, 2 lost), mean precision −0.001, schedule −0.003 (one label: another
-        meter's event now found near its start made the two a fleet's common cause); 13
-        more flatlines on the 16 clean twins (292). Off for buildings that close: their
-        nights and weekends idle flat by nature, and pieces joined over a lost reading no
-        longer match the meter's other idle runs (``flatline_peer_share``): precision
-        −0.006 with them.
+        steps (:func:`_spread_catch_up`). Else a stuck flow's lost reading breaks its run
+        with a double step, and a meter losing 3 % of its readings has a gap in half its
+        day-long windows (``flatline_day_steps``). Year scans of seeds 300–315 (twentieth
+        session): flatlines 0.938 → 0.953 (20 labels found, 2 lost), mean precision
+        −0.001, 13 more flatlines on the 16 clean twins (292); schedule −0.003, one label,
+        a night use ``fleet.shared_nights`` now calls the fleet's (night uses within a
+        stuck register are the flatline's, and the chance of a cluster it weighs came down
+        with them). Off for offices' and schools' electricity
+        (``pipeline.QUALITY_BY_KIND``): their nights and weekends idle flat by nature, and
+        pieces joined over a lost reading no longer match the meter's other idle runs
+        (``flatline_peer_share``); precision −0.006 with them.
     check_negative : bool
         Report negative values; off for temperatures, which have no natural zero (an
         outdoor sensor reads below zero every frost).
