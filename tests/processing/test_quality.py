@@ -363,14 +363,18 @@ def test_home_register_stuck_at_its_baseload_is_found():
     assert ev.start[0] <= stuck.start + 1 and ev.end[0] >= stuck.stop - 1
 
 
-def test_register_stuck_at_a_summer_gas_level_is_found_by_the_day_long_window():
-    rng = np.random.default_rng(6)
+def _summer_gas_home(seed: int) -> tuple[np.ndarray, float]:
+    """Seven weeks of a gas home in summer: a few quanta an hour, flat-ish for hours, hot
+    water at 7 and 19; and its register's quantum [kWh]."""
+    rng = np.random.default_rng(seed)
     q = 0.112
-    h = np.arange(24 * 7 * 7)
-    hour = h % 24
-    # A gas home in summer: a few quanta an hour, flat-ish for hours, hot water at 7 and 19.
-    quanta = rng.integers(2, 5, h.size) * (hour >= 6) + 10 * (hour == 7) + 8 * (hour == 19)
-    x = (quanta * q)[np.newaxis, :]
+    hour = np.arange(24 * 7 * 7) % 24
+    quanta = rng.integers(2, 5, hour.size) * (hour >= 6) + 10 * (hour == 7) + 8 * (hour == 19)
+    return (quanta * q)[np.newaxis, :], q
+
+
+def test_register_stuck_at_a_summer_gas_level_is_found_by_the_day_long_window():
+    x, q = _summer_gas_home(6)
     stuck = slice(24 * 7 * 6 + 2, 24 * 7 * 6 + 42)  # 40 h at 3.5 quanta, read as 3s and 4s
     x[0, stuck] = np.where(np.arange(40) % 2, 3 * q, 4 * q)
     short = near_flat_mask(x, min_steps=6, quantum=q, min_level_quanta=3.0)
@@ -441,12 +445,7 @@ def test_a_gap_carried_by_the_next_reading_is_spread_only_inside_a_flat_run():
 
 
 def test_a_stuck_flow_s_lost_readings_do_not_break_its_day_long_window():
-    rng = np.random.default_rng(6)
-    q = 0.112
-    h = np.arange(24 * 7 * 7)
-    hour = h % 24
-    quanta = rng.integers(2, 5, h.size) * (hour >= 6) + 10 * (hour == 7) + 8 * (hour == 19)
-    x = (quanta * q)[np.newaxis, :]
+    x, q = _summer_gas_home(6)
     stuck = slice(24 * 7 * 6 + 2, 24 * 7 * 6 + 32)  # 30 h, found by its day-long windows
     x[0, stuck] = np.where(np.arange(30) % 2, 3 * q, 4 * q)
     for lost in (9, 19):  # each lost hour's energy comes with the next reading
