@@ -442,6 +442,20 @@ def test_a_gap_carried_by_the_next_reading_is_spread_only_inside_a_flat_run():
     want = [[1.0, 1.0, 1.0, 1.0, 1.0, 0.0, nan, nan, 6.0, 2.0, 5.0, nan, 9.0, 5.0]]
     assert_array_equal(got, want)
     assert_array_equal(_spread_catch_up(x, 0, np.array([[0.1]]), 0.0), x)
+    # Whatever it spreads, each row's energy is kept and its readings elsewhere untouched.
+    rng = np.random.default_rng(33)
+    flows = np.repeat(rng.integers(1, 4, (50, 40)), 5, axis=1).astype(np.float64)
+    lost = rng.random(flows.shape) < 0.15
+    read = np.where(lost, np.nan, flows)
+    for r, c in zip(*np.nonzero(lost), strict=True):  # the next reading carries the gap
+        after = c + 1 + np.argmax(~lost[r, c + 1 :]) if (~lost[r, c + 1 :]).any() else None
+        if after is not None:
+            read[r, after] += flows[r, c]
+    got = _spread_catch_up(read, 2, np.full(50, 0.01), 0.0)
+    assert_allclose(np.nansum(got, axis=1), np.nansum(read, axis=1))
+    assert np.isnan(got).sum() < np.isnan(read).sum()
+    r, c = np.nonzero(~np.isclose(got, read, equal_nan=True) & ~np.isnan(read))
+    assert c.size and np.isnan(read[r, c - 1]).all()  # only readings that carry a gap
 
 
 def test_a_stuck_flow_s_lost_readings_do_not_break_its_day_long_window():
