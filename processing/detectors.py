@@ -49,7 +49,8 @@ from processing.fleet import (
     remove_common_departure,
 )
 from processing.local_time import closed_steps, hour_mask, step_calendar, weekend_and_holiday
-from processing.quality import QualityConfig, quality_scan, register_quantum
+from processing.quality import quality_scan, register_quantum
+from processing.quality_config import QualityConfig
 from processing.rooms import inertial_daily, weather_explained
 from processing.schedule import schedule_anomalies
 from processing.shifts import SegmentMeans, level_shifts, mean_daily

@@ -221,6 +221,27 @@ def segment_index(starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]
     return cols, offsets
 
 
+def event_steps(ev: AnomalyEvents, stop: IntArray | None = None) -> tuple[IntArray, IntArray]:
+    """Every step of every event (up to ``stop``, default its end), flattened: the event's
+    index and the step."""
+    end = ev.end if stop is None else stop
+    steps, _ = segment_index(ev.start, end)
+    return np.repeat(np.arange(len(ev)), end - ev.start), steps
+
+
+def flagged_count(ev: AnomalyEvents, event: IntArray, flags: BoolArray) -> FloatArray:
+    """How many of each event's steps are flagged (``event``, ``flags`` per flattened step,
+    from :func:`event_steps`)."""
+    count = np.bincount(event, weights=flags.astype(np.float64), minlength=len(ev))
+    return np.asarray(count, dtype=np.float64)
+
+
+def flagged_share(ev: AnomalyEvents, event: IntArray, flags: BoolArray) -> FloatArray:
+    """The share of each event's steps that are flagged (see :func:`flagged_count`)."""
+    share: FloatArray = flagged_count(ev, event, flags) / np.maximum(ev.end - ev.start, 1)
+    return share
+
+
 def events_from_mask(
     mask: npt.ArrayLike,
     *,

@@ -30,7 +30,7 @@ from processing.detector_config import (
 from processing.detectors import anomaly_scan
 from processing.events import DAY_KINDS, Anomaly
 from processing.fleet import CommonCauseConfig, common_cause, shared_nights
-from processing.quality import QualityConfig
+from processing.quality_config import QualityConfig
 from storage.matrices import (
     HOUR,
     BuildingDaily,
