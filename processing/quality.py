@@ -226,8 +226,9 @@ def _flagged_points(
     block_meters: int = DEFAULT_BLOCK_METERS,
 ) -> _Points:
     """The negative, zero, missing and (unless ``flatline_exact``) near-flat steps of ``a``
-    (see :func:`near_flat_mask`; with ``bridged``, of its short gaps spread by
-    :func:`_spread_catch_up`), in one pass over blocks of meters.
+    (see :func:`~processing.flatlines.near_flat_mask`; with ``bridged``, of its short gaps
+    spread by :func:`~processing.flatlines._spread_catch_up`), in one pass over blocks of
+    meters.
 
     Each block is compared while it is in cache, into one reused mask, and only the
     flagged steps' indexes are kept: four masks of the whole matrix cost more in memory

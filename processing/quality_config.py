@@ -17,8 +17,9 @@ class QualityConfig:
         bridged by the consumers of the data.
     outage_false_runs : float
         Chance runs of the meter's own transmission losses accepted per meter and
-        :data:`FALSE_RUN_SPAN` steps (a year of hours): a lossy link needs a longer gap
-        before it is an outage (see :func:`outages`) [-]. At 0.1 a city's meters made a
+        :data:`~processing.chance_runs.FALSE_RUN_SPAN` steps (a year of hours): a lossy
+        link needs a longer gap before it is an outage (see
+        :func:`~processing.quality.outages`) [-]. At 0.1 a city's meters made a
         three-hour "outage" of chance losses every ten meter-years, 10–20 false a seed in
         bench.accuracy; at 0.03 (eleventh session, seeds 300–303) precision +0.010 /
         +0.006 / +0.004 / +0.004, every outage label still found (0.01: one lost on 301).
@@ -95,7 +96,7 @@ class QualityConfig:
         night, a stuck register once.
     flatline_busy_steps, flatline_busy_ratio : int, float
         A flat event with at least ``flatline_busy_steps`` steps on open days (not
-        ``closed``, see :func:`quality_scan`) at which the meter usually reads
+        ``closed``, see :func:`~processing.quality.quality_scan`) at which the meter usually reads
         ``flatline_busy_ratio`` × its flat level or more (their hour-of-week median over
         the four weeks before, above the flat tolerance) is a stuck register, whatever
         the peer and habit rules say (0: off) [steps], [-]. A school stuck at its Sunday
@@ -105,22 +106,22 @@ class QualityConfig:
         month read as busy: precision 0 to −0.005).
     flatline_exact : bool
         Sensors that report the value itself (temperatures) repeat it exactly when stuck:
-        use :func:`repeat_runs` instead of the near-flat test.
+        use :func:`~processing.flatlines.repeat_runs` instead of the near-flat test.
     flatline_false_runs : float
-        With ``flatline_exact``: chance runs accepted per meter and :data:`FALSE_RUN_SPAN`
-        steps [-].
+        With ``flatline_exact``: chance runs accepted per meter and
+        :data:`~processing.chance_runs.FALSE_RUN_SPAN` steps [-].
     flatline_spread_gaps : bool
         On a register whose first reading after a gap carries the gap's energy
-        (``quality_scan(bridged=True)``), a gap of up to ``flatline_merge_gap`` steps
-        inside a flat run takes, with the reading after it, that reading's share of their
-        steps (:func:`_spread_catch_up`). Else a stuck flow's lost reading breaks its run
-        with a double step, and a meter losing 3 % of its readings has a gap in half its
-        day-long windows (``flatline_day_steps``). Year scans of seeds 300–315 (twentieth
-        session): flatlines 0.938 → 0.953 (20 labels found, 2 lost), mean precision
-        −0.001, 13 more flatlines on the 16 clean twins (292); schedule −0.003, one label,
-        a night use ``fleet.shared_nights`` now calls the fleet's (night uses within a
-        stuck register are the flatline's, and the chance of a cluster it weighs came down
-        with them). Off for offices' and schools' electricity
+        (``quality_scan(bridged=True)``), a gap of up to ``flatline_merge_gap`` steps inside
+        a flat run takes, with the reading after it, that reading's share of their steps
+        (:func:`~processing.flatlines._spread_catch_up`). Else a stuck flow's lost reading
+        breaks its run with a double step, and a meter losing 3 % of its readings has a gap
+        in half its day-long windows (``flatline_day_steps``). Year scans of seeds 300–315
+        (twentieth session): flatlines 0.938 → 0.953 (20 labels found, 2 lost), mean
+        precision −0.001, 13 more flatlines on the 16 clean twins (292); schedule −0.003,
+        one label, a night use ``fleet.shared_nights`` now calls the fleet's (night uses
+        within a stuck register are the flatline's, and the chance of a cluster it weighs
+        came down with them). Off for offices' and schools' electricity
         (``pipeline.QUALITY_BY_KIND``): their nights and weekends idle flat by nature, and
         pieces joined over a lost reading no longer match the meter's other idle runs
         (``flatline_peer_share``); precision −0.006 with them.
