@@ -412,6 +412,50 @@ def _flat_window_starts(
     return r_idx[keep].astype(np.int64), c_idx[keep].astype(np.int64), near_rows
 
 
+class NearFlatBlocks:
+    """The near-flat test of :class:`QualityConfig` (see :func:`near_flat_mask`), one block
+    of up to ``rows`` meters at a time, for a pass over the blocks that takes other masks
+    of them too (:func:`processing.quality.quality_scan`). ``bridged``: the registers'
+    first reading after a gap carries it, and short gaps are spread first (with
+    ``flatline_spread_gaps``, see :func:`_spread_catch_up`). The buffers are allocated once
+    and reused for every block: a new block-sized array each block costs its page faults.
+    """
+
+    def __init__(self, rows: int, steps: int, cfg: QualityConfig, *, bridged: bool) -> None:
+        if cfg.flatline_steps < 2:
+            raise ValueError(f"min_steps: must be >= 2, got {cfg.flatline_steps}")
+        self.cfg = cfg
+        self.work = _FlatWorkspace(rows, steps)
+        spread = bridged and cfg.flatline_spread_gaps
+        self.spread_buf = np.empty(rows * steps) if spread else None
+
+    def mark(
+        self, xb: FloatArray, q: FloatArray, out: BoolArray, gaps: npt.NDArray[np.intp]
+    ) -> None:
+        """The near-flat steps of block ``xb`` (``q``: its quanta, a column) into ``out``;
+        ``gaps``: the flat indexes of the block's NaNs, ascending."""
+        cfg = self.cfg
+        if self.spread_buf is not None:
+            xb = _spread_catch_up(
+                xb, cfg.flatline_merge_gap, cfg.flatline_quanta * q, cfg.flatline_rel_tol,
+                gaps=gaps, out=self.spread_buf[: xb.size].reshape(xb.shape),
+            )  # fmt: skip
+        _near_flat_block(
+            xb,
+            q,
+            out,
+            self.work,
+            min_steps=cfg.flatline_steps,
+            rel_tol=cfg.flatline_rel_tol,
+            quanta=cfg.flatline_quanta,
+            contrast=cfg.flatline_contrast,
+            period=4 * HOURS_PER_WEEK,
+            min_level_quanta=cfg.flatline_min_quanta,
+            day_min_level_quanta=cfg.flatline_day_min_quanta,
+            day_steps=cfg.flatline_day_steps,
+        )
+
+
 def near_flat_mask(
     x: npt.ArrayLike,
     *,

@@ -21,7 +21,7 @@ from processing.events import (
     events_from_mask,
     flagged_share,
 )
-from processing.flatlines import _FlatWorkspace, _near_flat_block, _spread_catch_up, flat_events
+from processing.flatlines import NearFlatBlocks, flat_events
 from processing.quality_config import QualityConfig
 
 FloatArray = npt.NDArray[np.float64]
@@ -226,24 +226,18 @@ def _flagged_points(
     block_meters: int = DEFAULT_BLOCK_METERS,
 ) -> _Points:
     """The negative, zero, missing and (unless ``flatline_exact``) near-flat steps of ``a``
-    (see :func:`~processing.flatlines.near_flat_mask`; with ``bridged``, of its short gaps
-    spread by :func:`~processing.flatlines._spread_catch_up`), in one pass over blocks of
-    meters.
+    (see :class:`~processing.flatlines.NearFlatBlocks`, ``bridged`` as there), in one pass
+    over blocks of meters.
 
     Each block is compared while it is in cache, into one reused mask, and only the
     flagged steps' indexes are kept: four masks of the whole matrix cost more in memory
     traffic and page faults than the comparisons.
     """
     m, n = a.shape
-    near_flat = not cfg.flatline_exact
-    if near_flat and cfg.flatline_steps < 2:
-        raise ValueError(f"min_steps: must be >= 2, got {cfg.flatline_steps}")
     qq = np.broadcast_to(np.asarray(q, dtype=np.float64).reshape(-1, 1), (m, 1))
     rows = min(block_meters, m)
-    work = _FlatWorkspace(rows, n)
+    flat = None if cfg.flatline_exact else NearFlatBlocks(rows, n, cfg, bridged=bridged)
     mask_buf = np.empty(rows * n, dtype=bool)
-    # Reused as the mask is: a new block-sized array each block costs its page faults.
-    spread_buf = np.empty(rows * n) if bridged and near_flat else None
     found: list[list[npt.NDArray[np.intp]]] = [[], [], [], []]
     for i in range(0, m, block_meters):
         j = min(i + block_meters, m)
@@ -257,27 +251,8 @@ def _flagged_points(
         found[1].append(np.flatnonzero(mask) + i * n)
         np.isnan(xb, out=mask)
         found[2].append(np.flatnonzero(mask) + i * n)
-        if near_flat:
-            if spread_buf is not None:  # bridged
-                xb = _spread_catch_up(
-                    xb, cfg.flatline_merge_gap, cfg.flatline_quanta * qq[i:j],
-                    cfg.flatline_rel_tol, gaps=found[2][-1] - i * n,
-                    out=spread_buf[: (j - i) * n].reshape(j - i, n),
-                )  # fmt: skip
-            _near_flat_block(
-                xb,
-                qq[i:j],
-                mask,
-                work,
-                min_steps=cfg.flatline_steps,
-                rel_tol=cfg.flatline_rel_tol,
-                quanta=cfg.flatline_quanta,
-                contrast=cfg.flatline_contrast,
-                period=4 * HOURS_PER_WEEK,
-                min_level_quanta=cfg.flatline_min_quanta,
-                day_min_level_quanta=cfg.flatline_day_min_quanta,
-                day_steps=cfg.flatline_day_steps,
-            )
+        if flat is not None:
+            flat.mark(xb, qq[i:j], mask, gaps=found[2][-1] - i * n)
             found[3].append(np.flatnonzero(mask) + i * n)
     none = np.zeros(0, dtype=np.intp)
     return _Points(*(np.concatenate(f) if f else none for f in found))
@@ -310,7 +285,7 @@ def quality_scan(
     cfg = config if config is not None else QualityConfig()
     a = as_matrix(consumption, "consumption")
     q = register_quantum(a) if quantum is None else np.asarray(quantum, dtype=np.float64)
-    points = _flagged_points(a, q, cfg, bridged=bridged and cfg.flatline_spread_gaps)
+    points = _flagged_points(a, q, cfg, bridged=bridged)
     flat_ev = flat_events(a, points.flat, q, cfg, closed=closed)
     zeros = _zero_run_events(points.zero, a.shape, cfg)
     if len(zeros):
