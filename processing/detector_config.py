@@ -72,7 +72,8 @@ class DetectorConfig:
     z_single : float
         A spike or drop of a single step needs |z| above this; events of two or more
         steps need ``z_threshold`` [-]. Appliance peaks last one step, stuck or runaway
-        loads several.
+        loads several. Two spike steps in a row whose z add up to √2 ``z_single`` are a
+        spike too (``spikes.PAIR_FLOOR``).
     large_z, large_multiple : float
         With ``large_z`` > 0, a spike that misses the thresholds above is still reported
         when its peak is above ``large_z`` σ and above the expected use by at least

@@ -90,6 +90,26 @@ def test_one_step_peak_needs_single_step_threshold():
     assert sorted(a.start for a in found) == [2000, 3000]
 
 
+def test_two_steps_in_a_row_clear_the_single_step_threshold_together():
+    rng = np.random.default_rng(8)
+    x = daily_profile(20, 2, rng)
+    z = np.zeros_like(x)
+    z[0, 500:502] = 5.9  # a closing building's gas, two night hours: (5.9 + 5.9)/√2 ≥ 8
+    z[0, 1000:1002] = (7.5, 3.9)  # 8.06: the smaller above (√2 − 1) × 8
+    z[0, 1500:1502] = 5.5  # 7.78: not together
+    z[0, 2000:2002] = (7.9, 3.2)  # 7.85, and 3.2 is under the pairs' floor
+    z[0, 2500], z[0, 2502] = 5.9, 5.9  # not in a row
+    z[0, 3000:3002] = -5.9  # drops keep their thresholds
+    z[0, -1], z[1, 0] = 5.9, 5.9  # the last step of one meter and the first of the next
+    cfg = config_for("gas")
+    assert (cfg.z_threshold, cfg.z_single) == (6.0, 8.0)
+    found = spikes_and_drops(x, z, start=START, config=cfg)
+    assert sorted((a.meter_index, a.start, a.end, a.kind) for a in found) == [
+        (0, 500, 502, "spike"),
+        (0, 1000, 1002, "spike"),
+    ]
+
+
 def test_a_large_excess_clears_a_lower_z():
     rng = np.random.default_rng(8)
     x = daily_profile(20, 1, rng)  # mean use ≈ 1 per step
@@ -183,7 +203,8 @@ def test_a_spike_at_a_quiet_hour_stands_out_against_that_hour_not_the_evening_me
         return [a for a in spikes_and_drops(x, z, start=START, config=cfg) if a.kind == "spike"]
 
     now = spikes(DetectorConfig())
-    assert len({a.meter_index for a in now if a.start <= t < a.end}) == 17
+    # 17 of 20 by their steps alone, one more by the pair's combined z (see PAIR_FLOOR).
+    assert len({a.meter_index for a in now if a.start <= t < a.end}) == 18
     assert all(a.start <= t < a.end for a in now)
     before = spikes(DetectorConfig(tail_divisor=2.0, hour_tail_divisor=0.0))
     assert not any(a.start <= t < a.end for a in before)
