@@ -73,8 +73,8 @@ def spikes_and_drops(
     out: list[Anomaly] = []
     large = cfg.large_z > 0
     least = min(cfg.z_threshold, cfg.large_z) if large else cfg.z_threshold
-    pair_floor = PAIR_FLOOR * cfg.z_single
-    above, below = _beyond(zz, min(least, pair_floor), least)
+    # The larger step of a pair is at least z_single/√2: those are read with the others.
+    above, below = _beyond(zz, min(least, cfg.z_single / math.sqrt(2.0)), least)
     above, pairs = _with_pairs(zz, above, least, cfg.z_single)
     for kind, points in (("spike", above), ("drop", below)):
         ev = _events_of_points(
@@ -119,15 +119,18 @@ PAIR_FLOOR: Final = math.sqrt(2.0) - 1.0
 def _with_pairs(
     z: FloatArray, above: npt.NDArray[np.intp], threshold: float, z_single: float
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """The flat indexes (ascending) of ``above`` (every step above the pairs' floor) that
-    are events' steps, those above ``threshold`` and both steps of every pair (see
-    :data:`PAIR_FLOOR`), and each pair's first step."""
+    """Flat indexes (ascending) of the events' steps: those of ``above`` (every step above
+    ``z_single``/√2, the larger of any pair) above ``threshold``, and both steps of every
+    pair (see :data:`PAIR_FLOOR`); and each pair's first step."""
     n = z.shape[1]
-    at = np.take(z, above)
-    pair = (above[1:] == above[:-1] + 1) & (above[:-1] % n != n - 1)
-    pair &= at[:-1] + at[1:] >= math.sqrt(2.0) * z_single
-    first = above[:-1][pair]
-    steps = above[at > threshold]
+    col = above % n
+    # A pair starts at a step of ``above`` or at the step before one, within one meter.
+    first = np.concatenate((above[col != n - 1], above[col != 0] - 1))
+    one, two = np.take(z, first), np.take(z, first + 1)
+    floor = PAIR_FLOOR * z_single
+    pair = (one > floor) & (two > floor) & (one + two >= math.sqrt(2.0) * z_single)
+    first = np.unique(first[pair])
+    steps = above[np.take(z, above) > threshold]
     if first.size:
         steps = np.union1d(steps, np.concatenate((first, first + 1)))
     return steps, first
