@@ -108,8 +108,8 @@ def spikes_and_drops(
 
 # Two steps in a row are a spike when their z together clear the single step's threshold:
 # (z₁ + z₂)/√2 ≥ ``z_single``, Stouffer's sum of two. A step at ``z_single`` is a spike
-# alone, so the smaller of a pair that needs the other is at least (√2 − 1) ``z_single``:
-# the steps looked at. A closing building's gas burning two night hours at 5.9 σ had
+# alone, so the smaller of a pair that needs the other is at least (√2 − 1) ``z_single``,
+# the floor of both steps. A closing building's gas burning two night hours at 5.9 σ had
 # cleared neither the single step's 8 σ nor two steps' 6 σ (bench.accuracy's year scans,
 # seeds 300–315, twenty-first session: spikes 0.9499 → 0.9521, 8 seeds at 0.95 against 7;
 # 22 spikes more, 15 of them right; precision 0.8083 → 0.8081).
