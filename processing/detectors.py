@@ -52,7 +52,7 @@ from processing.local_time import closed_steps, hour_mask, step_calendar, weeken
 from processing.quality import quality_scan, register_quantum
 from processing.quality_config import QualityConfig
 from processing.rooms import inertial_daily, weather_explained
-from processing.schedule import schedule_anomalies
+from processing.schedule import closed_day_programmes, schedule_anomalies
 from processing.shifts import SegmentMeans, level_shifts, mean_daily
 from processing.spikes import spikes_and_drops, without_holiday_drops
 from processing.weather_model import (
@@ -394,6 +394,13 @@ def _scan_slice(
     events = quality_scan(
         a, quality, quantum=quantum, closed=closed, open_hours=open_hours, bridged=cfg.bridged_gaps
     )
+    if cfg.check_weekends and "flatline" in events:
+        # Before the flatlines' reasons: a closed day's programme is reported as its use.
+        events["flatline"], programmes = closed_day_programmes(
+            events["flatline"], a, start=start, steps_per_hour=steps_per_hour,
+            holidays=holidays, config=cfg, meter_offset=meter_offset,
+        )  # fmt: skip
+        found.extend(programmes)
     for ev in events.values():
         found.extend(_quality_reasons(ev, start, steps_per_hour, cfg.unit, meter_offset))
     scan = baseline_scan(

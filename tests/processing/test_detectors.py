@@ -464,3 +464,27 @@ def test_a_closed_public_holiday_is_no_drop_of_a_building_that_closes() -> None:
 
     assert drops([]) == {(0, holiday), (1, holiday + 6)}
     assert drops([date(2025, 5, 1)]) == {(1, holiday + 6)}
+
+
+def test_a_closed_day_heated_on_the_weekday_programme_is_weekend_use_not_a_stuck_register():
+    """A closing building's boiler left on its weekday programme one Saturday burns a steady
+    1.5 kWh an hour from 07:00 to 19:00: weekend use, though frost protection on two cold
+    Sundays makes its closed days' use a routine; not a register stuck for 12 h."""
+    rng = np.random.default_rng(5)
+    hours = np.arange(24 * 7 * 12)
+    hod, dow = hours % 24, (hours // 24) % 7
+    day = np.where((hod >= 7) & (hod < 19) & (dow < 5), 8.0, 0.0)
+    x = np.round(day * rng.lognormal(0.0, 0.1, (6, hours.size)), 1)
+    saturday = 24 * (7 * 9 + 5)
+    x[0, saturday + 7 : saturday + 19] = 1.5
+    for week in (4, 7):
+        sunday = 24 * (7 * week + 6)
+        x[0, sunday : sunday + 6] = np.round(rng.uniform(3.0, 6.0, 6), 1)
+    found = [
+        a for a in anomaly_scan(x, start=START, config=config_for("gas")) if a.meter_index == 0
+    ]
+    assert [(a.kind, a.start, a.end) for a in found] == [
+        ("weekend_use", saturday + 7, saturday + 19)
+    ]
+    assert found[0].severity == 12.0  # hours of steady use
+    assert "weekday programme" in found[0].reason

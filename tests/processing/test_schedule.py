@@ -8,11 +8,13 @@ from numpy.testing import assert_allclose
 
 from processing.baseline import fit_heating_term
 from processing.detector_config import DetectorConfig, config_for
+from processing.events import AnomalyEvents
 from processing.schedule import (
     _run_means,
     _sun_term,
     _weather_corrected_excess,
     _window_means,
+    closed_day_programmes,
     schedule_anomalies,
 )
 
@@ -208,3 +210,35 @@ def test_nights_after_dull_days_are_expected_higher_and_faults_do_not_set_the_sl
     )
     # Without the sun the dull days' spread is noise: the same faults stand out far less.
     assert np.min(plain[0, left_on] / plain_sigma[0, left_on]) < 0.5 * np.min(z[left_on])
+
+
+def test_a_flat_run_through_one_closed_day_s_opening_hours_is_its_programme():
+    x = np.zeros((1, 2 * W))
+    sat, sun, fri = 5 * 24, 6 * 24, 4 * 24
+    holiday = W + 24  # Tuesday of the second week
+    x[0, sat + 9 : sat + 13] = 2.0  # the closed days' usual level: 0 (median)
+    runs = [
+        (sat + 7, sat + 19),  # the opening hours (day_hours 7–19)
+        (sun + 6, sun + 18),  # from the preheat hour
+        (holiday + 7, holiday + 19),  # a public holiday
+        (sat + 2, sat + 14),  # from 2 am: a stuck register
+        (fri + 7, fri + 19),  # an open day
+        (sat + 12, sun + 12),  # over two days
+    ]
+    start, end = (np.array(v) for v in zip(*runs, strict=True))
+    zeros = np.zeros(len(runs))
+    flat = AnomalyEvents(
+        "flatline", np.zeros(len(runs), dtype=np.int64), start, end, start,
+        (end - start).astype(np.float64), zeros, zeros + 1.5,
+    )  # fmt: skip
+    kept, uses = closed_day_programmes(
+        flat, x, start=START, steps_per_hour=1, config=config_for("gas"),
+        holidays=[(START + timedelta(days=8)).date()], meter_offset=3,
+    )  # fmt: skip
+    assert [(u.kind, u.start, u.end, u.meter_index) for u in uses] == [
+        ("weekend_use", sat + 7, sat + 19, 3),
+        ("weekend_use", sun + 6, sun + 18, 3),
+        ("holiday_use", holiday + 7, holiday + 19, 3),
+    ]
+    assert_allclose([(u.severity, u.expected, u.observed) for u in uses], [(12, 0, 1.5)] * 3)
+    assert kept.start.tolist() == [sat + 2, fri + 7, sat + 12]
