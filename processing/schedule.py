@@ -530,7 +530,7 @@ def _schedule_reason(
 # often uses its closed days (the routine rule: frost protection on cold weekends is not a
 # programme). bench.accuracy's year scans, twenty-first session: schedule 0.892 → 0.904
 # (seeds 300–315, 16 of 16 at 0.80), 0.848 → 0.866 on seeds 316–331 (not used to choose
-# it); precision −0.0002 on each; the flatline labels found the same. Through the schedule
+# it); precision −0.0002 / −0.0001; the flatline labels found the same. Through the schedule
 # detector instead (the closed day exempt from the routine rule, its own z), 0.896 and
 # 0.858: it does not flag a day's programme at a low level.
 PROGRAMME_PREHEAT_HOURS: Final = 1
