@@ -83,7 +83,8 @@ def spikes_and_drops(
         # One step over the persistent threshold is an ordinary peak; it must clear the
         # single-step threshold, several steps in a row need only the lower one.
         large_here = large and kind == "spike"
-        paired = _holds(ev, pairs if kind == "spike" else pairs[:0], zz.shape[1])
+        # Pairs are spikes only: drops keep their thresholds.
+        paired = _holds(ev, pairs, zz.shape[1]) if kind == "spike" else np.zeros(len(ev), bool)
         keep = _clears_z(ev, cfg) | paired | (large_here & (ev.severity > cfg.large_z))
         ev, paired = ev.select(keep), paired[keep]
         if not len(ev):
