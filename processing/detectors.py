@@ -394,7 +394,7 @@ def _scan_slice(
     events = quality_scan(
         a, quality, quantum=quantum, closed=closed, open_hours=open_hours, bridged=cfg.bridged_gaps
     )
-    if cfg.check_weekends and "flatline" in events:
+    if cfg.check_weekends:
         # Before the flatlines' reasons: a closed day's programme is reported as its use.
         events["flatline"], programmes = closed_day_programmes(
             events["flatline"], a, start=start, steps_per_hour=steps_per_hour,

@@ -46,7 +46,7 @@ def flatline_mask(x: npt.ArrayLike, *, min_steps: int = 6, ignore_zero: bool = T
     min_steps : int
         Shortest run of identical values flagged [steps]; must be >= 2.
     ignore_zero : bool
-        Zero runs are reported by :func:`zero_runs`; skip them here by default.
+        Zero runs are reported by :func:`~processing.quality.zero_runs`; skip them here by default.
 
     Returns
     -------
@@ -147,9 +147,9 @@ def repeat_runs(
     counted up to :data:`RUN_CENSOR_PAIRS` pairs: a run would make itself likely);
     ``L`` identical values then start by chance about ``n·g·r^(L−2)`` times in ``n``
     steps, and the shortest run reported is the ``L`` (at least ``min_steps``) that makes
-    this ``false_runs`` per :data:`FALSE_RUN_SPAN` steps [-]. A room held by its
-    thermostat, once it repeats, repeats for hours: its share of equal neighbours over
-    all steps made runs of 7–12 h look impossible by chance (bench.accuracy, twelfth
+    this ``false_runs`` per :data:`~processing.chance_runs.FALSE_RUN_SPAN` steps [-]. A
+    room held by its thermostat, once it repeats, repeats for hours: its share of equal
+    neighbours over all steps made runs of 7–12 h look impossible by chance (bench.accuracy, twelfth
     session, seeds 300–303: 7–14 false thermometer flatlines a seed → 2–4). Gaps of at
     most ``max_gap`` steps between equal readings do not end a run. Severity is the run
     length [steps].
@@ -229,8 +229,9 @@ def _typical_spread(
     spread: FloatArray, rows: IntArray, cols: IntArray, *, period: int, weeks: int = 4
 ) -> FloatArray:
     """The meter's usual spread at the given window starts: median of the same hour of week
-    over the ``weeks`` trailing weeks (as :func:`hour_of_week_baseline`, NaN with fewer than
-    2 valid lags), else the NaN-ignoring mean over the ``period``-step block of the start.
+    over the ``weeks`` trailing weeks (as :func:`~processing.baseline.hour_of_week_baseline`,
+    NaN with fewer than 2 valid lags), else the NaN-ignoring mean over the ``period``-step
+    block of the start.
 
     Only candidate windows need it, and they are sparse: gathering their lags is far cheaper
     than a baseline of the whole spread matrix.
@@ -423,7 +424,7 @@ class NearFlatBlocks:
 
     def __init__(self, rows: int, steps: int, cfg: QualityConfig, *, bridged: bool) -> None:
         if cfg.flatline_steps < 2:
-            raise ValueError(f"min_steps: must be >= 2, got {cfg.flatline_steps}")
+            raise ValueError(f"flatline_steps: must be >= 2, got {cfg.flatline_steps}")
         self.cfg = cfg
         self.work = _FlatWorkspace(rows, steps)
         spread = bridged and cfg.flatline_spread_gaps
@@ -479,7 +480,8 @@ def near_flat_mask(
     min_steps : int
         Window length [steps].
     quantum : array_like, shape (meters,) or scalar
-        Register or display resolution [unit], e.g. from :func:`register_quantum`.
+        Register or display resolution [unit], e.g. from
+        :func:`~processing.quality.register_quantum`.
     rel_tol, quanta : float
         Allowed spread: ``quanta·quantum + rel_tol·|window mean|`` [unit].
     contrast : float

@@ -69,7 +69,7 @@ SENSOR_CONFIGS: Final = {
     "temperature": TEMPERATURE_DETECTOR,
     "outdoor_temperature": OUTDOOR_TEMPERATURE_DETECTOR,
 }
-# A stuck sensor repeats its reading exactly (see ``quality.repeat_runs``); below zero is
+# A stuck sensor repeats its reading exactly (see ``flatlines.repeat_runs``); below zero is
 # only weather.
 TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=False)
 # The electricity of a building that closes follows its opening hours, not the weather: one

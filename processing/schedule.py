@@ -559,7 +559,7 @@ def closed_day_programmes(
     lo, hi = config.day_hours
     band = hour_mask(hour, (lo - PROGRAMME_PREHEAT_HOURS, hi)) & (weekend | is_holiday)
     inside = np.append(0, np.cumsum(band))
-    one_day = day[flat.start] == day[np.maximum(flat.end - 1, flat.start)]
+    one_day = day[flat.start] == day[flat.end - 1]  # a run has a step at least
     held = (inside[flat.end] - inside[flat.start] == flat.end - flat.start) & one_day
     prog = flat.select(held)
     rate = float(steps_per_hour)
