@@ -584,6 +584,9 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
     y, f = model.inputs(sub)
     read = ~np.isnan(y) & ~model.skip[np.newaxis, :]
     n_days = y.shape[1]
+    # Days of the meter's other shifts are no reference: a trailing baseline that learnt a
+    # shift's level reads the days after it as a change back (the shift's mirror).
+    free = read & (_days_in_events(found, pick, where, sub.size, n_days) == 0)
     lo = np.asarray([found[i].start for i in pick], dtype=np.int64)
     hi = np.asarray([found[i].end for i in pick], dtype=np.int64)
     ended = hi < reading_until(np.where(read, y, np.nan))[where] - 1
@@ -597,7 +600,7 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
     )
     inside = (cols >= 0) & (cols < n_days)
     cols = np.clip(cols, 0, n_days - 1)
-    weight = (inside & read[where[:, np.newaxis], cols]).astype(np.float64)
+    weight = (inside & free[where[:, np.newaxis], cols]).astype(np.float64)
     yv = np.where(weight > 0, y[where[:, np.newaxis], cols], 0.0)
     xv = f[where[:, np.newaxis], cols] * weight[:, :, np.newaxis]
     beta = event_least_squares(xv, yv)
@@ -623,12 +626,34 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
     tested = (weight.sum(axis=1) >= TWO_SIDED_MIN_DAYS) & (
         days.count[where, hi] > days.count[where, lo]
     )
+    # A side read but covered by other shifts is not tested on the other side alone: a fit
+    # of late spring extrapolates to June's days wildly.
+    read_days = inside & read[where[:, np.newaxis], cols]
+    for side in (slice(0, w), slice(w, 2 * w)):
+        lost = (read_days[:, side].sum(axis=1) >= TWO_SIDED_MIN_DAYS / 2) & (
+            weight[:, side].sum(axis=1) < TWO_SIDED_MIN_DAYS / 2
+        )
+        tested &= ~lost
     # A change that lasts is as large after as in the event: its two-sided share is read
     # as the departure after it (measured before it) when that is the larger.
     known_before = weight[:, :w].sum(axis=1) >= TWO_SIDED_MIN_DAYS / 2
     share = np.where(known_before, np.fmax(share, share_after), share)
     out[idx] = np.where(tested & np.isfinite(share), share, np.inf)
     return out
+
+
+def _days_in_events(
+    found: Sequence[Anomaly], pick: list[int], where: IntArray, rows: int, days: int
+) -> IntArray:
+    """How many of the events ``found[pick]`` (on rows ``where`` of a ``rows``-row
+    matrix of ``days`` days) cover each day, shape (rows, days)."""
+    diff = np.zeros((rows, days + 1), dtype=np.int64)
+    lo = np.clip([found[i].start for i in pick], 0, days)
+    hi = np.clip([found[i].end for i in pick], 0, days)
+    np.add.at(diff, (where, lo), 1)
+    np.add.at(diff, (where, hi), -1)
+    covered: IntArray = np.cumsum(diff, axis=1)[:, :days]
+    return covered
 
 
 def _fleet_departure(

@@ -158,6 +158,46 @@ def test_a_shift_is_read_against_the_weeks_either_side_of_it():
     assert_allclose(_two_sided_share(found, halves, meter_offset=3), share)
 
 
+def test_a_shift_is_read_without_the_days_of_the_meter_s_other_shifts():
+    """Three homes as above, each +60 % over days 55–69. On home 0 the days after are
+    normal: a trailing baseline that learnt the shift reads them as a shift down (its
+    mirror), which the weeks around it, the shift's days left out, fit (not reported). On
+    home 1 the use falls to 70 % after: a change, kept. On home 2 the shift began on day
+    30, so the weeks before the mirror are all the shift's: read on the weeks after
+    alone, a fit would extrapolate; not tested."""
+    rng = np.random.default_rng(9)
+    days, meters = 120, 3
+    hours = np.arange(24 * days)
+    te = 16.0 - 10.0 * hours / hours.size + rng.normal(0.0, 2.0, days).repeat(24)
+    dh = np.maximum(15.0 - te, 0.0)[np.newaxis, :]
+    term = HeatingTerm(
+        slope=np.zeros(meters), base_index=np.zeros(meters, dtype=np.int64),
+        bases_c=np.array([15.0]), degree_hours=dh, anomaly=np.zeros_like(dh),
+    )  # fmt: skip
+    dd = dh[0].reshape(days, 24).sum(axis=1) / 24.0
+    observed = (2.0 + 1.5 * dd) * (1 + rng.normal(0.0, 0.02, (meters, days)))
+    observed[:2, 55:70] *= 1.6
+    observed[1, 70:80] *= 0.7
+    observed[2, 30:70] *= 1.6
+    x = np.repeat(observed / 24.0, 24, axis=1)
+    model = _DayModel(x, term, steps_per_hour=1, bridged_gaps=True, sun_w_m2=None, closed=None)
+
+    def shift(meter: int, lo: int, hi: int, up: bool) -> Anomaly:
+        return Anomaly(meter, lo, hi, "level_shift", 9.0, 1.0, 2.0 if up else 0.5, "")
+
+    mirrors = [shift(0, 70, 80, False), shift(1, 70, 80, False), shift(2, 70, 80, False)]
+    shifts = [shift(0, 55, 70, True), shift(1, 55, 70, True), shift(2, 30, 70, True)]
+    alone = _two_sided_share(mirrors, model, meter_offset=0)
+    assert alone[0] > 0.1  # the shift's days in its fit: the mirror departs
+    share = _two_sided_share(mirrors + shifts, model, meter_offset=0)
+    assert abs(share[0]) < 0.03
+    assert_allclose(share[1], 0.3, atol=0.03)
+    assert np.isinf(share[2])
+    assert_allclose(share[3:5], 0.6, atol=0.06)
+    drop = _departs_too_little(mirrors + shifts, model, meter_offset=0, min_share=0.1)
+    assert drop.tolist() == [True, False, False, False, False, False]
+
+
 def test_scan_in_threads_gives_the_same_anomalies():
     rng = np.random.default_rng(21)
     x = daily_profile(8, 120, rng)
