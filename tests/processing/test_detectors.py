@@ -109,14 +109,11 @@ def test_a_room_spike_stands_against_its_hour_not_the_morning_start_up():
     assert np.all(resid[np.arange(10), t] / whole_tail < 4.0)
 
 
-def test_a_shift_is_read_against_the_weeks_either_side_of_it():
-    """Six homes on 2 kWh of hot water plus 1.5 kWh per degree-day (base 15 °C), 120 days
-    with the cold coming. A step of +30 % over days 60–69 departs from a fit of the weeks
-    either side by 30 % (kept at 0.1); days the model fits (an excursion the trailing weeks
-    made) by none (not reported). A step that lasts departs after it as in it (kept). Still
-    going on the last days read, or with its weeks unread, an event is not tested."""
-    rng = np.random.default_rng(8)
-    days, meters = 120, 6
+def _heated_homes(*, meters: int, seed: int) -> tuple[np.ndarray, HeatingTerm]:
+    """Homes on 2 kWh of hot water plus 1.5 kWh per degree-day (base 15 °C), 120 days with
+    the cold coming, 2 % noise: their daily use (meters, days) and heating term."""
+    rng = np.random.default_rng(seed)
+    days = 120
     hours = np.arange(24 * days)
     te = 16.0 - 10.0 * hours / hours.size + rng.normal(0.0, 2.0, days).repeat(24)
     dh = np.maximum(15.0 - te, 0.0)[np.newaxis, :]
@@ -125,14 +122,30 @@ def test_a_shift_is_read_against_the_weeks_either_side_of_it():
         bases_c=np.array([15.0]), degree_hours=dh, anomaly=np.zeros_like(dh),
     )  # fmt: skip
     dd = dh[0].reshape(days, 24).sum(axis=1) / 24.0
-    observed = (2.0 + 1.5 * dd) * (1 + rng.normal(0.0, 0.02, (meters, days)))
+    return (2.0 + 1.5 * dd) * (1 + rng.normal(0.0, 0.02, (meters, days))), term
+
+
+def _day_model(observed: np.ndarray, term: HeatingTerm) -> _DayModel:
+    """The daily weather model of daily use ``observed``, each day's use spread evenly over
+    its hours."""
+    x = np.repeat(observed / 24.0, 24, axis=1)
+    return _DayModel(x, term, steps_per_hour=1, bridged_gaps=True, sun_w_m2=None, closed=None)
+
+
+def test_a_shift_is_read_against_the_weeks_either_side_of_it():
+    """Six homes on 2 kWh of hot water plus 1.5 kWh per degree-day (base 15 °C), 120 days
+    with the cold coming. A step of +30 % over days 60–69 departs from a fit of the weeks
+    either side by 30 % (kept at 0.1); days the model fits (an excursion the trailing weeks
+    made) by none (not reported). A step that lasts departs after it as in it (kept). Still
+    going on the last days read, or with its weeks unread, an event is not tested."""
+    observed, term = _heated_homes(meters=6, seed=8)
+    days = observed.shape[1]
     observed[0, 60:70] *= 1.3
     observed[3, 110:] *= 1.3
     observed[4, 20:100] = np.nan
     observed[4, 60:70] = 20.0
     observed[5, 60:] *= 1.3
-    x = np.repeat(observed / 24.0, 24, axis=1)  # hourly, each day's use spread evenly
-    model = _DayModel(x, term, steps_per_hour=1, bridged_gaps=True, sun_w_m2=None, closed=None)
+    model = _day_model(observed, term)
     assert model.inputs(np.array([2]))[1].shape == (1, days, FEATURES)
 
     def up(meter: int, lo: int, hi: int) -> Anomaly:
@@ -166,22 +179,11 @@ def test_a_shift_is_read_without_the_days_of_the_meter_s_other_shifts():
     30, so the weeks before the mirror are all the shift's: read on the weeks after
     alone, a fit would extrapolate; not tested. (With the shift's days in the fit, half
     its days, too many to trim as outliers, the mirror departs by 38 %.)"""
-    rng = np.random.default_rng(9)
-    days, meters = 120, 3
-    hours = np.arange(24 * days)
-    te = 16.0 - 10.0 * hours / hours.size + rng.normal(0.0, 2.0, days).repeat(24)
-    dh = np.maximum(15.0 - te, 0.0)[np.newaxis, :]
-    term = HeatingTerm(
-        slope=np.zeros(meters), base_index=np.zeros(meters, dtype=np.int64),
-        bases_c=np.array([15.0]), degree_hours=dh, anomaly=np.zeros_like(dh),
-    )  # fmt: skip
-    dd = dh[0].reshape(days, 24).sum(axis=1) / 24.0
-    observed = (2.0 + 1.5 * dd) * (1 + rng.normal(0.0, 0.02, (meters, days)))
+    observed, term = _heated_homes(meters=3, seed=9)
     observed[:2, 55:70] *= 1.6
     observed[1, 70:80] *= 0.7
     observed[2, 30:70] *= 1.6
-    x = np.repeat(observed / 24.0, 24, axis=1)
-    model = _DayModel(x, term, steps_per_hour=1, bridged_gaps=True, sun_w_m2=None, closed=None)
+    model = _day_model(observed, term)
 
     def shift(meter: int, lo: int, hi: int, up: bool) -> Anomaly:
         return Anomaly(meter, lo, hi, "level_shift", 9.0, 1.0, 2.0 if up else 0.5, "")
@@ -203,21 +205,10 @@ def test_a_shift_is_read_without_the_days_its_first_fit_misses():
     the weeks after, against the weeks before) read as 46 % under it, kept at 0.1; fitted
     again without the days that fit misses by more than 4 σ, they depart by none (not
     reported). Home 1's +30 % over days 60–69 departs by 30 % (12 % in the first fit)."""
-    rng = np.random.default_rng(10)
-    days, meters = 120, 2
-    hours = np.arange(24 * days)
-    te = 16.0 - 10.0 * hours / hours.size + rng.normal(0.0, 2.0, days).repeat(24)
-    dh = np.maximum(15.0 - te, 0.0)[np.newaxis, :]
-    term = HeatingTerm(
-        slope=np.zeros(meters), base_index=np.zeros(meters, dtype=np.int64),
-        bases_c=np.array([15.0]), degree_hours=dh, anomaly=np.zeros_like(dh),
-    )  # fmt: skip
-    dd = dh[0].reshape(days, 24).sum(axis=1) / 24.0
-    observed = (2.0 + 1.5 * dd) * (1 + rng.normal(0.0, 0.02, (meters, days)))
+    observed, term = _heated_homes(meters=2, seed=10)
     observed[:, 45:58] *= 2.0
     observed[1, 60:70] *= 1.3
-    x = np.repeat(observed / 24.0, 24, axis=1)
-    model = _DayModel(x, term, steps_per_hour=1, bridged_gaps=True, sun_w_m2=None, closed=None)
+    model = _day_model(observed, term)
     found = [
         Anomaly(0, 60, 70, "level_shift", 9.0, 1.0, 0.5, ""),
         Anomaly(1, 60, 70, "level_shift", 9.0, 1.0, 2.0, ""),
