@@ -577,9 +577,11 @@ def _departs_too_little(
 def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: int) -> FloatArray:
     """For each level shift or drift of ``found`` over before its meter's last two days,
     the share by which its days' use departs, in its direction, from a least-squares fit
-    of ``model`` on the ``TWO_SIDED_WINDOW_DAYS`` read days before and after it; +inf for
-    every other event, and for one with fewer than ``TWO_SIDED_MIN_DAYS`` days around it or
-    none read within it (not tested)."""
+    of ``model`` on the ``TWO_SIDED_WINDOW_DAYS`` read days before and after it (the days
+    of the meter's other level shifts and drifts left out, then those the fit misses by
+    more than ``TWO_SIDED_TRIM_SIGMA``); +inf for every other event, and for one with
+    fewer than ``TWO_SIDED_MIN_DAYS`` such days around it, a side read but all other
+    shifts' days, or none read within it (not tested)."""
     out = np.full(len(found), np.inf)
     pick = [i for i, an in enumerate(found) if an.kind in ("level_shift", "drift")]
     if not pick:
