@@ -286,7 +286,11 @@ def level_shifts(
         )
         # The sum leaves zero at the first day above the allowance, often well before a
         # step when the model ran a little off: the onset is refitted as a step.
-        onset = _step_onset(cs.z if direction == "up" else -cs.z, rows, onset, alarm + 1)
+        # A warning of the last two days may come after its excursion's peak (a sum under
+        # h then, over the warning's share now): the step is sought up to the peak.
+        onset = _step_onset(
+            cs.z if direction == "up" else -cs.z, rows, onset, np.minimum(alarm + 1, end)
+        )
         wide = None if by_use is None else by_use[0 if direction == "up" else 1]
         keep = _kept_excursions(
             wide, rows=rows, onset=onset, end=end, alarm_end=alarm_end, days_read=days_read,

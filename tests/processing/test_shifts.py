@@ -251,6 +251,26 @@ def test_two_days_short_of_an_alarm_are_a_warning():
     assert not [a for a in level_shifts(r, start=day0) if a.end > 100]  # off by default
 
 
+def test_a_warning_after_its_excursion_s_peak_starts_before_it_ends():
+    """A day at 4.5 σ lifts the sum to 4 (under h), six days at the centre drain it to 1,
+    and the last day but one at 2.8 σ brings it to 3.4: over a fifth of h on the data's
+    last two days, a warning. The excursion's peak is its first day, where the event
+    ends; the step is sought up to it, not up to the warning (which began it after its
+    end)."""
+    rng = np.random.default_rng(32)
+    r = rng.normal(0.0, 1.0, (1, 360))
+    r[0, 320:351] = -1.0  # the upward sum drains to zero
+    cs = cusum(r)
+    sigma, centre = cs.sigma[0], cs.center[0]
+    r[0, 351] = centre + 4.5 * sigma
+    r[0, 352:358] = centre
+    r[0, 358:] = centre + np.array([2.8, 0.5]) * sigma
+    found = level_shifts(r, start=date(2024, 1, 1), config=DetectorConfig(warning_h_share=0.2))
+    late = [(a.start, a.end, a.status) for a in found if a.end > 351]
+    assert late == [(351, 352, "warning")]
+    assert all(a.start < a.end for a in found)
+
+
 def test_onset_is_the_step_not_the_first_day_above_the_allowance():
     rng = np.random.default_rng(25)
     r = rng.normal(0.0, 1.0, (1, 300))
