@@ -591,11 +591,11 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
     y, f = model.inputs(sub)
     read = ~np.isnan(y) & ~model.skip[np.newaxis, :]
     n_days = y.shape[1]
-    # Days of the meter's other shifts are no reference: a trailing baseline that learnt a
-    # shift's level reads the days after it as a change back (the shift's mirror).
-    free = read & (_days_in_events(found, pick, where, sub.size, n_days) == 0)
     lo = np.asarray([found[i].start for i in pick], dtype=np.int64)
     hi = np.asarray([found[i].end for i in pick], dtype=np.int64)
+    # Days of the meter's other shifts are no reference: a trailing baseline that learnt a
+    # shift's level reads the days after it as a change back (the shift's mirror).
+    free = read & ~_covered(read.shape, where, lo, hi)
     ended = hi < reading_until(np.where(read, y, np.nan))[where] - 1
     if not ended.any():
         return out
@@ -657,34 +657,28 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
     return out
 
 
+def _covered(shape: tuple[int, ...], rows: IntArray, lo: IntArray, hi: IntArray) -> BoolArray:
+    """A (rows, days) mask of ``shape``, True on days ``lo:hi`` of each of ``rows``."""
+    mask = np.zeros(shape, dtype=bool)
+    first, last = np.clip(lo, 0, shape[1]), np.clip(hi, 0, shape[1])
+    days, _ = segment_index(first, last)
+    mask[np.repeat(rows, last - first), days] = True
+    return mask
+
+
 def _untrimmed(weight: FloatArray, used: FloatArray, resid: FloatArray) -> FloatArray:
     """``weight`` (events, days) without the days whose residual departs from the event's
     median residual by more than ``TWO_SIDED_TRIM_SIGMA`` robust σ: 1.4826 MAD of its
     weighted days, at least 1 % of their mean use ``used`` (a fit that is all but exact
     trims nothing)."""
     on = weight > 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an event without a day read
-        r = np.where(on, resid, np.nan)
-        dev = np.abs(r - np.nanmedian(r, axis=1, keepdims=True))
-        sigma = 1.4826 * np.nanmedian(dev, axis=1, keepdims=True)
-        floor = 0.01 * np.nanmean(np.where(on, np.abs(used), np.nan), axis=1, keepdims=True)
-    keep = on & (dev <= TWO_SIDED_TRIM_SIGMA * np.fmax(sigma, floor))
+    med, mad = nan_median_mad(np.where(on, resid, np.nan))
+    dev = np.abs(resid - med[:, np.newaxis])
+    with np.errstate(invalid="ignore", divide="ignore"):  # an event without a day read
+        floor = 0.01 * (np.abs(used) * on).sum(axis=1) / on.sum(axis=1)
+    sigma = np.fmax(MAD_TO_SIGMA * mad, floor)[:, np.newaxis]
+    keep = on & (dev <= TWO_SIDED_TRIM_SIGMA * sigma)
     return np.where(keep, weight, 0.0)
-
-
-def _days_in_events(
-    found: Sequence[Anomaly], pick: list[int], where: IntArray, rows: int, days: int
-) -> IntArray:
-    """How many of the events ``found[pick]`` (on rows ``where`` of a ``rows``-row
-    matrix of ``days`` days) cover each day, shape (rows, days)."""
-    diff = np.zeros((rows, days + 1), dtype=np.int64)
-    lo = np.clip([found[i].start for i in pick], 0, days)
-    hi = np.clip([found[i].end for i in pick], 0, days)
-    np.add.at(diff, (where, lo), 1)
-    np.add.at(diff, (where, hi), -1)
-    covered: IntArray = np.cumsum(diff, axis=1)[:, :days]
-    return covered
 
 
 def _fleet_departure(
