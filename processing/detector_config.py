@@ -204,6 +204,10 @@ class DetectorConfig:
         more, and one still going at the end of the data is kept, so the service and the
         "found within 2 days" scan report as early as before (bench.accuracy, eighth
         session: precision +0.005 to +0.024).
+    restart_boosts : bool
+        A building that closes (``check_weekends``) and has a heating term: its spikes at
+        the restart after a weekend or a holiday that the cold of the closed days explains
+        are not reported (``spikes.without_restart_boosts``; False: off).
     ended_shift_by_use : bool
         A level shift or drift whose alarm cleared before the meter's last two days must
         also pass ``cusum_h`` when each day is read against the spread of the meter's days
@@ -262,6 +266,7 @@ class DetectorConfig:
     ended_shift_by_use: bool = True
     two_sided_min_share: float = 0.13
     schedule_min_share: float = 0.2
+    restart_boosts: bool = True
     closed_routine_events: int = 2
     closed_routine_days: int = 56
     daily_weather_model: bool = False

@@ -54,7 +54,7 @@ from processing.quality_config import QualityConfig
 from processing.rooms import inertial_daily, weather_explained
 from processing.schedule import closed_day_programmes, schedule_anomalies
 from processing.shifts import SegmentMeans, level_shifts, mean_daily
-from processing.spikes import spikes_and_drops, without_holiday_drops
+from processing.spikes import spikes_and_drops, without_holiday_drops, without_restart_boosts
 from processing.weather_model import (
     daily_features,
     daily_use,
@@ -425,6 +425,11 @@ def _scan_slice(
     )  # fmt: skip
     if cfg.check_holidays:
         peaks = without_holiday_drops(peaks, start, steps_per_hour, holidays)
+    if cfg.restart_boosts and cfg.check_weekends and scan.heating is not None:
+        peaks = without_restart_boosts(
+            peaks, a, heating=scan.heating, closed_day=closed[:: 24 * steps_per_hour],
+            day_hours=cfg.day_hours, steps_per_hour=steps_per_hour, meter_offset=meter_offset,
+        )  # fmt: skip
     found.extend(peaks)
     found.extend(
         schedule_anomalies(

@@ -5,10 +5,10 @@ from datetime import datetime
 
 import numpy as np
 
-from processing.baseline import baseline_scan
+from processing.baseline import HeatingTerm, baseline_scan
 from processing.detector_config import DetectorConfig, config_for
 from processing.events import Anomaly
-from processing.spikes import spikes_and_drops
+from processing.spikes import spikes_and_drops, without_restart_boosts
 from tests.fixtures.series import daily_profile
 
 START = datetime(2024, 1, 1)  # a Monday, local midnight
@@ -209,3 +209,40 @@ def test_a_spike_at_a_quiet_hour_stands_out_against_that_hour_not_the_evening_me
     before = spikes(DetectorConfig(tail_divisor=2.0, hour_tail_divisor=0.0))
     assert not any(a.start <= t < a.end for a in before)
     assert {a.start % 24 for a in before} == {19}
+
+
+def test_a_restart_after_a_cold_weekend_is_not_a_spike_but_a_night_burn_is():
+    """A closing building (open 7–19, Monday to Friday) at 2 kWh per K·h over 10 K all
+    weekend: from Friday 19:00 to Monday 06:00 it missed 59 h × 10 K × 2 = 1,180 kWh, so a
+    Monday 06:00 restart of +490 kWh is the cold's; the same at 02:00, one of +5,000 kWh at
+    08:00, or one on a Tuesday morning is a spike, and a drop is left alone."""
+    days = 21
+    n = 24 * days
+    closed_day = np.isin(np.arange(days) % 7, [5, 6])  # START is a Monday
+    heating = HeatingTerm(
+        slope=np.array([2.0]), base_index=np.array([0]), bases_c=np.array([16.0]),
+        degree_hours=np.full((1, n), 10.0), anomaly=np.zeros((1, n)),
+    )  # fmt: skip
+    monday = 14 * 24
+
+    def event(at: int, observed: float, kind: str = "spike") -> Anomaly:
+        return Anomaly(5, at, at + 1, kind, 9.0, 10.0, observed, "")
+
+    restart = event(monday + 6, 500.0)
+    kept = [
+        event(monday + 2, 500.0),
+        event(monday + 8, 5010.0),
+        event(monday + 24 + 7, 500.0),
+        event(monday + 7, 0.0, "drop"),
+    ]
+    out = without_restart_boosts(
+        [restart, *kept], np.zeros((1, n)), heating=heating, closed_day=closed_day,
+        day_hours=(7, 19), steps_per_hour=1, meter_offset=5,
+    )  # fmt: skip
+    assert out == kept
+    # Just over what the weekend's cold explains: a spike.
+    over = event(monday + 6, 10.0 + 1180.0 + 1.0)
+    assert without_restart_boosts(
+        [over], np.zeros((1, n)), heating=heating, closed_day=closed_day,
+        day_hours=(7, 19), steps_per_hour=1, meter_offset=5,
+    ) == [over]  # fmt: skip
