@@ -389,7 +389,11 @@ def schedule_anomalies(
         long_run = cfg.long_run_nights if kind == "night_use" else 0
         rows, first, stop = _flagged_runs(z, excess > margin, cfg, min_windows, long_run)
         if kind == "closed":
-            rows, first, stop = _without_routine(rows, first, stop, day[w_start[first]], cfg)
+            rows, first, stop = _kept_closed_runs(
+                (rows, first, stop), mean, w_start, day, a=a,
+                open_daytime=hour_mask(hour, cfg.day_hours) & ~closed, cfg=cfg,
+                steps_per_hour=steps_per_hour,
+            )  # fmt: skip
         if rows.size == 0:
             continue
         # Flagged windows have a finite z, so neither the means nor z have a gap in a run.
@@ -418,6 +422,46 @@ def schedule_anomalies(
                 Anomaly(m_i + meter_offset, s_step, e_step, name, sev, exp * rate, obs * rate, text)
             )
     return out
+
+
+# Days before a closed day whose open daytime gives the use it is compared with (see
+# ``DetectorConfig.closed_setback_share``): two weeks, ten open days.
+SETBACK_REFERENCE_DAYS: Final = 14
+
+
+def _kept_closed_runs(
+    runs: tuple[IntArray, IntArray, IntArray],
+    mean: FloatArray,
+    w_start: IntArray,
+    day: IntArray,
+    *,
+    a: FloatArray,
+    open_daytime: BoolArray,
+    cfg: DetectorConfig,
+    steps_per_hour: int,
+) -> tuple[IntArray, IntArray, IntArray]:
+    """The flagged runs of closed days (rows, first and stop windows) that are neither the
+    building's routine (:func:`_without_routine`) nor its setback held
+    (``cfg.closed_setback_share``): their mean use per step (``mean``, per window) under
+    that share of the open daytime use (``open_daytime``, per step) of the
+    :data:`SETBACK_REFERENCE_DAYS` days before them."""
+    rows, first, stop = _without_routine(*runs, day[w_start[runs[1]]], cfg)
+    if cfg.closed_setback_share <= 0 or rows.size == 0:
+        return rows, first, stop
+    # Running sums over the few rows flagged, not the chunk.
+    meters, at = np.unique(rows, return_inverse=True)
+    v = a[meters]
+    read = open_daytime[np.newaxis, :] & ~np.isnan(v)
+    zero = np.zeros((meters.size, 1))
+    total = np.concatenate((zero, np.cumsum(np.where(read, v, 0.0), axis=1)), axis=1)
+    count = np.concatenate((zero, np.cumsum(read, axis=1, dtype=np.float64)), axis=1)
+    hi = w_start[first]
+    lo = np.maximum(hi - SETBACK_REFERENCE_DAYS * 24 * steps_per_hour, 0)
+    steps = count[at, hi] - count[at, lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        open_use = np.where(steps > 0, (total[at, hi] - total[at, lo]) / steps, np.nan)
+    held = _run_means(mean, rows, first, stop) < cfg.closed_setback_share * open_use
+    return rows[~held], first[~held], stop[~held]
 
 
 def _without_routine(

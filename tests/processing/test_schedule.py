@@ -80,6 +80,30 @@ def test_sundays_used_every_other_week_are_a_routine_and_a_one_off_weekend_a_fau
     assert mine <= {s + 7 for s in sundays}
 
 
+def test_a_sunday_at_a_fraction_of_the_open_days_use_is_the_setback_held():
+    """Open days at 10 an hour from 8 to 18, 8.5 over the daytime hours 7–19; closed ones
+    at 1. A Sunday at 1.9 (0.22 of the open daytime) is the building held at its setback
+    under a share of 0.25; one at 8 is heating left on. Without the share both are
+    weekend use."""
+    rng = np.random.default_rng(3)
+    weeks = 10
+    x = np.stack([_closed_building(weeks, rng) for _ in range(2)])
+    sunday = 24 * (7 * 7 + 6)
+    x[0, sunday + 7 : sunday + 19] = 1.9
+    x[1, sunday + 7 : sunday + 19] = 8.0
+    cfg = config_for("office")
+
+    def weekend_use(share: float) -> list[tuple[int, int]]:
+        found = schedule_anomalies(
+            x, start=START, config=dataclasses.replace(cfg, closed_setback_share=share)
+        )
+        return sorted((a.meter_index, a.start) for a in found if a.kind == "weekend_use")
+
+    assert weekend_use(0.0) == [(0, sunday + 7), (1, sunday + 7)]
+    assert weekend_use(0.25) == [(1, sunday + 7)]
+    assert config_for("gas").closed_setback_share == 0.25
+
+
 def test_a_closing_boiler_used_on_two_sundays_six_weeks_apart_is_a_routine():
     """Closing gas and heat meters: one other used closed day within six weeks makes a
     routine (their weekend use on cold weekends); other kinds need two within eight."""
