@@ -445,7 +445,8 @@ def _kept_closed_runs(
     (``cfg.closed_setback_share``): their mean use per step (``mean``, per window) under
     that share of the open daytime use (``open_daytime``, per step) of the
     :data:`SETBACK_REFERENCE_DAYS` days before them."""
-    rows, first, stop = _without_routine(*runs, day[w_start[runs[1]]], cfg)
+    rows, first, stop = runs
+    rows, first, stop = _without_routine(rows, first, stop, day[w_start[first]], cfg)
     if cfg.closed_setback_share <= 0 or rows.size == 0:
         return rows, first, stop
     # Running sums over the few rows flagged, not the chunk.
