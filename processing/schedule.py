@@ -25,6 +25,7 @@ from processing.events import (
     step_time,
 )
 from processing.local_time import hour_mask, step_calendar, weekend_and_holiday
+from processing.shifts import SegmentMeans
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -449,19 +450,12 @@ def _kept_closed_runs(
     rows, first, stop = _without_routine(rows, first, stop, day[w_start[first]], cfg)
     if cfg.closed_setback_share <= 0 or rows.size == 0:
         return rows, first, stop
-    # Running sums over the few rows flagged, not the chunk.
+    # Over the few rows flagged, not the chunk.
     meters, at = np.unique(rows, return_inverse=True)
-    v = a[meters]
-    read = open_daytime[np.newaxis, :] & ~np.isnan(v)
-    zero = np.zeros((meters.size, 1))
-    total = np.concatenate((zero, np.cumsum(np.where(read, v, 0.0), axis=1)), axis=1)
-    count = np.concatenate((zero, np.cumsum(read, axis=1, dtype=np.float64)), axis=1)
+    open_means = SegmentMeans(np.where(open_daytime, a[meters], np.nan))
     hi = w_start[first]
     lo = np.maximum(hi - SETBACK_REFERENCE_DAYS * 24 * steps_per_hour, 0)
-    steps = count[at, hi] - count[at, lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        open_use = np.where(steps > 0, (total[at, hi] - total[at, lo]) / steps, np.nan)
-    held = _run_means(mean, rows, first, stop) < cfg.closed_setback_share * open_use
+    held = _run_means(mean, rows, first, stop) < cfg.closed_setback_share * open_means(at, lo, hi)
     return rows[~held], first[~held], stop[~held]
 
 

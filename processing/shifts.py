@@ -181,7 +181,8 @@ def cusum(
 
 
 class SegmentMeans:
-    """NaN-ignoring means of ``a[row, lo:hi]`` for many segments at once, via cumulative sums."""
+    """NaN-ignoring means (and sums, :meth:`sums`) of ``a[row, lo:hi]`` for many segments at
+    once, via cumulative sums."""
 
     def __init__(self, a: FloatArray) -> None:
         gaps = np.isnan(a)
@@ -196,6 +197,10 @@ class SegmentMeans:
         count = self.count[:, 1:]
         np.logical_not(gaps, out=count)
         np.cumsum(count, axis=1, out=count)
+
+    def sums(self, rows: IntArray, lo: IntArray, hi: IntArray) -> FloatArray:
+        """The sums of the segments, NaN counting as 0."""
+        return np.asarray(self.total[rows, hi] - self.total[rows, lo], dtype=np.float64)
 
     def __call__(self, rows: IntArray, lo: IntArray, hi: IntArray) -> FloatArray:
         n = self.count[rows, hi] - self.count[rows, lo]

@@ -28,6 +28,7 @@ from processing.events import (
     segment_index,
 )
 from processing.local_time import weekend_and_holiday
+from processing.shifts import SegmentMeans
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -320,13 +321,11 @@ def without_restart_boosts(
     last_open = np.maximum.accumulate(np.where(closed_day, -1, days))
     before = last_open[day[candidate] - 1]
     since = np.maximum((before + 1) * per_day - (24 - day_hours[1]) * steps_per_hour, 0)
-    # Degree-hours of each meter's own base, summed over [since, start) from running sums.
-    base = heating.base_index[rows[candidate]]
-    sums = np.concatenate(
-        (np.zeros((heating.degree_hours.shape[0], 1)), np.cumsum(heating.degree_hours, axis=1)),
-        axis=1,
+    # Degree-hours of each meter's own base over [since, start).
+    dh = SegmentMeans(heating.degree_hours).sums(
+        heating.base_index[rows[candidate]], since, at[candidate]
     )
-    missed = heating.slope[rows[candidate]] * (sums[base, at[candidate]] - sums[base, since])
+    missed = heating.slope[rows[candidate]] * dh
     expected = np.asarray([ev[i].expected for i in candidate.tolist()], dtype=np.float64)
     observed = np.asarray([ev[i].observed for i in candidate.tolist()], dtype=np.float64)
     excess = observed - np.nan_to_num(expected)
