@@ -107,7 +107,8 @@ def run_once(
                 f"anomalies: {a.meters} meter(s) in {a.chunks} chunk(s), {a.events} event(s): "
                 f"{a.inserted} new, {a.extended} extended; level-shift warnings: "
                 f"{a.warnings_confirmed} confirmed, {a.warnings_withdrawn} withdrawn "
-                f"({a.seconds:.1f} s)"
+                f"({a.seconds:.1f} s: {a.read_seconds:.1f} reading, {a.scan_seconds:.1f} "
+                "scanning)"
             )
             out["anomalies"] = asdict(a)
         if "insulation" in only:

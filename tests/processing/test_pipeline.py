@@ -93,6 +93,9 @@ def test_anomalies_are_written_once_and_an_open_outage_is_extended(
     outage = by_kind[("outage", A0 + (WEEKS * 168 - 3) * H)]
     assert outage.end_ts == END1 - H  # still open at the end of the window
     assert run.inserted == len(first) and run.extended == 0
+    # The run's time is split into its parts: one chunk read and scanned.
+    assert run.chunks == 1 and run.read_seconds > 0 and run.scan_seconds > 0
+    assert run.read_seconds + run.scan_seconds <= run.seconds
 
     again = run_anomalies(conn, end=END1, report_from=END1 - timedelta(days=1))
     assert (again.inserted, again.extended) == (0, 0)
