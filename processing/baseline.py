@@ -76,6 +76,31 @@ def nan_median(values: npt.ArrayLike) -> FloatArray:
     return med
 
 
+def split_medians(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per row of ``values`` (rows, n), ignoring NaN: the median, the median of the values
+    at or below it and that of the values above it, from one sort (NaN where fewer than
+    2 values are there)."""
+    v = as_matrix(values, "values")
+    med, _, _, few, srt = _nan_median_parts(v)
+    med = med[:, 0]
+    med[few] = np.nan
+    count = v.shape[1] - np.isnan(v).sum(axis=1)
+    below = np.sum(srt <= med[:, np.newaxis], axis=1)  # NaN compares False
+    zero = np.zeros_like(below)
+    return med, _run_median(srt, zero, below), _run_median(srt, below, count - below)
+
+
+def _run_median(srt: FloatArray, first: IntArray, count: IntArray) -> FloatArray:
+    """Median of ``srt[r, first[r] : first[r] + count[r]]`` of each sorted row ``r``; NaN
+    where ``count`` < 2, as :func:`nan_median`."""
+    last = srt.shape[1] - 1
+    lo = np.clip(first + (count - 1) // 2, 0, last)[:, np.newaxis]
+    hi = np.clip(first + count // 2, 0, last)[:, np.newaxis]
+    med: FloatArray = 0.5 * (np.take_along_axis(srt, lo, 1) + np.take_along_axis(srt, hi, 1))[:, 0]
+    med[count < 2] = np.nan
+    return med
+
+
 def _nan_median_parts(
     v: FloatArray,
 ) -> tuple[FloatArray, IntArray, IntArray, npt.NDArray[np.bool_], FloatArray]:

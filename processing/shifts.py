@@ -14,6 +14,7 @@ from processing.baseline import (
     as_matrix,
     nan_median,
     nan_median_mad,
+    split_medians,
 )
 from processing.detector_config import DetectorConfig
 from processing.events import (
@@ -93,11 +94,10 @@ def spread_by_use(deviation: npt.ArrayLike, expected: npt.ArrayLike) -> FloatArr
     """
     dev = as_matrix(deviation, "deviation")
     e = np.where(np.isnan(dev), np.nan, as_matrix(expected, "expected"))
-    half = e > nan_median(e)[:, np.newaxis]
-    high = np.where(half, np.abs(dev), np.nan), np.where(half, e, np.nan)
-    low = np.where(half | np.isnan(e), np.nan, np.abs(dev)), np.where(half, np.nan, e)
-    s_low, s_high = (MAD_TO_SIGMA * nan_median(part[0]) for part in (low, high))
-    e_low, e_high = (nan_median(part[1]) for part in (low, high))
+    middle, e_low, e_high = split_medians(e)
+    half = e > middle[:, np.newaxis]
+    s_high = MAD_TO_SIGMA * nan_median(np.where(half, np.abs(dev), np.nan))
+    s_low = MAD_TO_SIGMA * nan_median(np.where(half | np.isnan(e), np.nan, np.abs(dev)))
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = np.maximum(np.nan_to_num((s_high - s_low) / (e_high - e_low)), 0.0)
     spread: FloatArray = s_low[:, np.newaxis] + slope[:, np.newaxis] * (

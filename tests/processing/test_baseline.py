@@ -17,9 +17,38 @@ from processing.baseline import (
     nan_median,
     nan_median_mad,
     robust_z,
+    split_medians,
 )
 
 W = 168
+
+
+def test_split_medians_take_the_halves_at_or_below_and_above_the_median():
+    nan = np.nan
+    v = np.array(
+        [
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, nan],  # median 3.5: halves 1 2 3 and 4 5 6
+            [5.0, nan, 1.0, 3.0, nan, 9.0, 3.0],  # median 3: 1 3 3 and 5 9
+            [2.0, 2.0, 2.0, 2.0, nan, nan, nan],  # all at the median: nothing above
+            [5.0, nan, 1.0, 3.0, nan, nan, nan],  # median 3: 1 3 and 5 alone (NaN)
+            [nan, 7.0, nan, nan, nan, nan, nan],  # one value: no median
+        ]
+    )
+    med, low, high = split_medians(v)
+    assert_allclose(med, [3.5, 3.0, 2.0, 3.0, nan])
+    assert_allclose(low, [2.0, 3.0, 2.0, 2.0, nan])
+    assert_allclose(high, [5.0, 7.0, nan, nan, nan])
+
+
+def test_split_medians_match_nan_median_of_each_half():
+    rng = np.random.default_rng(5)
+    v = np.round(rng.gamma(2.0, 5.0, (200, 60)))  # rounded: ties at the median
+    v[rng.random(v.shape) < 0.2] = np.nan
+    med, low, high = split_medians(v)
+    above = v > med[:, np.newaxis]
+    assert np.array_equal(med, nan_median(v), equal_nan=True)
+    assert np.array_equal(low, nan_median(np.where(above, np.nan, v)), equal_nan=True)
+    assert np.array_equal(high, nan_median(np.where(above, v, np.nan)), equal_nan=True)
 
 
 def test_nan_median_is_the_median_of_nan_median_mad():
