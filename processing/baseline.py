@@ -81,12 +81,11 @@ def split_medians(values: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatA
     at or below it and that of the values above it, from one sort (NaN where fewer than
     2 values are there)."""
     v = as_matrix(values, "values")
-    med, _, _, few, srt = _nan_median_parts(v)
-    med = med[:, 0]
-    med[few] = np.nan
     count = v.shape[1] - np.isnan(v).sum(axis=1)
+    srt = np.sort(v, axis=1)  # NaN sorts last
+    zero = np.zeros_like(count)
+    med = _run_median(srt, zero, count)
     below = np.sum(srt <= med[:, np.newaxis], axis=1)  # NaN compares False
-    zero = np.zeros_like(below)
     return med, _run_median(srt, zero, below), _run_median(srt, below, count - below)
 
 

@@ -427,7 +427,7 @@ def _scan_slice(
         peaks = without_holiday_drops(peaks, start, steps_per_hour, holidays)
     if cfg.restart_boosts and cfg.check_weekends and scan.heating is not None:
         peaks = without_restart_boosts(
-            peaks, a, heating=scan.heating, closed_day=closed[:: 24 * steps_per_hour],
+            peaks, heating=scan.heating, closed_day=closed[:: 24 * steps_per_hour],
             day_hours=cfg.day_hours, steps_per_hour=steps_per_hour, meter_offset=meter_offset,
         )  # fmt: skip
     found.extend(peaks)

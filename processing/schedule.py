@@ -358,13 +358,10 @@ def schedule_anomalies(
     windows: list[tuple[str, BoolArray, int]] = []
     if cfg.check_nights:
         windows.append(("night_use", hour_mask(hour, cfg.night_hours), cfg.min_nights))
-    closed = np.zeros(n, dtype=bool)
-    if cfg.check_weekends:
-        closed |= weekend
-    if cfg.check_holidays:
-        closed |= is_holiday
+    closed = (weekend & cfg.check_weekends) | (is_holiday & cfg.check_holidays)
+    daytime = hour_mask(hour, cfg.day_hours)
     if closed.any():
-        windows.append(("closed", hour_mask(hour, cfg.day_hours) & closed, 1))
+        windows.append(("closed", daytime & closed, 1))
 
     out: list[Anomaly] = []
     rate = float(steps_per_hour)
@@ -392,7 +389,7 @@ def schedule_anomalies(
         if kind == "closed":
             rows, first, stop = _kept_closed_runs(
                 (rows, first, stop), mean, w_start, day, a=a,
-                open_daytime=hour_mask(hour, cfg.day_hours) & ~closed, cfg=cfg,
+                open_daytime=daytime & ~closed, cfg=cfg,
                 steps_per_hour=steps_per_hour,
             )  # fmt: skip
         if rows.size == 0:

@@ -279,7 +279,6 @@ RESTART_HOURS: Final = 4
 
 def without_restart_boosts(
     found: list[Anomaly],
-    a: FloatArray,
     *,
     heating: HeatingTerm,
     closed_day: BoolArray,
@@ -290,7 +289,7 @@ def without_restart_boosts(
     """``found`` without the spikes that are a closing building's heating restart.
 
     A spike is a restart when it starts within the restart window of an open day after a
-    closed day (``closed_day``, one per day of ``a``; see :data:`RESTART_HOURS`), and its
+    closed day (``closed_day``, one per day of the scan; see :data:`RESTART_HOURS`), and its
     excess over the expected use is at most what the building missed while closed: its
     degree-hour slope (``heating.slope``) times the degree-hours from the end of the last
     open day's open hours (``day_hours[1]``) to the spike. A burn at 2 am on a Monday, or

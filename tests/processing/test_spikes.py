@@ -236,13 +236,13 @@ def test_a_restart_after_a_cold_weekend_is_not_a_spike_but_a_night_burn_is():
         event(monday + 7, 0.0, "drop"),
     ]
     out = without_restart_boosts(
-        [restart, *kept], np.zeros((1, n)), heating=heating, closed_day=closed_day,
+        [restart, *kept], heating=heating, closed_day=closed_day,
         day_hours=(7, 19), steps_per_hour=1, meter_offset=5,
     )  # fmt: skip
     assert out == kept
     # Just over what the weekend's cold explains: a spike.
     over = event(monday + 6, 10.0 + 1180.0 + 1.0)
     assert without_restart_boosts(
-        [over], np.zeros((1, n)), heating=heating, closed_day=closed_day,
+        [over], heating=heating, closed_day=closed_day,
         day_hours=(7, 19), steps_per_hour=1, meter_offset=5,
     ) == [over]  # fmt: skip
