@@ -8,7 +8,7 @@ on simulated arrays.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -31,6 +31,7 @@ from processing.detectors import anomaly_scan
 from processing.events import DAY_KINDS, Anomaly
 from processing.fleet import CommonCauseConfig, common_cause, shared_nights
 from processing.quality_config import QualityConfig
+from processing.workers import ChunkResult, ChunkScan, DatabaseRows, run_chunks
 from storage.matrices import (
     HOUR,
     BuildingDaily,
@@ -155,6 +156,9 @@ class PipelineConfig:
         Outdoor-temperature meter for every building (else per municipality, see storage).
     threads : int
         Slices of each chunk's meters scanned at once (see ``anomaly_scan``).
+    workers : int
+        Chunks loaded and scanned at once, each in a process of its own with its own
+        database connection (see ``processing.workers``); the events are the same.
     """
 
     context_weeks: int = 8
@@ -173,6 +177,7 @@ class PipelineConfig:
     dim_day_w_per_m2: float = 90.0
     outdoor_meter_id: int | None = None
     threads: int = 1
+    workers: int = 1
 
 
 # --- anomalies ------------------------------------------------------------------------------
@@ -334,7 +339,9 @@ def to_rows(
 class AnomalyRunSummary:
     """What an anomaly run did. Of its ``seconds``, ``read_seconds`` went to loading the
     matrices and ``scan_seconds`` to the detectors; the rest is writing the events (and
-    the meter list, the weather and the counter resets read beside them)."""
+    the meter list, the weather and the counter resets read beside them). With more than
+    one of ``workers`` (processes that loaded and scanned chunks; 1: this one), reading and
+    scanning are the workers' seconds added up, which run at the same time."""
 
     meters: int = 0
     chunks: int = 0
@@ -347,6 +354,7 @@ class AnomalyRunSummary:
     seconds: float = 0.0
     read_seconds: float = 0.0
     scan_seconds: float = 0.0
+    workers: int = 1
 
 
 def window_start(report_from: datetime, context_weeks: int) -> datetime:
@@ -364,13 +372,16 @@ def run_anomalies(
     config: PipelineConfig | None = None,
     meter_ids: Sequence[int] | None = None,
     progress: Progress = _no_progress,
+    conninfo: str | None = None,
 ) -> AnomalyRunSummary:
     """Scan ``[report_from − context, end)`` and store events ending after ``report_from``.
 
     Steps are UTC hours from a local midnight; the detectors label them with local wall-clock
     time from that midnight, so after a DST change inside the window the labels are one hour
     off (the hour-of-week baseline compares like with like except around the change).
-    Counter resets come from the rollups' ``meter_events``.
+    Counter resets come from the rollups' ``meter_events``. With ``config.workers`` > 1 and
+    the database's ``conninfo``, that many worker processes load and scan the chunks, each
+    on a connection of its own; ``conn`` writes every chunk's events, as they come in order.
     """
     cfg = config if config is not None else PipelineConfig()
     t0 = time.perf_counter()
@@ -382,23 +393,26 @@ def run_anomalies(
     )
     meters = by_kind(meters)
     summary = AnomalyRunSummary(meters=len(meters))
-    outdoor_c = _outdoor_mean(conn, start=start, end=end, meter_id=cfg.outdoor_meter_id)
-    sun = _irradiance_mean(conn, start=start, end=end)
+    scan_kwargs: dict[str, Any] = {
+        "local_start": local_start, "weeks": cfg.baseline_weeks, "quality": cfg.quality,
+        "outdoor_temp_c": _outdoor_mean(conn, start=start, end=end, meter_id=cfg.outdoor_meter_id),
+        "sun_w_m2": _irradiance_mean(conn, start=start, end=end), "threads": cfg.threads,
+    }  # fmt: skip
     done = 0
     progress("anomalies", 0, len(meters))
-    chunks = iter_matrices(
-        conn, meters, start=start, end=end, chunk_meters=chunk_size(cfg, start=start, end=end)
-    )
-    read_from = time.perf_counter()
-    for chunk, matrix in chunks:
-        scan_from = time.perf_counter()
-        summary.read_seconds += scan_from - read_from
-        kinds = [detector_kind(q, u) for q, u in zip(chunk.quantity, chunk.use, strict=True)]
-        found = scan_meters(
-            matrix.values, kinds, local_start=local_start, weeks=cfg.baseline_weeks,
-            quality=cfg.quality, outdoor_temp_c=outdoor_c, sun_w_m2=sun, threads=cfg.threads,
+    size = chunk_size(cfg, start=start, end=end)
+    if cfg.workers > 1 and conninfo is not None and len(meters) > size:
+        summary.workers = min(cfg.workers, -(-len(meters) // size))
+        scanned = _scanned_in_workers(
+            conninfo, meters, start=start, end=end, size=size, workers=cfg.workers,
+            scan_kwargs=scan_kwargs,
         )  # fmt: skip
-        summary.scan_seconds += time.perf_counter() - scan_from
+    else:
+        scanned = _scanned_here(conn, meters, start=start, end=end, size=size, **scan_kwargs)
+    for chunk, result in scanned:
+        summary.read_seconds += result.read_seconds
+        summary.scan_seconds += result.scan_seconds
+        found = result.found
         rows = to_rows(found, chunk.meter_id, start=start, report_from=report_from)
         rows += _reset_rows(conn, chunk, start=max(start, report_from), end=end)
         written = write_anomalies(conn, rows, step=HOUR)
@@ -419,9 +433,58 @@ def run_anomalies(
             summary.by_kind[r.kind] = summary.by_kind.get(r.kind, 0) + 1
         done += len(chunk)
         progress("anomalies", done, len(meters))
-        read_from = time.perf_counter()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _scan_chunk(values: FloatArray, meters: MeterInfo, **scan_kwargs: Any) -> list[Anomaly]:
+    """``scan_meters`` of one chunk's matrix, its meters' kinds read off ``meters``."""
+    kinds = [detector_kind(q, u) for q, u in zip(meters.quantity, meters.use, strict=True)]
+    return scan_meters(values, kinds, **scan_kwargs)
+
+
+def _scanned_here(
+    conn: psycopg.Connection,
+    meters: MeterInfo,
+    *,
+    start: datetime,
+    end: datetime,
+    size: int,
+    **scan_kwargs: Any,
+) -> Iterator[tuple[MeterInfo, ChunkResult]]:
+    """Each chunk loaded on ``conn`` and scanned in this process, one after the other."""
+    chunks = iter_matrices(conn, meters, start=start, end=end, chunk_meters=size)
+    read_from = time.perf_counter()
+    for chunk, matrix in chunks:
+        scan_from = time.perf_counter()
+        found = _scan_chunk(matrix.values, chunk, **scan_kwargs)
+        yield chunk, ChunkResult(found, scan_from - read_from, time.perf_counter() - scan_from)
+        read_from = time.perf_counter()
+
+
+def _scanned_in_workers(
+    conninfo: str,
+    meters: MeterInfo,
+    *,
+    start: datetime,
+    end: datetime,
+    size: int,
+    workers: int,
+    scan_kwargs: dict[str, Any],
+) -> Iterator[tuple[MeterInfo, ChunkResult]]:
+    """Each chunk loaded and scanned by one of ``workers`` processes; read and scan time
+    are the workers' own, so with more than one they add up to more than the wall time."""
+    chunks = [
+        meters.select(np.arange(i, min(i + size, len(meters)))) for i in range(0, len(meters), size)
+    ]
+    jobs = [
+        ChunkScan(
+            DatabaseRows(conninfo, chunk, start, end), _scan_chunk,
+            {"meters": chunk, **scan_kwargs, "threads": max(1, scan_kwargs["threads"] // workers)},
+        )
+        for chunk in chunks
+    ]  # fmt: skip
+    yield from zip(chunks, run_chunks(jobs, workers), strict=True)
 
 
 def by_kind(meters: MeterInfo) -> MeterInfo:

@@ -18,6 +18,7 @@ from typing import Final
 
 from processing.pipeline import (
     LOCAL_TZ,
+    AnomalyRunSummary,
     PipelineConfig,
     Progress,
     run_anomalies,
@@ -49,7 +50,14 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         insulation_min_days=min(365, settings.processing_insulation_days),
         outdoor_meter_id=settings.processing_outdoor_meter_id,
         threads=settings.processing_threads or (os.cpu_count() or 1),
+        workers=settings.processing_workers or (os.cpu_count() or 1),
     )
+
+
+def _time_split(run: AnomalyRunSummary) -> str:
+    """Where an anomaly run's time went, for its report line."""
+    parts = f"{run.read_seconds:.1f} reading, {run.scan_seconds:.1f} scanning"
+    return f": {parts}" if run.workers == 1 else f"; {run.workers} workers' seconds: {parts}"
 
 
 def _local_day(ts: datetime) -> date:
@@ -82,7 +90,8 @@ def run_once(
     now = datetime.now(UTC)
     end = (until or now).astimezone(UTC)
     out: Summary = {}
-    with connect(Stack(settings).database_url()) as conn:
+    database_url = Stack(settings).database_url()
+    with connect(database_url) as conn:
         if "rollups" in only:
             progress("rollups", 0, 1)
             run = refresh_rollups(conn)
@@ -101,14 +110,13 @@ def run_once(
             report_from = since or end - timedelta(hours=settings.processing_report_hours)
             a = run_anomalies(
                 conn, end=end, report_from=report_from.astimezone(UTC), config=cfg,
-                progress=progress,
+                progress=progress, conninfo=database_url,
             )  # fmt: skip
             report(
                 f"anomalies: {a.meters} meter(s) in {a.chunks} chunk(s), {a.events} event(s): "
                 f"{a.inserted} new, {a.extended} extended; level-shift warnings: "
                 f"{a.warnings_confirmed} confirmed, {a.warnings_withdrawn} withdrawn "
-                f"({a.seconds:.1f} s: {a.read_seconds:.1f} reading, {a.scan_seconds:.1f} "
-                "scanning)"
+                f"({a.seconds:.1f} s{_time_split(a)})"
             )
             out["anomalies"] = asdict(a)
         if "insulation" in only:

@@ -125,13 +125,20 @@ class Settings(BaseSettings):
         gt=0,
         le=100000,
         description="Memory of one chunk's matrix when processing_chunk_meters is 0 [MB] "
-        "(the scan peaks at about twice this).",
+        "(the scan peaks at about twice this, in each of processing_workers).",
     )
     processing_threads: int = Field(
         0,
         ge=0,
         le=64,
         description="Threads of the anomaly scan (NumPy releases the GIL); 0 = one per CPU core.",
+    )
+    processing_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes that load and scan chunks of meters at once, each with a "
+        "database connection of its own; 0 = one per CPU core.",
     )
     processing_insulation_days: int = Field(
         365,

@@ -112,6 +112,45 @@ def test_anomalies_are_written_once_and_an_open_outage_is_extended(
     assert len(spikes) == 1
 
 
+def test_workers_store_what_one_process_stores(conn: psycopg.Connection, db_url: str) -> None:
+    """Four homes in two chunks, each with a spike on the last day and one with an open
+    outage: loaded and scanned by two worker processes on connections of their own, the
+    run computes the same events the one-process run stored, so it stores nothing new."""
+    rng = np.random.default_rng(7)
+    n = WEEKS * 168
+    hour = np.arange(n) % 24
+    meters = []
+    for k in range(4):
+        meter = _register(conn, f"home-{k}", "electricity", None)
+        use = (0.4 + 0.3 * np.sin(2 * np.pi * (hour - 8) / 24)) * rng.lognormal(0.0, 0.05, n)
+        use[n - 20 + 3 * k] += 5.0
+        if k == 3:
+            use[n - 4 :] = np.nan
+        write_readings(conn, _index_rows(meter, A0, use))
+        meters.append(meter)
+    refresh_rollups(conn)
+    conn.commit()
+    report_from = END1 - timedelta(days=1)
+    one = run_anomalies(conn, end=END1, report_from=report_from,
+                        config=PipelineConfig(chunk_meters=2))  # fmt: skip
+    stored = fetch_anomalies(conn)
+    spikes = {(a.meter_id, a.start_ts) for a in stored if a.kind == "spike"}
+    assert spikes == {(m, A0 + (n - 20 + 3 * k) * H) for k, m in enumerate(meters)}
+    assert ("outage", meters[3]) in {(a.kind, a.meter_id) for a in stored}
+
+    two = run_anomalies(conn, end=END1, report_from=report_from, conninfo=db_url,
+                        config=PipelineConfig(chunk_meters=2, workers=2))  # fmt: skip
+    assert (one.workers, two.workers) == (1, 2)
+    assert two.chunks == one.chunks == 2
+    assert two.events == one.events == len(stored)
+    assert (two.inserted, two.extended) == (0, 0)
+    assert fetch_anomalies(conn) == stored
+    # Without the database's address the run stays in this process.
+    again = run_anomalies(conn, end=END1, report_from=report_from,
+                          config=PipelineConfig(chunk_meters=2, workers=2))  # fmt: skip
+    assert again.workers == 1 and again.events == one.events
+
+
 def test_a_run_withdraws_a_level_shift_warning_it_no_longer_sees(
     conn: psycopg.Connection, household: dict[str, object]
 ) -> None:
