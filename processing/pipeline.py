@@ -400,7 +400,7 @@ def run_anomalies(
     }  # fmt: skip
     done = 0
     progress("anomalies", 0, len(meters))
-    size = chunk_size(cfg, start=start, end=end)
+    size = chunk_size(cfg, meters=len(meters), start=start, end=end)
     if cfg.workers > 1 and conninfo is not None and len(meters) > size:
         summary.workers = min(cfg.workers, -(-len(meters) // size))
         scanned = _scanned_in_workers(
@@ -495,13 +495,20 @@ def by_kind(meters: MeterInfo) -> MeterInfo:
     return meters.select(np.lexsort((meters.meter_id, np.asarray(kind))))
 
 
-def chunk_size(cfg: PipelineConfig, *, start: datetime, end: datetime) -> int:
-    """Meters per chunk: ``cfg.chunk_meters``, or as many hourly float64 rows of the window
-    as fit in ``cfg.chunk_mb``."""
+def chunk_size(cfg: PipelineConfig, *, meters: int, start: datetime, end: datetime) -> int:
+    """Meters per chunk: ``cfg.chunk_meters``, or ``meters`` cut into as few chunks of equal
+    size as keep each one's hourly float64 rows of the window within ``cfg.chunk_mb``.
+
+    Equal, not full chunks then a remainder: the workers get the same work (at 10,000
+    meters and 8 weeks, two of 5,000, not 5,830 and 4,170), and no last chunk of a few
+    meters has its fleet tests compare those few."""
     if cfg.chunk_meters > 0:
         return cfg.chunk_meters
     hours = max(1, int((end - start) / HOUR))
-    return max(1, int(cfg.chunk_mb * 1e6) // (8 * hours))
+    most = max(1, int(cfg.chunk_mb * 1e6) // (8 * hours))
+    if meters <= most:
+        return max(1, meters)
+    return -(-meters // -(-meters // most))
 
 
 def _outdoor_mean(

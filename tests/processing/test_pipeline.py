@@ -521,9 +521,14 @@ def test_hlc_comes_from_the_dim_days_when_the_city_measures_the_sun() -> None:
 
 def test_chunks_are_sized_by_memory_unless_fixed():
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
-    five_weeks = t0 + timedelta(weeks=5)  # 840 h: 8 · 840 bytes per meter
-    assert chunk_size(PipelineConfig(chunk_mb=64.0), start=t0, end=five_weeks) == 9523
-    one_year = t0 + timedelta(days=365)
-    assert chunk_size(PipelineConfig(chunk_mb=64.0), start=t0, end=one_year) == 913
-    assert chunk_size(PipelineConfig(chunk_meters=500), start=t0, end=one_year) == 500
-    assert chunk_size(PipelineConfig(chunk_mb=1e-6), start=t0, end=one_year) == 1
+    five_weeks = t0 + timedelta(weeks=5)  # 840 h: 8 · 840 bytes per meter, 9,523 in 64 MB
+    assert chunk_size(PipelineConfig(), meters=9000, start=t0, end=five_weeks) == 9000
+    # Two chunks are needed, of equal size; three for 20,000.
+    assert chunk_size(PipelineConfig(), meters=10_000, start=t0, end=five_weeks) == 5000
+    assert chunk_size(PipelineConfig(), meters=20_000, start=t0, end=five_weeks) == 6667
+    one_year = t0 + timedelta(days=365)  # 913 meters in 64 MB
+    assert chunk_size(PipelineConfig(), meters=913, start=t0, end=one_year) == 913
+    assert chunk_size(PipelineConfig(), meters=914, start=t0, end=one_year) == 457
+    assert chunk_size(PipelineConfig(chunk_meters=500), meters=914, start=t0, end=one_year) == 500
+    assert chunk_size(PipelineConfig(chunk_mb=1e-6), meters=914, start=t0, end=one_year) == 1
+    assert chunk_size(PipelineConfig(), meters=0, start=t0, end=one_year) == 1
