@@ -35,6 +35,7 @@ from processing.quality import quality_scan
 from processing.schedule import schedule_anomalies
 from processing.shifts import level_shifts
 from processing.spikes import spikes_and_drops
+from processing.workers import ChunkScan, SharedMatrix, run_chunks
 
 STEPS = 8760
 CHUNK = 1000  # meters per chunk, as storage would hand them over
@@ -95,6 +96,7 @@ DETECTORS = (
     "cusum",
     "full_scan",
     f"full_scan_{THREADS}_threads",
+    f"full_scan_{THREADS}_processes",
     "sum",
 )
 
@@ -136,7 +138,31 @@ def anomaly_sweep(meters: int) -> dict[str, float]:
             totals[name] += seconds
         events += len(result)
     totals["events"] = float(events)
+    best, first, in_processes = process_scan(meters)
+    totals[f"full_scan_{THREADS}_processes"] = best
+    totals[f"full_scan_{THREADS}_processes_first"] = first
+    totals["processes_same_events"] = float(in_processes == events)
     return totals
+
+
+def process_scan(meters: int) -> tuple[float, float, int]:
+    """The full scan of every chunk, ``THREADS`` chunks at once in worker processes that map
+    the matrix in shared memory (``processing.workers``): the best of ``SCAN_REPEAT`` runs
+    [s], the first run [s] (which starts the pool, as the service does once), and the count
+    of events."""
+    with SharedMatrix((meters, STEPS)) as shared:
+        jobs = []
+        for c in range(0, meters, CHUNK):
+            stop = min(c + CHUNK, meters)
+            shared.values[c:stop] = synthetic_chunk(stop - c, seed=c)
+            jobs.append(ChunkScan(shared.rows(c, stop), anomaly_scan,
+                                  {"start": START, "meter_offset": c}))  # fmt: skip
+        times, events = [], 0
+        for _ in range(SCAN_REPEAT):
+            t0 = time.perf_counter()
+            events = sum(len(r.found) for r in run_chunks(jobs, THREADS))
+            times.append(time.perf_counter() - t0)
+    return min(times), times[0], events
 
 
 def scan_memory(threads: int = 1) -> dict[str, float]:
@@ -187,6 +213,11 @@ def main() -> None:
         result["anomalies"][str(meters)] = t
         for k in DETECTORS:
             print(f"{meters:>7} {k:>20} {t[k]:8.3f} {t[k] / t['sum']:9.0f}")
+        print(
+            f"{meters:>7} processes: first run {t[f'full_scan_{THREADS}_processes_first']:.3f} s "
+            f"({'one chunk, in this process' if meters <= CHUNK else 'starts the pool'}); "
+            f"same events as in one process: {bool(t['processes_same_events'])}"
+        )
 
     x = synthetic_chunk(NAIVE_METERS, seed=5)
     t0 = time.perf_counter()
