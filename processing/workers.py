@@ -3,10 +3,11 @@
 An anomaly run spends its time reading each chunk's matrix (psycopg's loop over one COPY
 message per row: 90 % of ``bench.incremental``, twenty-fourth session) and scanning it, whose
 NumPy calls are short enough that the GIL between them keeps threads from running together
-(one chunk of ``bench.processing``: two threads 1.2 × faster, two processes 1.9 ×). So whole
-chunks go to processes: each loads its chunk, on its own database connection or from a
-matrix in shared memory, scans it and sends back only the events. The chunks are the same
-whatever the count of workers, and so are the events.
+(``bench.processing``, twenty-fifth session: two threads 1.1–1.2 × faster than one, two
+processes 1.3–1.9 ×; ``bench.incremental``: 1.5 ×). So whole chunks go to processes: each
+loads its chunk, on its own database connection or from a matrix in shared memory, scans it
+and sends back only the events. The chunks are the same whatever the count of workers, and
+so are the events.
 
 The workers fork from a server process started once (``forkserver``), not from the caller:
 the service runs beside other threads, which a plain ``fork`` would copy holding their locks.
