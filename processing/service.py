@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from types import FrameType
@@ -164,6 +165,9 @@ def run_service(settings: Settings) -> None:
                 insulation_done = today
         except TransientStorageError as exc:
             log.warning("database unavailable, next try in %.0f s: %s", interval_s, exc)
+        except BrokenProcessPool as exc:
+            # A worker was killed (out of memory?): the next run starts new ones.
+            log.warning("a worker process died, next try in %.0f s: %s", interval_s, exc)
         except Exception as exc:
             if not is_transient(exc):
                 raise

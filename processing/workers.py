@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -157,8 +158,16 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     if workers not in _POOLS:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)
-        _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        _POOLS[workers] = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_ignore_interrupts
+        )
     return _POOLS[workers]
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group: the caller decides when to stop, and a worker
+    # that stopped on it would break the pool under the run in progress.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @atexit.register

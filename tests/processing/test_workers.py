@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 
@@ -62,6 +63,22 @@ def test_a_shared_matrix_checks_its_rows_and_leaves_no_file() -> None:
     assert not path.exists()
     with pytest.raises(ValueError, match="shape"):
         SharedMatrix((0, 10))
+
+
+def _die(_x: np.ndarray) -> list:
+    os._exit(3)  # a worker killed mid-chunk (out of memory, kill -9)
+
+
+def test_a_dead_worker_fails_the_run_and_the_next_run_starts_new_ones() -> None:
+    with SharedMatrix((METERS, STEPS)) as shared:
+        shared.values[:] = _homes()
+        halves = [shared.rows(0, 60), shared.rows(60, METERS)]
+        with pytest.raises(BrokenProcessPool):
+            list(run_chunks([ChunkScan(rows, _die) for rows in halves], workers=2))
+        jobs = [ChunkScan(rows, anomaly_scan, {"start": START}) for rows in halves]
+        again = list(run_chunks(jobs, workers=2))
+    assert len(again) == 2 and os.getpid() not in {r.pid for r in again}
+    assert all(r.found for r in again)
 
 
 def test_run_chunks_needs_a_worker() -> None:
