@@ -41,6 +41,7 @@ from storage.matrices import (
     load_counter_resets,
     load_matrix,
     load_meter_info,
+    meter_chunks,
 )
 from storage.results import (
     AnomalyRow,
@@ -402,11 +403,11 @@ def run_anomalies(
     progress("anomalies", 0, len(meters))
     size = chunk_size(cfg, meters=len(meters), start=start, end=end)
     if cfg.workers > 1 and conninfo is not None and len(meters) > size:
-        summary.workers = min(cfg.workers, -(-len(meters) // size))
+        chunks = meter_chunks(meters, size)
+        summary.workers = min(cfg.workers, len(chunks))
         scanned = _scanned_in_workers(
-            conninfo, meters, start=start, end=end, size=size, workers=cfg.workers,
-            scan_kwargs=scan_kwargs,
-        )  # fmt: skip
+            conninfo, chunks, start=start, end=end, workers=cfg.workers, scan_kwargs=scan_kwargs
+        )
     else:
         scanned = _scanned_here(conn, meters, start=start, end=end, size=size, **scan_kwargs)
     for chunk, result in scanned:
@@ -464,19 +465,15 @@ def _scanned_here(
 
 def _scanned_in_workers(
     conninfo: str,
-    meters: MeterInfo,
+    chunks: list[MeterInfo],
     *,
     start: datetime,
     end: datetime,
-    size: int,
     workers: int,
     scan_kwargs: dict[str, Any],
 ) -> Iterator[tuple[MeterInfo, ChunkResult]]:
     """Each chunk loaded and scanned by one of ``workers`` processes; read and scan time
     are the workers' own, so with more than one they add up to more than the wall time."""
-    chunks = [
-        meters.select(np.arange(i, min(i + size, len(meters)))) for i in range(0, len(meters), size)
-    ]
     jobs = [
         ChunkScan(
             DatabaseRows(conninfo, chunk, start, end), _scan_chunk,

@@ -413,11 +413,18 @@ def iter_matrices(
     chunk_meters: int = DEFAULT_CHUNK_METERS,
 ) -> Iterator[tuple[MeterInfo, Matrix]]:
     """Matrices of consecutive chunks of ``chunk_meters`` meters (memory stays one chunk)."""
+    for chunk in meter_chunks(meters, chunk_meters):
+        yield chunk, load_matrix(conn, chunk, start=start, end=end, source=source, step=step)
+
+
+def meter_chunks(meters: MeterInfo, chunk_meters: int) -> list[MeterInfo]:
+    """``meters`` cut into consecutive chunks of ``chunk_meters`` (the last may be smaller)."""
     if chunk_meters < 1:
         raise ValueError(f"chunk_meters: must be >= 1, got {chunk_meters}")
-    for i in range(0, len(meters), chunk_meters):
-        chunk = meters.select(np.arange(i, min(i + chunk_meters, len(meters))))
-        yield chunk, load_matrix(conn, chunk, start=start, end=end, source=source, step=step)
+    return [
+        meters.select(np.arange(i, min(i + chunk_meters, len(meters))))
+        for i in range(0, len(meters), chunk_meters)
+    ]
 
 
 # --- daily series per building ------------------------------------------------------------

@@ -16,6 +16,7 @@ from storage.matrices import (
     load_building_daily,
     load_matrix,
     load_meter_info,
+    meter_chunks,
 )
 from storage.meters import create_building, create_municipality, register_meter
 from storage.readings import write_readings
@@ -95,6 +96,17 @@ def test_chunks_cover_every_meter_once(conn: psycopg.Connection, series: dict[st
     chunks = list(iter_matrices(conn, meters, start=T0, end=T0 + timedelta(days=1), chunk_meters=1))
     assert [c.meter_id.tolist() for c, _ in chunks] == [[i] for i in meters.meter_id.tolist()]
     assert all(m.values.shape == (1, 24) for _, m in chunks)
+
+
+def test_meter_chunks_are_consecutive_and_the_last_takes_the_rest(
+    conn: psycopg.Connection, series: dict[str, object]
+) -> None:
+    meters = load_meter_info(conn)
+    ids = meters.meter_id.tolist()
+    assert [c.meter_id.tolist() for c in meter_chunks(meters, len(ids) - 1)] == [ids[:-1], ids[-1:]]
+    assert [c.meter_id.tolist() for c in meter_chunks(meters, len(ids) + 5)] == [ids]
+    with pytest.raises(ValueError, match="chunk_meters"):
+        meter_chunks(meters, 0)
 
 
 # The rollup query before the fixed-width rows: one row per meter with two sorted arrays.
