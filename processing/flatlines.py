@@ -283,6 +283,7 @@ def _near_flat_block(
     min_level_quanta: float = 0.0,
     day_steps: int = 0,
     day_min_level_quanta: float | None = None,
+    idle_ratio: float = 0.0,
 ) -> None:
     """:func:`near_flat_mask` of one block of meters, written into ``out``."""
     out.fill(False)
@@ -299,7 +300,7 @@ def _near_flat_block(
     first_rows, first_cols, near_rows = _flat_window_starts(
         a, q, width=min_steps, high=high, low=low, bound=bound, cand=cand, near=near,
         rel_tol=rel_tol, quanta=quanta, contrast=contrast, period=period,
-        min_level_quanta=min_level_quanta,
+        min_level_quanta=min_level_quanta, idle_ratio=idle_ratio,
     )  # fmt: skip
     # Each flagged window start covers the window's steps.
     for j in range(min_steps):
@@ -317,6 +318,7 @@ def _near_flat_block(
         sub, q[near_rows], width=day_steps, high=day_high, low=day_low, bound=bound, cand=cand,
         rel_tol=rel_tol, quanta=quanta, contrast=contrast, period=period,
         min_level_quanta=min_level_quanta if day_min_level_quanta is None else day_min_level_quanta,
+        idle_ratio=idle_ratio,
     )  # fmt: skip
     for j in range(day_steps):
         out[near_rows[sub_rows], first_cols + j] = True
@@ -337,6 +339,7 @@ def _flat_window_starts(
     period: int,
     min_level_quanta: float,
     near: float = 0.0,
+    idle_ratio: float = 0.0,
 ) -> tuple[IntArray, IntArray, IntArray]:
     """Rows and first steps of the flat windows of ``width`` steps of one block, given each
     window's extremes ``high`` and ``low`` (``low`` becomes the spread; ``bound`` and
@@ -410,6 +413,11 @@ def _flat_window_starts(
     mean_tol = np.abs(level[rest]) * rel_tol + qq[r_idx[rest], 0] / width
     with np.errstate(invalid="ignore"):
         keep[rest] = (np.abs(usual) <= tol[rest]) & (level[rest] - usual > contrast * mean_tol)
+        if idle_ratio > 0:
+            # Or it idles flat then at a level of its own, and reads ``idle_ratio`` × that:
+            # a school's register stuck at the day's use through a night at its standby.
+            above = level[rest] >= idle_ratio * usual + contrast * mean_tol
+            keep[rest] |= (usual > qq[r_idx[rest], 0]) & above
     return r_idx[keep].astype(np.int64), c_idx[keep].astype(np.int64), near_rows
 
 
@@ -454,6 +462,7 @@ class NearFlatBlocks:
             min_level_quanta=cfg.flatline_min_quanta,
             day_min_level_quanta=cfg.flatline_day_min_quanta,
             day_steps=cfg.flatline_day_steps,
+            idle_ratio=cfg.flatline_idle_ratio,
         )
 
 
@@ -470,6 +479,7 @@ def near_flat_mask(
     min_level_quanta: float = 0.0,
     day_steps: int = 0,
     day_min_level_quanta: float | None = None,
+    idle_ratio: float = 0.0,
 ) -> BoolArray:
     """Steps in a window of ``min_steps`` whose spread stays within rounding and jitter.
 
@@ -499,6 +509,11 @@ def near_flat_mask(
         meter's own windows of that length (see ``QualityConfig.flatline_day_steps``).
     day_min_level_quanta : float, optional
         ``min_level_quanta`` of those windows (default: the same).
+    idle_ratio : float
+        With > 0, a window that fails the contrast (the meter is as flat as usual then) is
+        still flat when its mean is at least ``idle_ratio`` × the meter's usual mean of the
+        same window (median over the four trailing weeks) plus ``contrast`` × its rounding
+        (see ``QualityConfig.flatline_idle_ratio``).
 
     Returns
     -------
@@ -540,6 +555,7 @@ def near_flat_mask(
             min_level_quanta=min_level_quanta,
             day_steps=day_steps,
             day_min_level_quanta=day_min_level_quanta,
+            idle_ratio=idle_ratio,
         )
     return mask
 

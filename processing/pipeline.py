@@ -80,7 +80,14 @@ TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=F
 # day is about twice its night, and a register stuck from a Thursday afternoon through a
 # weekend held one working day. On the year scans of seeds 300–315 (fourteenth session):
 # 13 more flatlines found, mean precision −0.001; for closing gas and heat meters, whose
-# days follow the weather, 8 steps cost 0.02–0.04 precision.
+# days follow the weather, 8 steps cost 0.02–0.04 precision. The other way round, a
+# register stuck at twice its standby or more through hours it stands by flat is stuck
+# too (``flatline_idle_ratio``): a school read 32.7 kWh an hour from 17:00 to 06:00, its
+# nights 9.6. Year scans of the three seed sets (twenty-fifth session): flatlines 0 / 0 /
+# +0.0028, schedule +0.0020 / 0 / 0, precision +0.0001 / −0.0001 / 0; at 3 ×, flatlines
+# +0.0014 on 332–347 only; at 1.5 ×, flatlines +0.0014 / 0 / +0.0028, precision +0.0003 /
+# 0 / −0.0001, but a night's standby raised by half, flat, is a night use more often
+# than a stuck register.
 # A home's electricity is no steady flow: a flat event of 8 hours is a stuck register
 # there (``flatline_event_steps``; 10 for registers whose flow holds for hours, gas and
 # heat). Year scans of seeds 300–315 (seventeenth session): 9 more flatlines found for 9
@@ -88,6 +95,7 @@ TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=F
 _BUSY_FLAT: Final = {
     "flatline_busy_steps": 8,
     "flatline_busy_ratio": 1.5,
+    "flatline_idle_ratio": 2.0,
     "flatline_spread_gaps": False,  # idle flat by nature (see QualityConfig)
 }
 QUALITY_BY_KIND: Final[dict[str, dict[str, Any]]] = {  # QualityConfig fields

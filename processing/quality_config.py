@@ -104,6 +104,13 @@ class QualityConfig:
         tenth session, seeds 300–303: flatlines +0.018 / +0.028 / 0 / +0.018, precision
         unchanged; with closed days counted, bridge days and weekends after a colder
         month read as busy: precision 0 to −0.005).
+    flatline_idle_ratio : float
+        A window as flat as the meter usually is at that hour of week (which the contrast
+        rule lets pass) is still stuck when it reads ``flatline_idle_ratio`` × the meter's
+        usual level then or more (plus the contrast × a mean's rounding), and that usual
+        level is above one quantum (0: off) [-]. Buildings that close idle flat at a
+        standby of their own at night; their register stuck at the day's use reads it all
+        night through (the rule for an idle level of zero is always on).
     flatline_exact : bool
         Sensors that report the value itself (temperatures) repeat it exactly when stuck:
         use :func:`~processing.flatlines.repeat_runs` instead of the near-flat test.
@@ -154,6 +161,7 @@ class QualityConfig:
     flatline_peer_need: int = 3
     flatline_busy_steps: int = 18
     flatline_busy_ratio: float = 2.0
+    flatline_idle_ratio: float = 0.0
     flatline_exact: bool = False
     flatline_false_runs: float = 0.02
     flatline_spread_gaps: bool = True

@@ -89,6 +89,30 @@ def test_a_school_stuck_at_its_weekend_level_through_school_days_is_a_flatline()
     assert not (quality_scan(x)["flatline"].start > 24 * 28).any()  # no calendar: off
 
 
+def test_a_school_stuck_at_its_lessons_use_through_a_night_at_standby_is_a_flatline():
+    """A school like the one above, its register stuck at the lessons' 20 kWh an hour from Wednesday
+    18:00 to Thursday 08:00, through a night it reads 8 at standby, flat as usual then:
+    with ``flatline_idle_ratio`` 2 it is stuck (20 ≥ 2 × 8 plus the rounding); a night at
+    12, raised half as much again, is not; without the rule neither is found."""
+    rng = np.random.default_rng(5)
+    hours = np.arange(24 * 7 * 10)  # from a Monday
+    day, hod = hours // 24, hours % 24
+    lessons = (day % 7 < 5) & (hod >= 8) & (hod < 18)
+    # Lessons vary by 8 %, the standby by 0.4 %: no day-long window is flat.
+    x = np.where(lessons, 20.0 * (1 + 0.08 * rng.standard_normal(hours.size)), 8.0)
+    x = np.round(x * (1 + 0.004 * rng.standard_normal(hours.size)), 3)[np.newaxis, :]
+    stuck = 24 * (7 * 8 + 2) + 18  # Wednesday 18:00, for 14 h
+    x[0, stuck : stuck + 14] = np.round(20.0 * (1 + 0.001 * rng.standard_normal(14)), 3)
+    raised = 24 * (7 * 6 + 1) + 18  # a Tuesday night at 12, two weeks before
+    x[0, raised : raised + 14] = np.round(12.0 * (1 + 0.001 * rng.standard_normal(14)), 3)
+    closed = day % 7 >= 5
+    found = quality_scan(x, QualityConfig(flatline_idle_ratio=2.0), closed=closed)["flatline"]
+    late = [(s, e) for s, e in zip(found.start, found.end, strict=True) if s > 24 * 28]
+    assert late == [(stuck, stuck + 14)]
+    off = quality_scan(x, QualityConfig(), closed=closed)["flatline"]
+    assert not (off.start > 24 * 28).any()
+
+
 def test_near_flat_register_is_found_despite_rounding_and_jitter():
     rng = np.random.default_rng(0)
     hours = np.arange(24 * 7 * 6)
