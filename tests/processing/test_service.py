@@ -1,0 +1,56 @@
+"""The processing job's one run, from its settings to its report line."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+
+from processing.service import run_once
+from storage.meters import register_meter
+from storage.readings import write_readings
+from storage.rollups import refresh_rollups
+from wattwatch.settings import Settings
+
+T0 = datetime(2025, 1, 5, 23, tzinfo=UTC)  # local midnight
+HOURS = 6 * 168
+
+
+def _homes(conn: psycopg.Connection, count: int) -> None:
+    """``count`` homes' hourly electricity indexes over six weeks."""
+    rng = np.random.default_rng(2)
+    hour = np.arange(HOURS) % 24
+    for k in range(count):
+        meter = register_meter(
+            conn, device_format="own_json", device_id=f"home-{k}", channel="",
+            quantity="electricity", unit="kWh", cumulative=True,
+        ).id  # fmt: skip
+        use = (0.4 + 0.3 * np.sin(2 * np.pi * (hour - 8) / 24)) * rng.lognormal(0, 0.05, HOURS)
+        index = 100.0 + np.cumsum(use)
+        write_readings(
+            conn, [(meter, T0 + timedelta(hours=i + 1), float(v)) for i, v in enumerate(index)]
+        )
+    refresh_rollups(conn)
+    conn.commit()
+
+
+def test_an_anomaly_run_reports_where_its_time_went_in_one_process_or_in_workers(
+    conn: psycopg.Connection, db_url: str
+) -> None:
+    _homes(conn, 3)
+    end = T0 + timedelta(hours=HOURS)
+    seconds = r"\d+\.\d reading, \d+\.\d scanning\)$"
+    for workers, split in ((1, r"\(\d+\.\d s: "), (2, r"\(\d+\.\d s; 2 workers' seconds: ")):
+        lines: list[str] = []
+        settings = Settings(
+            database_url=db_url, processing_workers=workers, processing_chunk_meters=2
+        )
+        out = run_once(
+            settings, lines.append, only=("anomalies",), since=end - timedelta(days=1), until=end
+        )
+        assert out["anomalies"]["chunks"] == 2
+        assert out["anomalies"]["workers"] == workers
+        (line,) = [line for line in lines if line.startswith("anomalies:")]
+        assert re.search(split + seconds, line), line
