@@ -141,7 +141,7 @@ def anomaly_sweep(meters: int) -> dict[str, float]:
     best, first, in_processes = process_scan(meters)
     totals[f"full_scan_{THREADS}_processes"] = best
     totals[f"full_scan_{THREADS}_processes_first"] = first
-    totals["processes_same_events"] = float(in_processes == events)
+    totals["processes_same_events"] = float(in_processes == events)  # their count
     return totals
 
 
@@ -216,7 +216,7 @@ def main() -> None:
         print(
             f"{meters:>7} processes: first run {t[f'full_scan_{THREADS}_processes_first']:.3f} s "
             f"({'one chunk, in this process' if meters <= CHUNK else 'starts the pool'}); "
-            f"same events as in one process: {bool(t['processes_same_events'])}"
+            f"as many events as in one process: {bool(t['processes_same_events'])}"
         )
 
     x = synthetic_chunk(NAIVE_METERS, seed=5)
