@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -54,3 +57,24 @@ def test_an_anomaly_run_reports_where_its_time_went_in_one_process_or_in_workers
         assert out["anomalies"]["workers"] == workers
         (line,) = [line for line in lines if line.startswith("anomalies:")]
         assert re.search(split + seconds, line), line
+
+
+def test_python_m_wattwatch_process_runs_its_chunks_in_workers(
+    conn: psycopg.Connection, db_url: str
+) -> None:
+    """As ``wattwatch up`` starts the service: ``python -m wattwatch``. Each worker starts
+    from the parent's main module, which must not run the command again."""
+    _homes(conn, 3)
+    end = T0 + timedelta(hours=HOURS)
+    env = {
+        **os.environ, "WATTWATCH_DATABASE_URL": db_url, "WATTWATCH_PROCESSING_WORKERS": "2",
+        "WATTWATCH_PROCESSING_CHUNK_METERS": "2",
+    }  # fmt: skip
+    args = ["process", "--only", "anomalies", "--since", (end - timedelta(days=1)).isoformat(),
+            "--until", end.isoformat()]  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "wattwatch", *args], env=env, capture_output=True, text=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "2 workers' seconds" in run.stderr + run.stdout
