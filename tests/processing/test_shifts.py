@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from processing.baseline import baseline_scan
 from processing.detector_config import DetectorConfig, config_for
-from processing.shifts import cusum, level_shifts, spread_by_use
+from processing.shifts import _split_onset, cusum, level_shifts, spread_by_use
 from tests.fixtures.series import daily_profile
 
 START = datetime(2024, 1, 1)  # a Monday, local midnight
@@ -283,6 +283,35 @@ def test_onset_is_the_step_not_the_first_day_above_the_allowance():
     found = level_shifts(r, start=date(2024, 1, 1), config=cfg)
     (shift,) = [a for a in found if "up by" in a.reason]
     assert (shift.start, shift.end) == (100, 110)
+
+
+def test_onset_is_the_step_after_a_run_a_little_over_the_model():
+    """A fortnight at +0.8 σ, its first day at +2.8 σ, then a six-day step at +2.5 σ (as
+    seed 300's meter 455: the model a little off as the heating stopped, then a +53 %
+    shift). The sum per √day from each day to the first alarm put the onset within 2 days
+    of the step in 4 draws of 20, days before it in the others; the split between two
+    means, with two weeks before the excursion as the reference, in 13."""
+    cfg = DetectorConfig(cusum_h=7.0)
+    near = 0
+    for seed in range(20):
+        r = np.random.default_rng(seed).normal(0.0, 1.0, (1, 300))
+        r[0, 86:100] += 0.8
+        r[0, 86] += 2.0
+        r[0, 100:106] += 2.5
+        ups = level_shifts(r, start=date(2024, 1, 1), config=cfg)
+        near += any(abs(a.start - 100) <= 2 for a in ups)
+    assert near >= 10  # 13 of 20 (4 before)
+
+
+def test_onset_split_needs_days_on_both_sides():
+    z = np.array([[np.nan, np.nan, 3.0, 1.0, np.nan]])
+    rows = np.array([0, 0])
+    lo, hi = np.array([2, 3]), np.array([4, 5])
+    # Days without a residual count on neither side: the only split with a day on each
+    # side is day 3, in both segments, even where the mean after it is the lower.
+    assert _split_onset(z, rows, lo, hi).tolist() == [3, 3]
+    # No split with a day on both sides: the excursion's first day.
+    assert _split_onset(z, rows[:1], np.array([2]), np.array([3])).tolist() == [2]
 
 
 def test_a_second_shift_while_the_first_s_sum_drains_is_its_own_event() -> None:
