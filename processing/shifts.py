@@ -564,26 +564,33 @@ ONSET_REFERENCE_DAYS: Final = 14
 
 def _split_onset(z: FloatArray, rows: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
     """The day ``t`` in ``[lo, hi)`` that best splits each row's standardised residuals
-    ``z[row, lo - ONSET_REFERENCE_DAYS : hi]`` (in the shift's direction) into a mean
-    before and a higher mean from ``t`` on: the largest ``(after − before) ·
-    sqrt(n_before · n_after / n)``, the likelihood-ratio estimate of a step between two
-    unknown means; ``lo`` where no split has days on both sides.
+    ``z[row, lo - ONSET_REFERENCE_DAYS : hi]`` (in the shift's direction; the reference
+    days before ``lo`` floored at zero) into a mean before and a higher mean from ``t`` on:
+    the largest ``(after − before) · sqrt(n_before · n_after / n)``, the likelihood-ratio
+    estimate of a step between two unknown means; ``lo`` where no split has days on both
+    sides.
 
     The CUSUM's last zero is biased early by any run of small positive residuals before
     a step; so was the sum from each day to the first alarm per √day (the estimate with a
     known mean of zero before, :func:`_step_onset`); taken up to the peak, that sum was
     also biased late by one large day there. Year scans, seeds 300–315 / 316–331 /
-    332–347 (twenty-sixth session): level shifts found 0.8925 / 0.8923 / 0.8809 → 0.8981
-    / 0.8953 / 0.8841, precision 0.8257 / 0.8214 / 0.8057 → 0.8294 / 0.8255 / 0.8082.
-    Measured with the rooms' onsets split as well: 7 days of reference found 0.8956 /
-    0.8943 / 0.8847, 28 days 0.8969 / 0.8974 / 0.8857, the sum per √day up to the peak
-    rather than to the first alarm 0.8960 / 0.8936 / 0.8871."""
+    332–347 (twenty-sixth session): level shifts found 0.8925 / 0.8923 / 0.8809 → 0.9019
+    / 0.8979 / 0.8896, precision 0.8257 / 0.8214 / 0.8057 → 0.8341 / 0.8284 / 0.8141.
+    Without the floor: 0.8981 / 0.8953 / 0.8841 and 0.8294 / 0.8255 / 0.8082. With it, 7
+    days of reference: 0.8975 / 0.8963 / 0.8905 and 0.8338 / 0.8286 / 0.8162; 28 days:
+    0.8975 / 0.8989 / 0.8887 and 0.8335 / 0.8278 / 0.8119. The sum per √day taken up to the
+    peak rather than the first alarm, for every meter: level shifts 0.8960 / 0.8936 /
+    0.8871."""
     first = np.maximum(lo - ONSET_REFERENCE_DAYS, 0)
     n = hi - first
     cols, offsets = segment_index(first, hi)
     v = z[np.repeat(rows, n), cols]
     valid = np.isfinite(v)
     v = np.where(valid, v, 0.0)
+    # The reference days were in control (the sum at zero): a day below the model counts
+    # as none, or the model running low before the excursion would make its first days
+    # look like a step.
+    v = np.where(cols < np.repeat(lo, n), np.maximum(v, 0.0), v)
     count = valid.astype(np.float64)
     run_sum, run_count = np.cumsum(v), np.cumsum(count)
     # Sums and counts of the days before each day within its segment, and of the segment.
