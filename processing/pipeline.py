@@ -7,6 +7,7 @@ on simulated arrays.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -511,9 +512,8 @@ def chunk_size(cfg: PipelineConfig, *, meters: int, start: datetime, end: dateti
         return cfg.chunk_meters
     hours = max(1, int((end - start) / HOUR))
     most = max(1, int(cfg.chunk_mb * 1e6) // (8 * hours))
-    if meters <= most:
-        return max(1, meters)
-    return -(-meters // -(-meters // most))
+    count = math.ceil(meters / most)  # as few chunks as fit
+    return max(1, math.ceil(meters / count)) if count > 1 else max(1, meters)
 
 
 def _outdoor_mean(
