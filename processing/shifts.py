@@ -202,12 +202,8 @@ class SegmentMeans:
         """The sums of the segments, NaN counting as 0."""
         return np.asarray(self.total[rows, hi] - self.total[rows, lo], dtype=np.float64)
 
-    def counts(self, rows: IntArray, lo: IntArray, hi: IntArray) -> FloatArray:
-        """How many values of each segment are not NaN."""
-        return np.asarray(self.count[rows, hi] - self.count[rows, lo], dtype=np.float64)
-
     def __call__(self, rows: IntArray, lo: IntArray, hi: IntArray) -> FloatArray:
-        n = self.counts(rows, lo, hi)
+        n = self.count[rows, hi] - self.count[rows, lo]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean: FloatArray = np.where(
                 n > 0, (self.total[rows, hi] - self.total[rows, lo]) / n, np.nan
@@ -585,28 +581,32 @@ def _split_onset(z: FloatArray, rows: IntArray, lo: IntArray, hi: IntArray) -> I
     0.8975 / 0.8989 / 0.8887 and 0.8335 / 0.8278 / 0.8119. The sum per √day taken up to the
     peak rather than the first alarm, for every meter: level shifts 0.8960 / 0.8936 /
     0.8871."""
+    first = np.maximum(lo - ONSET_REFERENCE_DAYS, 0)
+    n = hi - first
+    cols, offsets = segment_index(first, hi)
+    v = z[np.repeat(rows, n), cols]
+    valid = np.isfinite(v)
+    v = np.where(valid, v, 0.0)
     # The reference days were in control (the sum at zero): a day below the model counts
     # as none, or the model running low before the excursion would make its first days
     # look like a step.
-    seg, floored = SegmentMeans(z), SegmentMeans(np.maximum(z, 0.0))  # NaN stays NaN
-    # A split at a day without a residual equals the split at the next day read, exactly
-    # (the sums add nothing there): of equal splits the earliest is taken.
-    n = hi - lo
-    t, offsets = segment_index(lo, hi)  # each candidate day, segment after segment
-    r, lo_t, hi_t = np.repeat(rows, n), np.repeat(lo, n), np.repeat(hi, n)
-    first = np.maximum(lo_t - ONSET_REFERENCE_DAYS, 0)
-    before_sum = floored.sums(r, first, lo_t) + seg.sums(r, lo_t, t)
-    before_n = floored.counts(r, first, lo_t) + seg.counts(r, lo_t, t)
-    after_sum, after_n = seg.sums(r, t, hi_t), seg.counts(r, t, hi_t)
-    ok = (before_n > 0) & (after_n > 0)
+    v = np.where(cols < np.repeat(lo, n), np.maximum(v, 0.0), v)
+    count = valid.astype(np.float64)
+    run_sum, run_count = np.cumsum(v), np.cumsum(count)
+    # Sums and counts of the days before each day within its segment, and of the segment.
+    base_sum = np.repeat(run_sum[offsets] - v[offsets], n)
+    base_count = np.repeat(run_count[offsets] - count[offsets], n)
+    before_sum, before_n = run_sum - v - base_sum, run_count - count - base_count
+    total_sum = np.repeat(run_sum[offsets + n - 1], n) - base_sum
+    total_n = np.repeat(run_count[offsets + n - 1], n) - base_count
+    after_sum, after_n = total_sum - before_sum, total_n - before_n
+    ok = (cols >= np.repeat(lo, n)) & (before_n > 0) & (after_n > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        gain = (after_sum / after_n - before_sum / before_n) * np.sqrt(
-            before_n * after_n / (before_n + after_n)
-        )
+        gain = (after_sum / after_n - before_sum / before_n) * np.sqrt(before_n * after_n / total_n)
     score = np.where(ok, gain, -np.inf)
     top = np.repeat(np.maximum.reduceat(score, offsets), n)
     none = np.iinfo(np.int64).max
-    at = np.minimum.reduceat(np.where(ok & (score == top), t, none), offsets)
+    at = np.minimum.reduceat(np.where(ok & (score == top), cols, none), offsets)
     return np.where(at == none, lo, at)
 
 
