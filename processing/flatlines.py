@@ -78,6 +78,13 @@ def flatlines(x: npt.ArrayLike, *, min_steps: int = 6, ignore_zero: bool = True)
 # Equal neighbour pairs of a run counted towards a sensor's chance of repeating itself once
 # more: a stuck sensor's own run of days would otherwise teach it that long runs are common.
 RUN_CENSOR_PAIRS: Final = 12
+# A sensor's chance runs are counted within this many steps either side of a run (four weeks
+# of hours): a room held by its thermostat in winter rarely repeats a reading for long, the
+# same room drifting slowly in summer often does, and the year's mix hid a winter stuck run
+# of 10–20 h. bench.seeds, twenty-seventh session, the four seed sets: flatlines +0.0009 /
+# +0.0012 / +0.0027 / +0.0039, precision +0.0008 / +0.0010 / +0.0015 / +0.0017; two weeks
+# found the same, with 3–13 more false flatlines a set.
+RUN_RATE_STEPS: Final = 28 * 24
 
 
 def _bridged_repeats(a: FloatArray, max_gap: int) -> FloatArray:
@@ -144,14 +151,15 @@ def repeat_runs(
     A sensor read to 0.1 K repeats its last value now and then by chance; a stuck one
     repeats it for hours. Chance runs of equal neighbours start at a rate ``g`` per step
     and go on with probability ``r`` per step, both from the meter's other runs (each
-    counted up to :data:`RUN_CENSOR_PAIRS` pairs: a run would make itself likely);
-    ``L`` identical values then start by chance about ``n·g·r^(L−2)`` times in ``n``
-    steps, and the shortest run reported is the ``L`` (at least ``min_steps``) that makes
-    this ``false_runs`` per :data:`~processing.chance_runs.FALSE_RUN_SPAN` steps [-]. A
-    room held by its thermostat, once it repeats, repeats for hours: its share of equal
-    neighbours over all steps made runs of 7–12 h look impossible by chance (bench.accuracy, twelfth
-    session, seeds 300–303: 7–14 false thermometer flatlines a seed → 2–4). Gaps of at
-    most ``max_gap`` steps between equal readings do not end a run. Severity is the run
+    counted up to :data:`RUN_CENSOR_PAIRS` pairs: a run would make itself likely), those
+    within :data:`RUN_RATE_STEPS` steps of the run; ``L`` identical values then start by
+    chance about ``n·g·r^(L−2)`` times in ``n`` steps, and the shortest run reported is
+    the ``L`` (at least ``min_steps``) that makes this ``false_runs`` per
+    :data:`~processing.chance_runs.FALSE_RUN_SPAN` steps [-]. A room held by its
+    thermostat, once it repeats, repeats for hours: its share of equal neighbours over all
+    steps made runs of 7–12 h look impossible by chance (bench.accuracy, twelfth session,
+    seeds 300–303: 7–14 false thermometer flatlines a seed → 2–4). Gaps of at most
+    ``max_gap`` steps between equal readings do not end a run. Severity is the run
     length [steps].
     """
     a = as_matrix(x, "x")
@@ -161,16 +169,23 @@ def repeat_runs(
         a = _bridged_repeats(a, max_gap)
     n = a.shape[1]
     same = a[:, 1:] == a[:, :-1]
-    rows, starts, ends = mask_runs(same)
+    rows, starts, ends = mask_runs(same)  # by row, then start
     pairs = ends - starts  # equal neighbour pairs; k of them are k+1 identical values
     more = np.minimum(pairs - 1, RUN_CENSOR_PAIRS).astype(np.float64)
     ended = (pairs - 1 < RUN_CENSOR_PAIRS).astype(np.float64)
-    meters = a.shape[0]
-    count = np.bincount(rows, minlength=meters)[rows] - 1.0
-    more_others = np.bincount(rows, weights=more, minlength=meters)[rows] - more
-    ended_others = np.bincount(rows, weights=ended, minlength=meters)[rows] - ended
+    # The other runs starting within RUN_RATE_STEPS of each run, on its row's own axis.
+    w = RUN_RATE_STEPS
+    pos = rows * (n + 2 * w + 1) + starts
+    lo = np.searchsorted(pos, pos - w, "left")
+    hi = np.searchsorted(pos, pos + (ends - starts) + w, "right")
+    sum_more = np.concatenate([[0.0], np.cumsum(more)])
+    sum_ended = np.concatenate([[0.0], np.cumsum(ended)])
+    count = (hi - lo - 1).astype(np.float64)
+    more_others = sum_more[hi] - sum_more[lo] - more
+    ended_others = sum_ended[hi] - sum_ended[lo] - ended
     r = np.clip(more_others / np.maximum(more_others + ended_others, 1.0), 1e-3, 0.99)
-    g = np.clip(count / max(n, 1), 1e-9, 1.0)
+    span = np.minimum(ends + w, n) - np.maximum(starts - w, 0)
+    g = np.clip(count / np.maximum(span, 1), 1e-9, 1.0)
     # Runs start at g per step: ``false_runs / g`` runs go on ``continued`` steps.
     continued = unlikely_run(r, false_runs / g)
     keep = pairs + 1 >= np.maximum(min_steps, 2 + np.maximum(continued, 0.0))

@@ -7,6 +7,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.testing import assert_allclose, assert_array_equal
 
 from processing.flatlines import (
+    RUN_RATE_STEPS,
     _running_extreme,
     _spread_catch_up,
     flatline_mask,
@@ -413,6 +414,33 @@ def test_a_stuck_register_keeps_its_index_on_a_line_steady_real_use_does_not():
     assert (stuck.start <= slot.start + 1).all() and (stuck.end >= slot.stop - 1).all()
     # Chance holds a steady hour-to-hour wander on a line now and then, but rarely.
     assert np.sum(ev.meter_index >= 20) <= near_flat // 4
+
+
+def test_a_sensor_s_chance_runs_are_counted_near_the_run_not_over_the_year():
+    rng = np.random.default_rng(5)
+    n = 24 * 7 * 6
+    t = np.arange(n)
+    # Six summer weeks drifting slowly (runs of 12–18 equal readings by nature), then six
+    # winter weeks held by the thermostat (about one reading in five repeats the last).
+    summer = np.round(22 + 0.6 * np.sin(2 * np.pi * t / 120) + rng.normal(0, 0.02, n), 1)
+    winter = np.round(20 + rng.normal(0, 0.15, n), 1)
+    x = np.concatenate([summer, winter])
+    same = x[1:] == x[:-1]
+    assert same[:n].mean() > 0.7 and same[n:].mean() < 0.25
+    # 10 h stuck in winter, the summer's runs out of reach of its count.
+    stuck = n + RUN_RATE_STEPS + 24
+    x[stuck : stuck + 10] = x[stuck]
+    ev = repeat_runs(x[np.newaxis, :], min_steps=6, false_runs=0.02)
+    # Found; and the summer's runs, longer than it, are not.
+    assert list(zip(ev.start.tolist(), ev.end.tolist())) == [(stuck, stuck + 10)]
+    # Counted over the whole series, the summer's runs made 10 h look likely by chance.
+    runs = np.split(same, np.flatnonzero(np.diff(same)) + 1)
+    pairs = np.array([min(r.size - 1, 12) for r in runs if r[0]], dtype=float)
+    ended = np.array([r.size - 1 < 12 for r in runs if r[0]], dtype=float)
+    r_year = pairs.sum() / (pairs.sum() + ended.sum())
+    g_year = pairs.size / x.size
+    shortest = 2 + np.ceil(np.log(0.02 / 8760 / g_year) / np.log(r_year))
+    assert shortest > 10
 
 
 def test_a_room_held_by_its_thermostat_repeats_for_hours_by_chance_a_stuck_sensor_longer():
