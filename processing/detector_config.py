@@ -77,7 +77,10 @@ class DetectorConfig:
     large_z, large_multiple : float
         With ``large_z`` > 0, a spike that misses the thresholds above is still reported
         when its peak is above ``large_z`` σ and above the expected use by at least
-        ``large_multiple`` × the meter's mean use per step [-], [-]. A gas home's reheat
+        ``large_multiple`` × the meter's mean use per step over the scanned window (a year
+        in bench.accuracy's year scans, eight weeks in the service, where a winter's mean
+        holds the heating and the rule passes fewer spikes: docs/benchmarks.md,
+        twenty-seventh session) [-], [-]. A gas home's reheat
         hours make its scale wide at the hours a fault is most costly: 17 kWh in a June
         hour at 7.6 σ is no boiler's habit (bench.accuracy, tenth session, homes' heating:
         4 σ and 3 × found 0.021–0.047 more spikes ≥ 5 σ on seeds 300–303 for 0–0.002 less
