@@ -86,6 +86,13 @@ class DetectorConfig:
         4 σ and 3 × found 0.021–0.047 more spikes ≥ 5 σ on seeds 300–303 for 0–0.002 less
         precision; 2.5 × then 0 / +0.007 / +0.008 / 0 more, precision within 0.001, the
         service's −0.001 / −0.002 on 300 / 301).
+    run_step_z, run_multiple : float
+        With ``run_step_z`` > 0, two steps or more in a row, each above ``run_step_z`` σ and
+        above its expected use by ``run_multiple`` × the meter's mean use per step (as
+        ``large_multiple``), are a spike when their z together, Σz/√k, clear ``z_threshold``
+        (0: off) [-], [-]. A home running a heater for two or three hours reads 3–4 σ and
+        three times its mean hour above the usual each hour: no hour is a spike alone, nor
+        is the pair by ``spikes.PAIR_FLOOR``.
     tail_quantile, tail_divisor, hour_tail_divisor : float
         Noise floors of the spike scale from the meter's own residual tail, over four weeks
         and at each hour of the day (see :func:`~processing.baseline.baseline_scan`);
@@ -256,6 +263,8 @@ class DetectorConfig:
     z_single: float = 7.0
     large_z: float = 0.0
     large_multiple: float = 3.0
+    run_step_z: float = 0.0
+    run_multiple: float = 2.5
     tail_quantile: float = 0.98
     tail_divisor: float = 4.0
     hour_tail_divisor: float = 2.5
@@ -307,10 +316,17 @@ _OPEN_DAILY: Final = DetectorConfig(check_weekends=False, check_holidays=False)
 # level-shift labels (seeds 300–315, seventeenth session: precision +0.005, the level
 # shifts found the same; 4 drifts, 2 efficiency losses and 1 heating-at-night label fewer;
 # five days: +0.007, 4 level shifts lost).
+# Runs of two hours or more at 3 σ and 2.5 × the home's mean hour above the usual each
+# (``run_step_z``), as a home's electricity: chosen on the year scans of seeds 316–331
+# (twenty-seventh session; spikes 0.9428 → 0.9480, 15 of 21 more spike reports right,
+# precision −0.0002), then checked on 300–315 (0.9521 → 0.9556), 332–347 (0.9461 → 0.9507)
+# and 348–363 (0.9462 → 0.9501), precision −0.0004 / −0.0001 / −0.0003. At 2.5 σ: 18 of 41
+# right on 316–331; with the steps at ``large_multiple`` (4 × for electricity): none.
+HOME_RUN_STEP_Z: Final = 3.0
 _HOME_HEATING: Final = dataclasses.replace(
     _OPEN_DAILY, z_threshold=5.0, z_single=9.0, schedule_z=1.25, min_nights=4,
     daily_weather_model=True, cusum_h=7.0, large_z=4.0, large_multiple=2.5,
-    ended_shift_min_days=4,
+    ended_shift_min_days=4, run_step_z=HOME_RUN_STEP_Z,
 )  # fmt: skip
 # Buildings that close: their open days against the weather; 12 σ is about a day's use over
 # the allowance at that model's σ (8 found as many shifts on three seeds of four, for
@@ -356,8 +372,9 @@ _CLOSING_HEATING: Final = DetectorConfig(
 # +0.009, 3 more spikes found; 8 σ and 4 × +0.006, 7 more; 9 σ and 4.5 × +0.012, 5 fewer;
 # 9 σ and 3 × −0.022, 22 more; 8 σ alone +0.011, 15 fewer).
 _HOME_ELECTRICITY: Final = dataclasses.replace(
-    _OPEN_DAILY, schedule_z=1.5, min_nights=4, z_single=9.0, large_z=4.0, large_multiple=4.0
-)
+    _OPEN_DAILY, schedule_z=1.5, min_nights=4, z_single=9.0, large_z=4.0, large_multiple=4.0,
+    run_step_z=HOME_RUN_STEP_Z,
+)  # fmt: skip
 # Energy meters warn of a level shift at a fifth of h on their last two days: its
 # allowance (``cusum_k_share``) keeps a meter whose σ is a few percent of its use from
 # warning of noise, which residuals of pure noise at 0.5 σ would a fifth of the days.

@@ -25,6 +25,7 @@ from processing.events import (
     ReasonFn,
     _events_of_points,
     describe_step,
+    event_steps,
     segment_index,
 )
 from processing.local_time import weekend_and_holiday
@@ -75,9 +76,15 @@ def spikes_and_drops(
     out: list[Anomaly] = []
     large = cfg.large_z > 0
     least = min(cfg.z_threshold, cfg.large_z) if large else cfg.z_threshold
-    # The larger step of a pair is at least z_single/√2: those are read with the others.
-    above, below = _beyond(zz, min(least, cfg.z_single / math.sqrt(2.0)), least)
+    # The larger step of a pair is at least z_single/√2: those are read with the others,
+    # and so are the steps of runs (``run_step_z``), in the same pass.
+    up = min(least, cfg.z_single / math.sqrt(2.0))
+    above, below = _beyond(zz, min(up, cfg.run_step_z) if cfg.run_step_z > 0 else up, least)
+    run_points = above
     above, pairs = _with_pairs(zz, above, least, cfg.z_single)
+    reason = _spike_reason(start, steps_per_hour, cfg.unit, level=cfg.reads_level)
+    spikes = AnomalyEvents.empty("spike")
+    mean = _mean_use(a) if large or cfg.run_step_z > 0 else np.zeros(0)
     for kind, points in (("spike", above), ("drop", below)):
         ev = _events_of_points(
             points, zz.shape, kind=kind, score=zz, observed=a, max_gap=cfg.max_gap
@@ -96,17 +103,61 @@ def spikes_and_drops(
         if large_here:
             keep = _clears_z(ev, cfg) | paired
             rest = ~keep
-            keep[rest] = _large(
-                a, ev.meter_index[rest], ev.peak[rest], ev.expected[rest], cfg.large_multiple
-            )
+            rows, peak = ev.meter_index[rest], ev.peak[rest]
+            excess = a[rows, peak] - ev.expected[rest]
+            keep[rest] = excess >= cfg.large_multiple * mean[rows]
             ev = ev.select(keep)
         if kind == "spike" and cfg.bridged_gaps:
             bridged = _bridged_peak(a, ev, cfg, weeks=weeks, steps_per_hour=steps_per_hour)
             ev = ev.select(~bridged)
-        ev = dataclasses.replace(ev, meter_index=ev.meter_index + meter_offset)
-        reason = _spike_reason(start, steps_per_hour, cfg.unit, level=cfg.reads_level)
-        out.extend(ev.to_anomalies(reason))
+        if kind == "spike":
+            spikes = ev
+        out.extend(
+            dataclasses.replace(ev, meter_index=ev.meter_index + meter_offset).to_anomalies(reason)
+        )
+    if cfg.run_step_z > 0:
+        runs = _large_runs(
+            a, zz, run_points, spikes, cfg, mean=mean, weeks=weeks, steps_per_hour=steps_per_hour
+        )
+        runs = dataclasses.replace(runs, meter_index=runs.meter_index + meter_offset)
+        out.extend(runs.to_anomalies(reason))
     return out
+
+
+def _large_runs(
+    a: FloatArray,
+    z: FloatArray,
+    points: npt.NDArray[np.intp],
+    taken: AnomalyEvents,
+    cfg: DetectorConfig,
+    *,
+    mean: FloatArray,
+    weeks: int,
+    steps_per_hour: int,
+) -> AnomalyEvents:
+    """Spikes of two steps or more in a row among ``points`` (flat indexes, ascending, of
+    every step above ``run_step_z`` σ and maybe others): each step above its expected use by
+    ``run_multiple`` × the meter's ``mean`` use per step, their z together (Σz/√k) above
+    ``z_threshold``; none right after a gap (what it carries is the gap's), none that
+    shares a step with an event of ``taken``."""
+    n = a.shape[1]
+    points = points[np.take(z, points) > cfg.run_step_z]
+    ev = _events_of_points(points, z.shape, kind="spike", score=z, observed=a, min_steps=2)
+    # The cheap tests first: most runs of a few steps at 3 σ are no spike together.
+    event, steps = event_steps(ev)
+    joint = np.bincount(event, weights=z[ev.meter_index[event], steps], minlength=len(ev))
+    after_gap = (ev.start > 0) & np.isnan(a[ev.meter_index, np.maximum(ev.start - 1, 0)])
+    ev = ev.select((joint / np.sqrt(ev.end - ev.start) > cfg.z_threshold) & ~after_gap)
+    event, steps = event_steps(ev)
+    rows = ev.meter_index[event]
+    usual = median_at(a, rows, steps, weeks=weeks, steps_per_hour=steps_per_hour)
+    # NaN without history: not above it.
+    short = ~(a[rows, steps] - usual >= cfg.run_multiple * mean[rows])
+    t_event, t_steps = event_steps(taken)
+    held = np.isin(rows * n + steps, taken.meter_index[t_event] * n + t_steps)
+    ev = ev.select(np.bincount(event, weights=short | held, minlength=len(ev)) == 0)
+    expected = median_at(a, ev.meter_index, ev.peak, weeks=weeks, steps_per_hour=steps_per_hour)
+    return dataclasses.replace(ev, expected=expected)
 
 
 # Two steps in a row are a spike when their z together clear the single step's threshold:
@@ -157,15 +208,20 @@ def _clears_z(ev: AnomalyEvents, cfg: DetectorConfig) -> BoolArray:
     return np.asarray(several | (ev.severity > cfg.z_single), dtype=bool)
 
 
-def _large(
-    a: FloatArray, rows: IntArray, peak: IntArray, expected: FloatArray, multiple: float
-) -> BoolArray:
-    """Whether each peak exceeds its expected use by ``multiple`` × the meter's mean use per
-    step (the mean of its row of ``a``)."""
-    meters, at = np.unique(rows, return_inverse=True)
-    read = a[meters]
-    mean = np.nansum(np.abs(read), axis=1) / np.maximum((~np.isnan(read)).sum(axis=1), 1)
-    return np.asarray(a[rows, peak] - expected >= multiple * mean[at], dtype=bool)
+def _mean_use(a: FloatArray, block_meters: int = 64) -> FloatArray:
+    """Mean |use| per step of each row of ``a`` (NaN left out; 0 for a row of NaN), a block
+    of meters at a time into one reused buffer: whole-matrix temporaries of a chunk cost
+    more in page faults than the arithmetic."""
+    m, n = a.shape
+    out = np.zeros(m)
+    buf = np.empty((min(block_meters, m), n))
+    for i in range(0, m, block_meters):
+        part = buf[: len(a[i : i + block_meters])]
+        np.abs(a[i : i + block_meters], out=part)
+        known = n - np.isnan(part).sum(axis=1)
+        np.copyto(part, 0.0, where=np.isnan(part))
+        out[i : i + len(part)] = part.sum(axis=1) / np.maximum(known, 1)
+    return out
 
 
 def _beyond(

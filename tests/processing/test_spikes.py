@@ -246,3 +246,24 @@ def test_a_restart_after_a_cold_weekend_is_not_a_spike_but_a_night_burn_is():
         [over], heating=heating, closed_day=closed_day,
         day_hours=(7, 19), steps_per_hour=1, meter_offset=5,
     ) == [over]  # fmt: skip
+
+
+def test_hours_in_a_row_each_under_the_thresholds_are_a_spike_together():
+    rng = np.random.default_rng(27)
+    x = 0.5 + 0.05 * rng.standard_normal((4, W * 6))
+    z = np.zeros_like(x)
+    t = W * 5 + 20  # Saturday 20:00
+    step_z = np.array([3.5, 3.8, 3.4])  # Σz/√3 = 6.2: over z_threshold (5), no step alone
+    for row in range(4):
+        x[row, t : t + 3] += 1.6  # 3.2 × the mean hour above the usual, each hour
+        z[row, t : t + 3] = step_z
+    x[1, t : t + 3] -= 0.6  # 2 × the mean hour: under run_multiple (2.5)
+    x[2, t - 1] = np.nan  # right after a lost reading, which it may carry
+    z[3, t + 1] = 2.9  # a step under run_step_z (3) splits the run
+    cfg = config_for("household")
+    assert (cfg.z_threshold, cfg.run_step_z, cfg.run_multiple) == (5.0, 3.0, 2.5)
+    found = [a for a in spikes_and_drops(x, z, start=START, config=cfg) if a.kind == "spike"]
+    assert [(a.meter_index, a.start, a.end) for a in found] == [(0, t, t + 3)]
+    assert found[0].observed > 2.0 and abs(found[0].expected - 0.5) < 0.1
+    off = dataclasses.replace(cfg, run_step_z=0.0)
+    assert [a for a in spikes_and_drops(x, z, start=START, config=off) if a.kind == "spike"] == []
