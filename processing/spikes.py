@@ -216,11 +216,12 @@ def _mean_use(a: FloatArray, block_meters: int = 64) -> FloatArray:
     out = np.zeros(m)
     buf = np.empty((min(block_meters, m), n))
     for i in range(0, m, block_meters):
-        part = buf[: len(a[i : i + block_meters])]
-        np.abs(a[i : i + block_meters], out=part)
-        known = n - np.isnan(part).sum(axis=1)
-        np.copyto(part, 0.0, where=np.isnan(part))
-        out[i : i + len(part)] = part.sum(axis=1) / np.maximum(known, 1)
+        block = a[i : i + block_meters]
+        part = buf[: len(block)]
+        np.abs(block, out=part)
+        gaps = np.isnan(part)
+        np.copyto(part, 0.0, where=gaps)
+        out[i : i + len(block)] = part.sum(axis=1) / np.maximum(n - gaps.sum(axis=1), 1)
     return out
 
 

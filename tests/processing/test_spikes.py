@@ -4,11 +4,12 @@ import dataclasses
 from datetime import datetime
 
 import numpy as np
+from numpy.testing import assert_allclose
 
 from processing.baseline import HeatingTerm, baseline_scan
 from processing.detector_config import DetectorConfig, config_for
 from processing.events import Anomaly
-from processing.spikes import spikes_and_drops, without_restart_boosts
+from processing.spikes import _mean_use, spikes_and_drops, without_restart_boosts
 from tests.fixtures.series import daily_profile
 
 START = datetime(2024, 1, 1)  # a Monday, local midnight
@@ -267,3 +268,14 @@ def test_hours_in_a_row_each_under_the_thresholds_are_a_spike_together():
     assert found[0].observed > 2.0 and abs(found[0].expected - 0.5) < 0.1
     off = dataclasses.replace(cfg, run_step_z=0.0)
     assert [a for a in spikes_and_drops(x, z, start=START, config=off) if a.kind == "spike"] == []
+
+
+def test_mean_use_per_meter_leaves_gaps_out_block_by_block():
+    rng = np.random.default_rng(28)
+    a = rng.normal(0.0, 1.0, (150, 300))  # three blocks of 64 meters, the last short
+    a[rng.random(a.shape) < 0.1] = np.nan
+    a[3] = np.nan
+    got = _mean_use(a, block_meters=64)
+    read = np.arange(150) != 3
+    assert_allclose(got[read], np.nanmean(np.abs(a[read]), axis=1))
+    assert got[3] == 0.0
