@@ -56,6 +56,9 @@ def stack_env(state_dir: Path) -> Iterator[dict[str, str]]:
 def test_up_status_down_up_keeps_the_data(stack_env: dict[str, str]) -> None:
     up = wattwatch(stack_env, "up")
     assert up.returncode == 0, up.stderr
+    # `up` returns once the ingestor has subscribed (its status file): a reading published
+    # from then on is not lost.
+    assert (Path(stack_env["WATTWATCH_STATE_DIR"]) / "run" / "ingest.status.json").exists()
     status = wattwatch(stack_env, "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert "TimescaleDB 2." in status.stdout

@@ -20,12 +20,14 @@ from wattwatch.stack.dynsec import DynsecAdmin, devices_grant, ingestor_grant, n
 from wattwatch.stack.mosquitto import EmbeddedMosquitto
 from wattwatch.stack.postgres import EmbeddedPostgres
 from wattwatch.stack.services import SERVICES, ServiceRunner
-from wattwatch.stack.system import is_writable_dir
+from wattwatch.stack.system import is_writable_dir, pid_alive
 
 Report = Callable[[str], None]
 
 INGEST_ACCOUNT = "wattwatch-ingest"
 DEVICES_ACCOUNT = "wattwatch-devices"
+# `up` waits this long for the ingestor's subscriptions (it waits for the database first).
+INGEST_READY_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +132,32 @@ class Stack:
             check_broker(self.mqtt_url())
             report(f"broker     {_redact(self.mqtt_url())}")
         for name in self.settings.services:
+            fresh = self.services.pid(name) is None
+            if fresh and name == "ingest":
+                self._ingest_status_file().unlink(missing_ok=True)
             pid = self.services.start(SERVICES[name], self.service_env(name))
+            if fresh and name == "ingest":
+                self._wait_for_ingest(pid)
             report(f"service    {name} (pid {pid}, log {self.services.log_file(name)})")
+
+    def _ingest_status_file(self) -> Path:
+        return self.services.run_dir / "ingest.status.json"
+
+    def _wait_for_ingest(self, pid: int) -> None:
+        """Until the ingestor has subscribed (it writes its status file then): the broker
+        keeps no message for a subscriber it has not met, so a device publishing between
+        `up` and the first subscription would lose its reading."""
+        status = self._ingest_status_file()
+        deadline = time.monotonic() + INGEST_READY_S
+        while not status.exists():
+            if not pid_alive(pid) or time.monotonic() > deadline:
+                problem = (
+                    "stopped" if not pid_alive(pid) else f"not subscribed in {INGEST_READY_S} s"
+                )
+                raise StackError(
+                    f"service ingest {problem}; see {self.services.log_file('ingest')}"
+                )
+            time.sleep(0.05)
 
     def down(self, report: Report) -> None:
         """Stop the services, then the embedded broker and database."""
@@ -159,7 +185,7 @@ class Stack:
     def _ingest_totals(self) -> str:
         """The ingestor's running totals, from the status file it rewrites every few seconds."""
         try:
-            totals = json.loads((self.services.run_dir / "ingest.status.json").read_text())
+            totals = json.loads(self._ingest_status_file().read_text())
         except (OSError, ValueError):
             return ""
         last = totals.get("last_commit_unix")
