@@ -342,7 +342,7 @@ def run_ingest(settings: Settings) -> None:
     """Run the ingestor until SIGTERM or SIGINT."""
     setup_logging(settings.log_level)
     stack = Stack(settings)
-    status_file = stack.services.run_dir / "ingest.status.json"
+    status_file = stack.ingest_status_file()
     status_file.parent.mkdir(parents=True, exist_ok=True)
     ingestor = Ingestor(
         settings,

@@ -513,7 +513,7 @@ def chunk_size(cfg: PipelineConfig, *, meters: int, start: datetime, end: dateti
     hours = max(1, int((end - start) / HOUR))
     most = max(1, int(cfg.chunk_mb * 1e6) // (8 * hours))
     count = math.ceil(meters / most)  # as few chunks as fit
-    return max(1, math.ceil(meters / count)) if count > 1 else max(1, meters)
+    return max(1, math.ceil(meters / max(count, 1)))
 
 
 def _outdoor_mean(

@@ -20,7 +20,7 @@ from wattwatch.stack.dynsec import DynsecAdmin, devices_grant, ingestor_grant, n
 from wattwatch.stack.mosquitto import EmbeddedMosquitto
 from wattwatch.stack.postgres import EmbeddedPostgres
 from wattwatch.stack.services import SERVICES, ServiceRunner
-from wattwatch.stack.system import is_writable_dir, pid_alive
+from wattwatch.stack.system import is_writable_dir, pid_alive, wait_for
 
 Report = Callable[[str], None]
 
@@ -134,30 +134,29 @@ class Stack:
         for name in self.settings.services:
             fresh = self.services.pid(name) is None
             if fresh and name == "ingest":
-                self._ingest_status_file().unlink(missing_ok=True)
+                self.ingest_status_file().unlink(missing_ok=True)
             pid = self.services.start(SERVICES[name], self.service_env(name))
             if fresh and name == "ingest":
                 self._wait_for_ingest(pid)
             report(f"service    {name} (pid {pid}, log {self.services.log_file(name)})")
 
-    def _ingest_status_file(self) -> Path:
+    def ingest_status_file(self) -> Path:
+        """Where the ingestor writes its running totals, first once it has subscribed."""
         return self.services.run_dir / "ingest.status.json"
 
     def _wait_for_ingest(self, pid: int) -> None:
         """Until the ingestor has subscribed (it writes its status file then): the broker
         keeps no message for a subscriber it has not met, so a device publishing between
         `up` and the first subscription would lose its reading."""
-        status = self._ingest_status_file()
-        deadline = time.monotonic() + INGEST_READY_S
-        while not status.exists():
-            if not pid_alive(pid) or time.monotonic() > deadline:
-                problem = (
-                    "stopped" if not pid_alive(pid) else f"not subscribed in {INGEST_READY_S} s"
-                )
-                raise StackError(
-                    f"service ingest {problem}; see {self.services.log_file('ingest')}"
-                )
-            time.sleep(0.05)
+        status = self.ingest_status_file()
+        log = self.services.log_file("ingest")
+        wait_for(
+            lambda: status.exists() or not pid_alive(pid),
+            timeout_s=INGEST_READY_S,
+            what=f"the ingest service's subscription (see {log})",
+        )
+        if not status.exists():
+            raise StackError(f"service ingest stopped; see {log}")
 
     def down(self, report: Report) -> None:
         """Stop the services, then the embedded broker and database."""
@@ -185,7 +184,7 @@ class Stack:
     def _ingest_totals(self) -> str:
         """The ingestor's running totals, from the status file it rewrites every few seconds."""
         try:
-            totals = json.loads(self._ingest_status_file().read_text())
+            totals = json.loads(self.ingest_status_file().read_text())
         except (OSError, ValueError):
             return ""
         last = totals.get("last_commit_unix")
