@@ -13,6 +13,7 @@ from processing.detector_config import TEMPERATURE_DETECTOR, DetectorConfig, con
 from processing.detectors import (
     _DayModel,
     _departs_too_little,
+    _hour_tails,
     _joined_terms,
     _two_sided_share,
     anomaly_scan,
@@ -107,6 +108,51 @@ def test_a_room_spike_stands_against_its_hour_not_the_morning_start_up():
     resid = ti - np.nanmedian(sliding_window_view(padded, 9, axis=1), axis=-1)
     whole_tail = np.nanquantile(np.abs(resid), 0.99, axis=1)
     assert np.all(resid[np.arange(10), t] / whole_tail < 4.0)
+
+
+def test_a_summer_room_drop_stands_against_its_own_weeks_not_the_winter_start_ups():
+    """Sixteen weeks of heating that starts at 06:00 with a 1 K overshoot, then eight
+    weeks free-floating. A −4 K drop at 06:00 in the summer weeks is 2–3 σ against the
+    whole series' 06:00 tail, winter's; each block of eight weeks has its own, and no
+    winter morning is flagged."""
+    rng = np.random.default_rng(1)
+    hours = np.arange(W * 24 - 12)  # ends at noon: no edge effect in the last half-window
+    hod = hours % 24
+    winter = hours < W * 16
+    room = np.where(winter & ((hod < 6) | (hod >= 22)), 16.5, 19.5)
+    room += np.where(winter & (hod == 6), 1.0 + 0.3 * rng.standard_normal(hours.size), 0.0)
+    ti = room[np.newaxis, :] + 0.1 * rng.standard_normal((10, hours.size))
+    t = W * 19 + 24 * np.arange(10) + 6  # each room on its own summer day, 06:00
+    ti[np.arange(10), t] -= 4.0
+    found = anomaly_scan(ti, start=START, config=TEMPERATURE_DETECTOR)
+    peaks = [a for a in found if a.kind in ("spike", "drop")]
+    assert sorted((a.kind, a.meter_index, a.start) for a in peaks) == [
+        ("drop", i, t[i]) for i in range(10)
+    ]
+    padded = np.pad(ti, ((0, 0), (4, 4)), constant_values=np.nan)
+    resid = ti - np.nanmedian(sliding_window_view(padded, 9, axis=1), axis=-1)
+    days = hours.size // 24
+    at_six = np.abs(resid[:, : days * 24]).reshape(10, days, 24)[:, :, 6]
+    rank = max(3, round(0.01 * days))  # the whole series' tail, as before blocks
+    year_tail = np.sort(at_six, axis=1)[:, days - rank]
+    assert np.all(np.abs(resid[np.arange(10), t]) / year_tail < 3.5)
+
+
+def test_hour_tails_are_each_block_s_and_a_short_last_block_joins_the_one_before():
+    """|residuals| of 1..days on each day (the same at every hour): a block's tail is its
+    third largest day. 130 days + 5 h: blocks of days 0–55, 56–111 and 112–129 (18 days,
+    enough for a block of their own), and the part-day takes the last block's tail; over
+    120 days, the last 8 join the block before."""
+    days = 130
+    dev = np.repeat(np.arange(1.0, days + 1.0), 24)[np.newaxis, :]
+    dev = np.concatenate([dev, np.full((1, 5), 500.0)], axis=1)
+    tails = _hour_tails(dev, days, 24)
+    assert tails.shape == dev.shape
+    assert_allclose(tails[0, : 56 * 24], 54.0)  # 56, 55, 54: its third largest
+    assert_allclose(tails[0, 56 * 24 : 112 * 24], 110.0)
+    assert_allclose(tails[0, 112 * 24 :], 128.0)  # 18 days ≥ 12: a block of their own
+    short = _hour_tails(dev[:, : 120 * 24], 120, 24)  # 8 last days join days 56–119
+    assert_allclose(short[0, 56 * 24 :], 118.0)
 
 
 def _heated_homes(*, meters: int, seed: int) -> tuple[np.ndarray, HeatingTerm]:
