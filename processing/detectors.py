@@ -140,7 +140,7 @@ def _local_median_z(
         # At least half the whole series' tail: a smooth room read in 0.1 K steps has an
         # hour's tail of 0, and a spike's neighbours, whose running median it moved by a
         # few tenths, would be spikes too.
-        scale = np.maximum(tail, POOLED_SHARE * pooled)
+        scale = np.maximum(tail, POOLED_SHARE * pooled, out=tail)
         # Within half a window of either end the median sees one side only (an evening
         # setback in the last hours reads as a drop): the whole series' tail there, as before.
         for edge in (slice(0, half), slice(max(n - half, 0), n)):
