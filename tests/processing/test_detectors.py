@@ -87,25 +87,40 @@ def test_temperature_spike_against_running_median():
     assert not [a for a in found if a.kind == "spike"]
 
 
+def _rooms(heated: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ten rooms, hourly from midnight over ``heated.size`` hours: where ``heated``,
+    16.5 °C at night and 19.5 °C from 06:00 to 22:00 with a 1 ± 0.3 K overshoot at
+    06:00; elsewhere 19.5 °C; 0.1 K of noise."""
+    hod = np.arange(heated.size) % 24
+    room = np.where(heated & ((hod < 6) | (hod >= 22)), 16.5, 19.5)
+    room += np.where(heated & (hod == 6), 1.0 + 0.3 * rng.standard_normal(heated.size), 0.0)
+    rooms: np.ndarray = room[np.newaxis, :] + 0.1 * rng.standard_normal((10, heated.size))
+    return rooms
+
+
+def _room_peaks(ti: np.ndarray) -> list[tuple[str, int, int]]:
+    """The spikes and drops the scan reports on rooms ``ti``, as (kind, room, step)."""
+    found = anomaly_scan(ti, start=START, config=TEMPERATURE_DETECTOR)
+    return sorted((a.kind, a.meter_index, a.start) for a in found if a.kind in ("spike", "drop"))
+
+
+def _running_median_residual(ti: np.ndarray) -> np.ndarray:
+    """``ti`` less its centred running median of 9 steps (the rooms' reference)."""
+    padded = np.pad(ti, ((0, 0), (4, 4)), constant_values=np.nan)
+    resid: np.ndarray = ti - np.nanmedian(sliding_window_view(padded, 9, axis=1), axis=-1)
+    return resid
+
+
 def test_a_room_spike_stands_against_its_hour_not_the_morning_start_up():
     """Heating starts at 06:00 with a 1 K overshoot every morning. A +4 K spike at 18:00 is
     13–16 σ against that hour's own tail, 3–3.5 σ against the whole series' (the scale
     before the tenth session); no morning is flagged."""
-    rng = np.random.default_rng(0)
     hours = np.arange(W * 8 - 12)  # ends at noon: no setback in the last half-window
-    hod = hours % 24
-    room = np.where((hod >= 6) & (hod < 22), 19.5, 16.5)
-    room += np.where(hod == 6, 1.0 + 0.3 * rng.standard_normal(hours.size), 0.0)
-    ti = room[np.newaxis, :] + 0.1 * rng.standard_normal((10, hours.size))
+    ti = _rooms(np.ones(hours.size, dtype=bool), np.random.default_rng(0))
     t = W * 4 + 24 * np.arange(10) + 18  # each room on its own day, 18:00
     ti[np.arange(10), t] += 4.0
-    found = anomaly_scan(ti, start=START, config=TEMPERATURE_DETECTOR)
-    peaks = [a for a in found if a.kind in ("spike", "drop")]
-    assert sorted((a.kind, a.meter_index, a.start) for a in peaks) == [
-        ("spike", i, t[i]) for i in range(10)
-    ]
-    padded = np.pad(ti, ((0, 0), (4, 4)), constant_values=np.nan)
-    resid = ti - np.nanmedian(sliding_window_view(padded, 9, axis=1), axis=-1)
+    assert _room_peaks(ti) == [("spike", i, t[i]) for i in range(10)]
+    resid = _running_median_residual(ti)
     whole_tail = np.nanquantile(np.abs(resid), 0.99, axis=1)
     assert np.all(resid[np.arange(10), t] / whole_tail < 4.0)
 
@@ -115,22 +130,12 @@ def test_a_summer_room_drop_stands_against_its_own_weeks_not_the_winter_start_up
     weeks free-floating. A −4 K drop at 06:00 in the summer weeks is 2–3 σ against the
     whole series' 06:00 tail, winter's; each block of eight weeks has its own, and no
     winter morning is flagged."""
-    rng = np.random.default_rng(1)
     hours = np.arange(W * 24 - 12)  # ends at noon: no edge effect in the last half-window
-    hod = hours % 24
-    winter = hours < W * 16
-    room = np.where(winter & ((hod < 6) | (hod >= 22)), 16.5, 19.5)
-    room += np.where(winter & (hod == 6), 1.0 + 0.3 * rng.standard_normal(hours.size), 0.0)
-    ti = room[np.newaxis, :] + 0.1 * rng.standard_normal((10, hours.size))
+    ti = _rooms(hours < W * 16, np.random.default_rng(1))
     t = W * 19 + 24 * np.arange(10) + 6  # each room on its own summer day, 06:00
     ti[np.arange(10), t] -= 4.0
-    found = anomaly_scan(ti, start=START, config=TEMPERATURE_DETECTOR)
-    peaks = [a for a in found if a.kind in ("spike", "drop")]
-    assert sorted((a.kind, a.meter_index, a.start) for a in peaks) == [
-        ("drop", i, t[i]) for i in range(10)
-    ]
-    padded = np.pad(ti, ((0, 0), (4, 4)), constant_values=np.nan)
-    resid = ti - np.nanmedian(sliding_window_view(padded, 9, axis=1), axis=-1)
+    assert _room_peaks(ti) == [("drop", i, t[i]) for i in range(10)]
+    resid = _running_median_residual(ti)
     days = hours.size // 24
     at_six = np.abs(resid[:, : days * 24]).reshape(10, days, 24)[:, :, 6]
     rank = max(3, round(0.01 * days))  # the whole series' tail, as before blocks
