@@ -38,6 +38,8 @@ from processing.events import DAY_KINDS, Anomaly, events_from_mask
 from processing.normalise import dpe_estimate
 from processing.pipeline import (
     ENERGY_QUANTITIES,
+    RETRACT_AFTER,
+    RETRACT_SPAN,
     TEMPERATURE_QUANTITIES,
     ArxInputs,
     PipelineConfig,
@@ -240,19 +242,23 @@ def _counter_resets(resets: npt.NDArray[np.bool_]) -> Detections:
 @dataclass(frozen=True, slots=True)
 class Replay:
     """What :func:`service_replay` found: the events ``stored`` at the end (level-shift
-    warnings still standing among them) with the step each was first ``reported`` at, and
-    the warnings ``withdrawn`` on the way with the step each was raised at."""
+    warnings still standing among them) with the step each was first ``reported`` at, the
+    warnings ``withdrawn`` on the way with the step each was raised at, and the short
+    confirmed shifts ``retracted`` with the step each was reported at."""
 
     stored: Detections
     reported: npt.NDArray[np.int64]
     withdrawn: Detections
     withdrawn_reported: npt.NDArray[np.int64]
+    retracted: Detections
+    retracted_reported: npt.NDArray[np.int64]
 
     def shown(self) -> tuple[Detections, npt.NDArray[np.int64]]:
-        """Every event a user was shown, withdrawn warnings too, and when it first was."""
+        """Every event a user was shown, withdrawn warnings and retracted shifts too, and
+        when it first was."""
         return (
-            Detections.concat([self.stored, self.withdrawn]),
-            np.concatenate([self.reported, self.withdrawn_reported]),
+            Detections.concat([self.stored, self.withdrawn, self.retracted]),
+            np.concatenate([self.reported, self.withdrawn_reported, self.retracted_reported]),
         )
 
     def warnings(self) -> Detections:
@@ -279,8 +285,9 @@ def service_replay(
     events of one meter and kind that overlap or touch are one stored event, as
     ``write_anomalies`` merges them. A level-shift warning is judged by every later run as
     ``settle_warnings`` does: confirmed (reported when it was raised) once a confirmed
-    shift touches it, withdrawn when no shift of the run does. Counter resets come from the
-    index, as in :func:`run_core`.
+    shift touches it, withdrawn when no shift of the run does; and a short confirmed shift
+    is retracted as the pipeline asks it to (``RETRACT_AFTER``, ``RETRACT_SPAN``). Counter
+    resets come from the index, as in :func:`run_core`.
     """
     context = context_weeks * 168
     # From the end of the baseline's four weeks, as a service started with the data would;
@@ -288,6 +295,8 @@ def service_replay(
     reports, runs = [], []
     standing: list[list[int]] = []  # warnings stored: meter, start, stop, sign, raised at
     withdrawn: list[list[int]] = []
+    shifts_kept: list[list[Any]] = []  # level shifts and drifts stored, as ``_store_shifts``
+    retracted: list[list[Any]] = []
     for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, every_hours):
         midnight = max((until - 24 - context) // 24 * 24, 0)
         det = _scan(x, kinds, station, midnight, until)
@@ -298,9 +307,8 @@ def service_replay(
             if not near.any():
                 withdrawn.append(w)
             elif (near & ~shifts.warning).any():  # confirmed, as of when it was raised
-                confirmed, raised = _warning_rows([w], warning=False)
-                reports.append(confirmed)
-                runs.append(raised)
+                # Stored from then on as a confirmed shift, reported when it was raised.
+                _store_shifts(shifts_kept, _warning_rows([w], warning=False)[0], w[4])
             else:
                 w[2] = max(w[2], int(shifts.stop[near].max()))
                 kept.append(w)
@@ -311,8 +319,17 @@ def service_replay(
                 kept.append([int(m), int(a), int(b), int(sgn), until])
         standing = kept
         ending = ending.alarms()
-        reports.append(ending)
-        runs.append(np.full(ending.meter.size, until))
+        day = np.isin(ending.kind, list(DAY_KINDS))
+        _store_shifts(shifts_kept, ending.select(day), until)
+        shifts_kept, gone = _retracted(
+            shifts_kept, shifts, judged_from=midnight + _hours(RETRACT_AFTER)
+        )
+        retracted += gone
+        reports.append(ending.select(~day))
+        runs.append(np.full(int((~day).sum()), until))
+    shifts_stored, shifts_at = _shift_rows(shifts_kept)
+    reports.append(shifts_stored)
+    runs.append(shifts_at)
     det = Detections.concat(reports)
     run = np.concatenate(runs)
     # One stored event per meter and family (a level shift that a later run calls a drift is
@@ -346,7 +363,51 @@ def service_replay(
         np.concatenate([np.asarray(seen, dtype=np.int64), index.stop, warned_at]),
         gone,
         gone_at,
+        *_shift_rows(retracted),
     )
+
+
+def _hours(span: timedelta) -> int:
+    return int(span / timedelta(hours=1))
+
+
+def _store_shifts(stored: list[list[Any]], new: Detections, at: int) -> None:
+    """Confirmed level shifts and drifts ``new`` (reported at step ``at``) added to
+    ``stored`` ([meter, start, stop, sign, reported at, kind]) as ``write_anomalies`` adds
+    them: one that touches a stored shift of its meter extends it (the earliest start, the
+    latest stop)."""
+    for m, a, b, sgn, kind in zip(new.meter, new.start, new.stop, new.sign, new.kind, strict=True):
+        near = [e for e in stored if e[0] == m and e[1] <= b and e[2] >= a]
+        if near:
+            near[0][1], near[0][2] = min(near[0][1], int(a)), max(near[0][2], int(b))
+        else:
+            stored.append([int(m), int(a), int(b), int(sgn), at, str(kind)])
+
+
+def _retracted(
+    stored: list[list[Any]], found: Detections, *, judged_from: int
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """``stored`` shifts split into those kept and those a run retracts, as
+    ``settle_warnings`` does: starting at or after ``judged_from``, lasting at most
+    ``RETRACT_SPAN`` and touched by no shift of the run (``found``)."""
+    kept, gone = [], []
+    for e in stored:
+        judged = e[1] >= judged_from and e[2] - 1 - e[1] <= _hours(RETRACT_SPAN)
+        seen = ((found.meter == e[0]) & (found.start <= e[2]) & (found.stop >= e[1])).any()
+        (gone if judged and not seen else kept).append(e)
+    return kept, gone
+
+
+def _shift_rows(rows: list[list[Any]]) -> tuple[Detections, npt.NDArray[np.int64]]:
+    """Shifts kept as ``_store_shifts`` keeps them, as detections, and when each was
+    reported."""
+    meter, start, stop, sign, at, kind = zip(*rows, strict=True) if rows else ((),) * 6
+    det = Detections(
+        np.asarray(meter, dtype=np.int64), np.asarray(start, dtype=np.int64),
+        np.asarray(stop, dtype=np.int64), np.asarray(kind, dtype="<U20"),
+        np.asarray(sign, dtype=np.int64), np.zeros(len(rows), dtype=bool),
+    )  # fmt: skip
+    return det, np.asarray(at, dtype=np.int64)
 
 
 def _warning_rows(

@@ -360,11 +360,26 @@ class AnomalyRunSummary:
     extended: int = 0
     warnings_withdrawn: int = 0
     warnings_confirmed: int = 0
+    shifts_retracted: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     read_seconds: float = 0.0
     scan_seconds: float = 0.0
     workers: int = 1
+
+
+# A confirmed level shift or drift of at most RETRACT_SPAN that a later run no longer
+# finds, reading it with the days after, is deleted as a withdrawn warning is: a mild
+# spell that the weather model read late looks like a shift for a day or two, and while
+# it is the last days of the window it is kept (so that a real one is reported as it
+# begins). A run judges only the shifts starting RETRACT_AFTER into its window: over its
+# first four weeks the baseline and the weather model have no reference of their own, and
+# three more days let a later run date an onset differently. (bench.accuracy's service
+# replay, twenty-eighth session, seeds 300 and 301: false level shifts on the clean
+# cities 353 → 202 and 315 → 185, precision 0.504 → 0.551 and 0.506 → 0.550, the same
+# level shifts found; at three days 151 and 149, but 2 and 1 of 65 and 61 found lost.)
+RETRACT_SPAN: Final = timedelta(days=2)
+RETRACT_AFTER: Final = timedelta(days=31)
 
 
 def window_start(report_from: datetime, context_weeks: int) -> datetime:
@@ -430,11 +445,12 @@ def run_anomalies(
         shifts = [a for a in found if a.kind in DAY_KINDS]
         settled = settle_warnings(
             conn, to_rows(shifts, chunk.meter_id, start=start), meter_ids=chunk.meter_id.tolist(),
-            since=start, step=HOUR,
+            since=start, step=HOUR, retract_from=start + RETRACT_AFTER, retract_span=RETRACT_SPAN,
         )  # fmt: skip
         conn.commit()
         summary.warnings_withdrawn += settled.withdrawn
         summary.warnings_confirmed += settled.confirmed
+        summary.shifts_retracted += settled.retracted
         summary.chunks += 1
         summary.events += len(rows)
         summary.inserted += written.inserted

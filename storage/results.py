@@ -4,7 +4,8 @@ Re-running a window never duplicates: an anomaly that overlaps (or ends within o
 a stored one of the same meter and kind (a level shift and a drift count as one) extends
 it, and an assessment replaces the one with the same building, period and method. A level
 shift stored as a warning becomes confirmed when a confirmed one extends it, and is
-deleted by :func:`settle_warnings` when a later run no longer sees it.
+deleted by :func:`settle_warnings` when a later run no longer sees it; so is a short
+confirmed one that a later run, reading it with its days after, no longer finds.
 """
 
 from __future__ import annotations
@@ -168,32 +169,38 @@ def write_anomalies(
 # does not report it (it ended before the run's report window).
 _SETTLE: Final = """
 WITH judged AS (
-    SELECT a.id,
+    SELECT a.id, a.status,
            bool_or(h.status = 'confirmed') AS confirmed,
            count(h.meter_id) AS seen
     FROM anomalies a
     LEFT JOIN staging_held h ON h.meter_id = a.meter_id
      AND h.end_ts >= a.start_ts - %(step)s AND h.start_ts <= a.end_ts + %(step)s
-    WHERE a.source = %(source)s AND a.status = 'warning'
-      AND a.kind IN ('level_shift', 'drift')
-      AND a.meter_id = ANY(%(meters)s) AND a.end_ts >= %(since)s
-    GROUP BY a.id
+    WHERE a.source = %(source)s AND a.kind IN ('level_shift', 'drift')
+      AND a.meter_id = ANY(%(meters)s)
+      AND ((a.status = 'warning' AND a.end_ts >= %(since)s)
+           OR (a.status = 'confirmed' AND a.start_ts >= %(retract_from)s
+               AND a.end_ts - a.start_ts <= %(retract_span)s))
+    GROUP BY a.id, a.status
 ), gone AS (
-    DELETE FROM anomalies a USING judged j WHERE a.id = j.id AND j.seen = 0 RETURNING a.id
+    DELETE FROM anomalies a USING judged j WHERE a.id = j.id AND j.seen = 0
+    RETURNING j.status
 ), kept AS (
     UPDATE anomalies a SET status = 'confirmed', updated_at = now()
-    FROM judged j WHERE a.id = j.id AND j.confirmed RETURNING a.id
+    FROM judged j WHERE a.id = j.id AND j.status = 'warning' AND j.confirmed RETURNING a.id
 )
-SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM kept)
+SELECT (SELECT count(*) FROM gone WHERE status = 'warning'), (SELECT count(*) FROM kept),
+       (SELECT count(*) FROM gone WHERE status = 'confirmed')
 """
 
 
 @dataclass(frozen=True, slots=True)
 class WarningsSettled:
-    """What :func:`settle_warnings` did: warnings deleted, warnings confirmed."""
+    """What :func:`settle_warnings` did: warnings deleted, warnings confirmed, and short
+    confirmed shifts deleted (``retracted``)."""
 
     withdrawn: int
     confirmed: int
+    retracted: int = 0
 
 
 def settle_warnings(
@@ -203,13 +210,17 @@ def settle_warnings(
     meter_ids: Sequence[int],
     since: datetime,
     step: timedelta,
+    retract_from: datetime | None = None,
+    retract_span: timedelta = timedelta(0),
 ) -> WarningsSettled:
     """Judge the stored level-shift warnings of ``meter_ids`` ending at or after ``since``
     (the run's window) against ``held``, every level shift and drift the run found in
     it, reported or not; the caller commits.
 
     A warning no event of ``held`` touches is deleted; one a confirmed event touches is
-    confirmed. The others stay warnings.
+    confirmed. The others stay warnings. With ``retract_from``, the confirmed level
+    shifts and drifts starting at or after it and lasting at most ``retract_span`` (end
+    less start) are judged too: deleted when no event of ``held`` touches them.
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
@@ -222,11 +233,14 @@ def settle_warnings(
             copy.set_types(["int4", "timestamptz", "timestamptz", "text"])
             for e in held:
                 copy.write_row((e.meter_id, e.start_ts, e.end_ts, e.status))
-        params = {"source": SOURCE, "step": step, "meters": list(meter_ids), "since": since}
+        params = {
+            "source": SOURCE, "step": step, "meters": list(meter_ids), "since": since,
+            "retract_from": retract_from, "retract_span": retract_span,
+        }  # fmt: skip
         row = cur.execute(_SETTLE, params).fetchone()
         cur.execute("DROP TABLE staging_held")
     assert row is not None
-    return WarningsSettled(int(row[0]), int(row[1]))
+    return WarningsSettled(int(row[0]), int(row[1]), int(row[2]))
 
 
 def fetch_anomalies(

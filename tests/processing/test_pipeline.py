@@ -13,6 +13,7 @@ from numpy.testing import assert_allclose
 from processing.detector_config import config_for
 from processing.events import Anomaly
 from processing.pipeline import (
+    RETRACT_AFTER,
     PipelineConfig,
     _without_common_across_kinds,
     assess_buildings,
@@ -23,6 +24,7 @@ from processing.pipeline import (
     run_anomalies,
     run_insulation,
     scan_meters,
+    window_start,
 )
 from storage.matrices import BuildingDaily, MeterInfo
 from storage.meters import create_building, create_municipality, register_meter
@@ -172,6 +174,31 @@ def test_a_run_withdraws_a_level_shift_warning_it_no_longer_sees(
     assert (run.warnings_withdrawn, run.warnings_confirmed) == (1, 0)
     left = [(a.meter_id, a.start_ts) for a in fetch_anomalies(conn) if a.kind == "level_shift"]
     assert sorted(left) == sorted([(meter, early.start_ts), (other, warn.start_ts)])
+
+
+def test_a_run_retracts_a_short_confirmed_shift_it_no_longer_sees(
+    conn: psycopg.Connection, household: dict[str, object]
+) -> None:
+    """Confirmed level shifts stored by earlier runs on a steady home: this run finds none
+    of them. It deletes the two-day one (``RETRACT_SPAN``); the three-day one, and a
+    two-day one within the first ``RETRACT_AFTER`` of its window (no reference there), it
+    keeps."""
+    meter, use = household["meter"], household["use"]
+    assert isinstance(meter, int) and isinstance(use, np.ndarray)
+    _load(conn, meter, use, WEEKS * 168)
+    day = 24 * H
+    short = AnomalyRow(meter, "level_shift", END1 - 10 * day, END1 - 8 * day - H, 8.0, 10.0,
+                       12.0, "up")  # fmt: skip
+    long = dataclasses.replace(short, start_ts=END1 - 20 * day, end_ts=END1 - 17 * day - H)
+    early = dataclasses.replace(short, start_ts=END1 - 40 * day, end_ts=END1 - 38 * day - H)
+    write_anomalies(conn, [short, long, early], step=H)
+    conn.commit()
+    report_from = END1 - day
+    assert window_start(report_from, 8) + RETRACT_AFTER > early.start_ts
+    run = run_anomalies(conn, end=END1, report_from=report_from, meter_ids=[meter])
+    assert (run.shifts_retracted, run.warnings_withdrawn) == (1, 0)
+    left = [a.start_ts for a in fetch_anomalies(conn) if a.kind == "level_shift"]
+    assert sorted(left) == [early.start_ts, long.start_ts]
 
 
 def test_counter_reset_from_the_rollups_becomes_an_anomaly(conn: psycopg.Connection) -> None:
