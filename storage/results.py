@@ -179,7 +179,7 @@ WITH judged AS (
       AND a.meter_id = ANY(%(meters)s)
       AND ((a.status = 'warning' AND a.end_ts >= %(since)s)
            OR (a.status = 'confirmed' AND a.start_ts >= %(retract_from)s
-               AND a.end_ts - a.start_ts <= %(retract_span)s))
+               AND a.end_ts - a.start_ts <= %(retract_span)s AND a.acknowledged_at IS NULL))
     GROUP BY a.id, a.status
 ), gone AS (
     DELETE FROM anomalies a USING judged j WHERE a.id = j.id AND j.seen = 0
@@ -220,7 +220,8 @@ def settle_warnings(
     A warning no event of ``held`` touches is deleted; one a confirmed event touches is
     confirmed. The others stay warnings. With ``retract_from``, the confirmed level
     shifts and drifts starting at or after it and lasting at most ``retract_span`` (end
-    less start) are judged too: deleted when no event of ``held`` touches them.
+    less start) are judged too: deleted when no event of ``held`` touches them, unless a
+    person has acknowledged one (their word on it stays).
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(

@@ -136,24 +136,29 @@ def test_a_short_confirmed_shift_a_later_run_no_longer_finds_is_retracted(
         return _event(meter_id, first * day, (first + days) * day, "level_shift")
 
     short, long, early, seen = shift(40, 2), shift(50, 5), shift(20, 2), shift(60, 3)
-    write_anomalies(conn, [short, long, early, seen], step=H)
+    noted = shift(70, 1)
+    write_anomalies(conn, [short, long, early, seen, noted], step=H)
+    conn.execute("UPDATE anomalies SET acknowledged_at = now() WHERE start_ts = %s",
+                 (noted.start_ts,))  # fmt: skip
     settled = settle_warnings(
         conn, [dataclasses.replace(seen, start_ts=seen.start_ts + day * H, status="warning")],
         meter_ids=[meter_id], since=T0, step=H, retract_from=T0 + 30 * day * H,
         retract_span=timedelta(days=3),
     )  # fmt: skip
     # Two days read again with the days after: gone. Five days, or two before the part of
-    # the window the run can judge, or three that it still finds (as a warning): kept.
+    # the window the run can judge, or three that it still finds (as a warning), or one
+    # day that a person acknowledged: kept.
     assert (settled.withdrawn, settled.confirmed, settled.retracted) == (0, 0, 1)
     assert [r.start_ts for r in fetch_anomalies(conn)] == [
         early.start_ts,
         long.start_ts,
         seen.start_ts,
+        noted.start_ts,
     ]
     # Without ``retract_from`` no confirmed shift is judged.
     write_anomalies(conn, [short], step=H)
     assert settle_warnings(conn, [], meter_ids=[meter_id], since=T0, step=H).retracted == 0
-    assert len(fetch_anomalies(conn)) == 4
+    assert len(fetch_anomalies(conn)) == 5
 
 
 def test_assessments_upsert_on_building_period_and_method(conn: psycopg.Connection) -> None:
