@@ -50,7 +50,7 @@ from processing.pipeline import (
 from simulators.anomalies import AnomalyLabels
 from simulators.city import City, simulate_city
 from simulators.weather import NORMAL_HDD_BASE18
-from storage.matrices import BuildingDaily
+from storage.matrices import HOUR, BuildingDaily
 
 REPO: Final = Path(__file__).resolve().parent.parent
 RESULTS: Final = Path(__file__).parent / "results" / "accuracy.json"
@@ -322,7 +322,7 @@ def service_replay(
         day = np.isin(ending.kind, list(DAY_KINDS))
         _store_shifts(shifts_kept, ending.select(day), until)
         shifts_kept, gone = _retracted(
-            shifts_kept, shifts, judged_from=midnight + _hours(RETRACT_AFTER)
+            shifts_kept, shifts, judged_from=midnight + RETRACT_AFTER // HOUR
         )
         retracted += gone
         reports.append(ending.select(~day))
@@ -367,10 +367,6 @@ def service_replay(
     )
 
 
-def _hours(span: timedelta) -> int:
-    return int(span / timedelta(hours=1))
-
-
 def _store_shifts(stored: list[list[Any]], new: Detections, at: int) -> None:
     """Confirmed level shifts and drifts ``new`` (reported at step ``at``) added to
     ``stored`` ([meter, start, stop, sign, reported at, kind]) as ``write_anomalies`` adds
@@ -392,7 +388,7 @@ def _retracted(
     ``RETRACT_SPAN`` and touched by no shift of the run (``found``)."""
     kept, gone = [], []
     for e in stored:
-        judged = e[1] >= judged_from and e[2] - 1 - e[1] <= _hours(RETRACT_SPAN)
+        judged = e[1] >= judged_from and e[2] - 1 - e[1] <= RETRACT_SPAN // HOUR
         seen = ((found.meter == e[0]) & (found.start <= e[2]) & (found.stop >= e[1])).any()
         (gone if judged and not seen else kept).append(e)
     return kept, gone
@@ -400,14 +396,9 @@ def _retracted(
 
 def _shift_rows(rows: list[list[Any]]) -> tuple[Detections, npt.NDArray[np.int64]]:
     """Shifts kept as ``_store_shifts`` keeps them, as detections, and when each was
-    reported."""
-    meter, start, stop, sign, at, kind = zip(*rows, strict=True) if rows else ((),) * 6
-    det = Detections(
-        np.asarray(meter, dtype=np.int64), np.asarray(start, dtype=np.int64),
-        np.asarray(stop, dtype=np.int64), np.asarray(kind, dtype="<U20"),
-        np.asarray(sign, dtype=np.int64), np.zeros(len(rows), dtype=bool),
-    )  # fmt: skip
-    return det, np.asarray(at, dtype=np.int64)
+    reported (the warnings' rows with each shift's own kind)."""
+    det, at = _warning_rows([e[:5] for e in rows], warning=False)
+    return dataclasses.replace(det, kind=np.asarray([e[5] for e in rows], dtype="<U20")), at
 
 
 def _warning_rows(

@@ -108,10 +108,11 @@ def _hour_tails(dev: FloatArray, days: int, steps_per_day: int) -> FloatArray:
     for lo, hi in itertools.pairwise(bounds):
         whole = min(hi, days) - lo  # the block's whole days, which set its tail
         rank = max(LOCAL_TAIL_MIN_RANK, round(LOCAL_TAIL_SHARE * whole))
+        # One copy of the block (the gaps' zeros), partitioned in place.
         block = np.nan_to_num(dev[:, lo * steps_per_day : (lo + whole) * steps_per_day])
         block = block.reshape(m, whole, steps_per_day)
-        tail = np.partition(block, whole - rank, axis=1)[:, whole - rank, :]
-        out[:, lo * steps_per_day : hi * steps_per_day] = np.tile(tail, hi - lo)
+        block.partition(whole - rank, axis=1)
+        out[:, lo * steps_per_day : hi * steps_per_day] = np.tile(block[:, whole - rank], hi - lo)
     return out[:, :n]
 
 

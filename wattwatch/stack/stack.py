@@ -132,11 +132,12 @@ class Stack:
             check_broker(self.mqtt_url())
             report(f"broker     {_redact(self.mqtt_url())}")
         for name in self.settings.services:
-            fresh = self.services.pid(name) is None
-            if fresh and name == "ingest":
+            # A fresh ingestor is waited for; its last run's status file would pass at once.
+            wait = name == "ingest" and self.services.pid(name) is None
+            if wait:
                 self.ingest_status_file().unlink(missing_ok=True)
             pid = self.services.start(SERVICES[name], self.service_env(name))
-            if fresh and name == "ingest":
+            if wait:
                 self._wait_for_ingest(pid)
             report(f"service    {name} (pid {pid}, log {self.services.log_file(name)})")
 
