@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +33,7 @@ from processing.baseline import (
     nan_median,
     nan_median_mad,
 )
-from processing.detector_config import DetectorConfig
+from processing.detector_config import BASE_DAY_SIGMA_SHARE, DetectorConfig
 from processing.events import (
     DAY_KINDS,
     Anomaly,
@@ -56,9 +56,11 @@ from processing.schedule import closed_day_programmes, schedule_anomalies
 from processing.shifts import SegmentMeans, level_shifts, mean_daily
 from processing.spikes import spikes_and_drops, without_holiday_drops, without_restart_boosts
 from processing.weather_model import (
+    base_day_reference,
     daily_features,
     daily_use,
     event_least_squares,
+    no_heating_days,
     reading_until,
     trailing_weather_fit,
 )
@@ -214,11 +216,12 @@ def anomaly_scan(
             meter_offset=meter_offset + lo, **kw,
         ),
     )  # fmt: skip
-    found = [an for part, _, _, _ in slices for an in part]
-    residual = np.concatenate([r for _, r, _, _ in slices])
-    expected = np.concatenate([e for _, _, e, _ in slices])
+    found = [an for part in slices for an in part.found]
+    residual = np.concatenate([part.residual for part in slices])
+    expected = np.concatenate([part.expected for part in slices])
     _drop_days_not_over(residual, expected, a, 24 * steps_per_hour)
-    terms = [t for _, _, _, t in slices]
+    base = _joined_base_days(slices, a, 24 * steps_per_hour)
+    terms = [part.heating for part in slices]
     day_model = _DayModel.of(
         a, _joined_terms(terms), cfg, start=start, steps_per_hour=steps_per_hour,
         holidays=holidays, sun_w_m2=sun,
@@ -233,15 +236,12 @@ def anomaly_scan(
     if unreliable.any():
         residual[:, unreliable] = np.nan
     if cfg.level_shifts:
-        shifts = _in_row_slices(
-            a.shape[0],
-            parts,
-            lambda lo, hi: level_shifts(
-                residual[lo:hi], start=start.date(), daily_expected=expected[lo:hi],
-                config=cfg, meter_offset=meter_offset + lo,
-            ),
+        found.extend(
+            _chunk_shifts(
+                residual, expected, base, found, start=start.date(), config=cfg, parts=parts,
+                meter_offset=meter_offset,
+            )
         )  # fmt: skip
-        found.extend(an for part in shifts for an in part)
         found = _without_weather_steps(
             found, residual, expected, outdoor_temp_c, sun_w_m2, config=cfg,
             steps_per_hour=steps_per_hour, meter_offset=meter_offset,
@@ -401,11 +401,10 @@ def _scan_slice(
     quality: QualityConfig | None,
     z_out: FloatArray | None,
     meter_offset: int,
-) -> tuple[list[Anomaly], FloatArray, FloatArray, HeatingTerm | None]:
-    """The detectors that look at one meter at a time; plus the daily residuals and
-    expected use for the level shifts, and the heating term the baseline scan fitted (for
-    the daily weather model's regressors; None for levels). ``outdoor_temp_c`` is given
-    only to meters whose config has a temperature term (checked by :func:`anomaly_scan`)."""
+) -> _Slice:
+    """The detectors that look at one meter at a time, and what the level shifts read.
+    ``outdoor_temp_c`` is given only to meters whose config has a temperature term
+    (checked by :func:`anomaly_scan`)."""
     cfg = config
     quantum = register_quantum(a)
     found: list[Anomaly] = []
@@ -470,11 +469,11 @@ def _scan_slice(
         )
     )
     if scan.heating is None or cfg.reads_level:
-        return found, scan.daily_residual, scan.daily_expected, None
+        return _Slice(found, scan.daily_residual, scan.daily_expected, None)
     if not cfg.daily_weather_model:
         # The CUSUM reads the hour-of-week baseline's days; the heating term serves the
         # two-sided test of ended shifts (``two_sided_min_share``).
-        return found, scan.daily_residual, scan.daily_expected, scan.heating
+        return _Slice(found, scan.daily_residual, scan.daily_expected, scan.heating)
     model = _DayModel.of(
         a, scan.heating, cfg, start=start, steps_per_hour=steps_per_hour, holidays=holidays,
         sun_w_m2=sun_w_m2,
@@ -482,7 +481,121 @@ def _scan_slice(
     assert model is not None  # a heating term makes one
     observed, features = model.inputs()
     expected = trailing_weather_fit(observed, features, skip=model.skip)
-    return found, observed - expected, expected, scan.heating
+    base = None
+    if cfg.base_day_shifts:
+        day_starts = np.arange(0, a.shape[1], 24 * steps_per_hour)
+        days = no_heating_days(scan.heating, day_starts, a.shape[1]) & ~model.skip
+        base = base_day_reference(observed, days)
+    return _Slice(found, observed - expected, expected, scan.heating, base)
+
+
+class _Slice(NamedTuple):
+    """What :func:`_scan_slice` found, and what the level shifts read: the ``residual``
+    and ``expected`` use of each day, the ``heating`` term the baseline scan fitted (for
+    the daily weather model's regressors; None for levels) and, with
+    ``base_day_shifts``, the days without heating's ``base`` reference
+    (:func:`~processing.weather_model.base_day_reference`)."""
+
+    found: list[Anomaly]
+    residual: FloatArray
+    expected: FloatArray
+    heating: HeatingTerm | None
+    base: FloatArray | None = None
+
+
+def _joined_base_days(
+    slices: Sequence[_Slice], x: FloatArray, steps_per_day: int
+) -> tuple[FloatArray, FloatArray] | None:
+    """The slices' days without heating as (residual, reference), the days not over left
+    out as the weather model's are; None without them."""
+    if any(part.base is None for part in slices):
+        return None
+    reference = np.concatenate([part.base for part in slices if part.base is not None])
+    observed = np.concatenate([part.residual + part.expected for part in slices])
+    residual = observed - reference
+    _drop_days_not_over(residual, reference, x, steps_per_day)
+    return residual, reference
+
+
+def _chunk_shifts(
+    residual: FloatArray,
+    expected: FloatArray,
+    base: tuple[FloatArray, FloatArray] | None,
+    found: Sequence[Anomaly],
+    *,
+    start: date,
+    config: DetectorConfig,
+    parts: int,
+    meter_offset: int,
+) -> list[Anomaly]:
+    """The level shifts and drifts of a chunk's daily ``residual`` (``expected`` use), in
+    ``parts`` slices at once; then those of its days without heating (``base``: residual
+    and reference) that neither these nor ``found`` hold."""
+    shifts = _in_row_slices(
+        residual.shape[0],
+        parts,
+        lambda lo, hi: level_shifts(
+            residual[lo:hi], start=start, daily_expected=expected[lo:hi], config=config,
+            meter_offset=meter_offset + lo,
+        ),
+    )  # fmt: skip
+    out = [an for part in shifts for an in part]
+    if base is not None:
+        out += base_day_shifts(
+            *base, [*found, *out], start=start, config=config, parts=parts,
+            meter_offset=meter_offset,
+        )  # fmt: skip
+    return out
+
+
+# A change the days without heating show is reported unless the weather model's CUSUM
+# reports one on the meter within this many days of it.
+BASE_DAY_OVERLAP_DAYS: Final = 3
+
+
+def base_day_shifts(
+    residual: FloatArray,
+    reference: FloatArray,
+    found: Sequence[Anomaly],
+    *,
+    start: date,
+    config: DetectorConfig,
+    parts: int = 1,
+    meter_offset: int = 0,
+) -> list[Anomaly]:
+    """Level shifts and drifts of the days without heating (``residual`` against their
+    ``reference``, :func:`~processing.weather_model.base_day_reference`) that no level
+    shift or drift among ``found`` has within :data:`BASE_DAY_OVERLAP_DAYS` on the meter.
+
+    The CUSUM is ``config``'s, its σ at least :data:`BASE_DAY_SIGMA_SHARE` of the
+    reference: a school's hot water is the same few quanta every open day. The size rules
+    made for the weather model's days (the spread of days of like use, a share of the
+    mean day) are off: these days are alike, and small by nature.
+    """
+    cfg = dataclasses.replace(
+        config, cusum_sigma_share=BASE_DAY_SIGMA_SHARE, ended_shift_by_use=False,
+        shift_min_mean_share=0.0,
+    )  # fmt: skip
+    shifts = _in_row_slices(
+        residual.shape[0],
+        parts,
+        lambda lo, hi: level_shifts(
+            residual[lo:hi], start=start, daily_expected=reference[lo:hi], config=cfg,
+            meter_offset=meter_offset + lo,
+        ),
+    )  # fmt: skip
+    held: dict[int, list[tuple[int, int]]] = {}
+    for an in found:
+        if an.kind in ("level_shift", "drift"):
+            held.setdefault(an.meter_index, []).append((an.start, an.end))
+    slack = BASE_DAY_OVERLAP_DAYS
+    return [
+        dataclasses.replace(an, reason=f"{an.reason}, on days without heating")
+        for part in shifts
+        for an in part
+        if not any(lo - slack <= an.end and an.start <= hi + slack
+                   for lo, hi in held.get(an.meter_index, ()))
+    ]  # fmt: skip
 
 
 # Days either side of an ended level shift that its two-sided fit reads (see

@@ -113,6 +113,7 @@ def cusum(
     local_days: int = 0,
     k_floor: npt.ArrayLike | None = None,
     expected: npt.ArrayLike | None = None,
+    sigma_floor: npt.ArrayLike | None = None,
 ) -> Cusum:
     """Two-sided tabular CUSUM of standardised daily residuals, with no loop over days.
 
@@ -132,6 +133,9 @@ def cusum(
     expected : array_like, optional, shape (meters, days)
         Expected use of each day: its σ is at least the spread of days of like expected
         use (:func:`spread_by_use`).
+    sigma_floor : array_like, optional, shape (meters, days)
+        Smallest σ of each day in residual units: a meter that reads the same whole quanta
+        day after day has a MAD of 0.
 
     Returns
     -------
@@ -153,6 +157,8 @@ def cusum(
         scale = np.maximum(scale, _lagged_scale(dev, local_days, LOCAL_SCALE_LAG_DAYS))
     if expected is not None:
         scale = np.fmax(scale, spread_by_use(dev, as_matrix(expected, "expected")))
+    if sigma_floor is not None:
+        scale = np.fmax(scale, np.abs(as_matrix(sigma_floor, "sigma_floor")))
     # Each step writes into an array of the step before where it can: a fresh (meters, days)
     # array costs about as much in page faults as the arithmetic on it.
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -249,10 +255,12 @@ def level_shifts(
     exp_daily = (
         np.zeros_like(r) if daily_expected is None else as_matrix(daily_expected, "daily_expected")
     )
-    k_floor = None
-    if daily_expected is not None and cfg.cusum_k_share > 0:
-        k_floor = cfg.cusum_k_share * exp_daily
-    cs = cusum(r, k=cfg.cusum_k, local_days=cfg.cusum_local_days, k_floor=k_floor)
+    given = exp_daily if daily_expected is not None else None
+    k_floor = _share_of(cfg.cusum_k_share, given)
+    cs = cusum(
+        r, k=cfg.cusum_k, local_days=cfg.cusum_local_days, k_floor=k_floor,
+        sigma_floor=_share_of(cfg.cusum_sigma_share, given),
+    )  # fmt: skip
     by_use = (
         _sums_by_use(r, exp_daily, k_floor, cs, cfg)
         if cfg.ended_shift_by_use and daily_expected is not None
@@ -342,6 +350,11 @@ def level_shifts(
                         ex, ob, text, status)
             )  # fmt: skip
     return out
+
+
+def _share_of(share: float, expected: FloatArray | None) -> FloatArray | None:
+    """``share`` of the expected use of each day, None when either is not there (0: off)."""
+    return None if expected is None or share <= 0 else share * expected
 
 
 def _large_enough(

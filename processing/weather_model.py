@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from processing.baseline import HeatingTerm, fill_gaps
+from processing.baseline import HeatingTerm, fill_gaps, nan_median
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -142,6 +142,77 @@ def daily_features(
         if c.size != starts.size:
             raise ValueError(f"closed: expected shape ({starts.size},), got ({c.size},)")
         out[:, 1:, FEATURES] = c[:-1]
+    return out
+
+
+# Days without heating (summer's hot water, a school's kitchen) are read against the days
+# without heating of the BASE_WINDOW_DAYS before them, BASE_MIN_DAYS of them at least
+# (see :func:`base_day_reference`).
+BASE_WINDOW_DAYS: Final = 28
+BASE_MIN_DAYS: Final = 8
+
+
+def no_heating_days(
+    term: HeatingTerm, day_starts: npt.ArrayLike, steps: int
+) -> npt.NDArray[np.bool_]:
+    """Days without heating, shape (meters, days): no degree-days at the top of the
+    heating's onset band (the next base above each meter's balance temperature, see
+    :func:`daily_features`) that day, nor at the balance temperature the day before."""
+    starts = np.asarray(day_starts, dtype=np.int64)
+    bounds = np.append(starts, steps)
+    cum_dh = np.concatenate(
+        (np.zeros((term.degree_hours.shape[0], 1)), np.cumsum(term.degree_hours, axis=1)), axis=1
+    )
+    per_day = cum_dh[:, bounds[1:]] - cum_dh[:, bounds[:-1]]  # (bases, days)
+    up = np.minimum(term.base_index + 1, term.degree_hours.shape[0] - 1)
+    own = per_day[term.base_index]
+    before = np.concatenate((own[:, :1], own[:, :-1]), axis=1)
+    return np.asarray((per_day[up] == 0) & (before == 0))
+
+
+def base_day_reference(
+    observed: npt.ArrayLike,
+    base_days: npt.ArrayLike,
+    *,
+    window_days: int = BASE_WINDOW_DAYS,
+    min_days: int = BASE_MIN_DAYS,
+) -> FloatArray:
+    """Expected use of each day without heating: the median use of the days without
+    heating read among the ``window_days`` days before it.
+
+    The weather model fits its intercept with the heating days of its window: after a cool
+    spell a school's summer days, 12.8 kWh of hot water each, are expected at −2 or +4
+    (bench.accuracy's seed 302), and its whole year's σ is the winter's. A change of
+    the hot water by half is then under a σ; against the days like it, it is many.
+
+    Parameters
+    ----------
+    observed : array_like, shape (meters, days)
+        Daily use [unit/day]; NaN where not read.
+    base_days : array_like of bool, shape (meters, days)
+        The days without heating (:func:`no_heating_days`, open days only for a building
+        that closes).
+    window_days, min_days : int
+        The trailing days read, and the fewest days without heating among them.
+
+    Returns
+    -------
+    ndarray, shape (meters, days)
+        NaN on other days and where fewer than ``min_days`` are there.
+    """
+    y = np.asarray(observed, dtype=np.float64)
+    base = np.asarray(base_days, dtype=bool) & ~np.isnan(y)
+    out = np.full(y.shape, np.nan)
+    rows, cols = np.nonzero(base)
+    if not rows.size:
+        return out
+    # Only the base days' windows are gathered: (base days, window_days), not the year's.
+    pad = np.concatenate((np.full((y.shape[0], window_days), np.nan), y), axis=1)
+    np.copyto(pad[:, window_days:], np.nan, where=~base)
+    lags = np.arange(window_days)[np.newaxis, :]
+    windows = pad[rows[:, np.newaxis], cols[:, np.newaxis] + lags]  # days d − window … d − 1
+    enough = window_days - np.isnan(windows).sum(axis=1) >= min_days
+    out[rows[enough], cols[enough]] = nan_median(windows[enough])
     return out
 
 

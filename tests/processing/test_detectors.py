@@ -17,6 +17,7 @@ from processing.detectors import (
     _joined_terms,
     _two_sided_share,
     anomaly_scan,
+    base_day_shifts,
 )
 from processing.events import Anomaly
 from processing.weather_model import FEATURES
@@ -407,6 +408,55 @@ def test_a_closing_building_s_weekends_and_monday_reheat_are_no_level_shift():
         shifts = [a.start for a in found if a.kind in ("level_shift", "drift")]
         assert any(97 <= s <= 101 for s in shifts), (seed, shifts)
         assert all(97 <= s <= 123 for s in shifts), (seed, shifts)  # its start, its end
+
+
+def _school_into_summer(seed: int, hot_water_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """A gas-heated school over 200 days from a 4 °C January to a 26 °C summer (weekdays
+    19 °C 06:00–19:00, 12 °C otherwise) that also draws 0.5 kWh of hot water an open hour
+    08:00–18:00, ±8 % a day; its hot water times ``hot_water_share`` on days 160–167;
+    (x, te)."""
+    rng = np.random.default_rng(seed)
+    days = 200
+    hours = np.arange(24 * days)
+    day, hour = hours // 24, hours % 24
+    te = np.interp(day, [0, 120], [4.0, 26.0]) + 3.0 * np.sin(2 * np.pi * (hour - 9) / 24)
+    te += np.repeat(rng.normal(0.0, 1.5, days), 24)
+    closed = day % 7 >= 5
+    setpoint = np.where(closed | (hour < 6) | (hour >= 19), 12.0, 19.0)
+    x = 0.4 * np.maximum(setpoint - te, 0.0) * rng.lognormal(0, 0.2, hours.size)
+    hot_water = np.where(~closed & (hour >= 8) & (hour < 18), 0.5, 0.0)
+    hot_water *= np.repeat(rng.lognormal(0, 0.08, days), 24)
+    hot_water[24 * 160 : 24 * 168] *= hot_water_share
+    return (x + hot_water)[np.newaxis, :], te
+
+
+def test_a_school_s_summer_hot_water_up_by_half_is_a_level_shift_of_its_days_without_heating():
+    """Against the weather model, whose σ is the winter's, a week of summer hot water up by
+    half is nothing; against the summer days before it, it is found where it starts."""
+    no_base = dataclasses.replace(config_for("gas"), base_day_shifts=False)
+    for seed in range(3):
+        x, te = _school_into_summer(seed, 1.5)
+        found = anomaly_scan(x, start=START, outdoor_temp_c=te, config=config_for("gas"))
+        shifts = [a for a in found if a.kind in ("level_shift", "drift")]
+        assert [a.start for a in shifts] in ([159], [161]), seed  # day 160 is a Sunday
+        assert shifts[0].reason.endswith("on days without heating")
+        assert shifts[0].observed > 1.3 * shifts[0].expected
+        without = anomaly_scan(x, start=START, outdoor_temp_c=te, config=no_base)
+        assert not [a for a in without if a.kind in ("level_shift", "drift")], seed
+        clean, te = _school_into_summer(seed, 1.0)
+        found = anomaly_scan(clean, start=START, outdoor_temp_c=te, config=config_for("gas"))
+        assert not [a for a in found if a.kind in ("level_shift", "drift")], seed
+
+
+def test_a_change_the_weather_model_already_reports_is_not_reported_again():
+    daily = np.full((2, 60), 6.2)
+    daily[:, 40:47] = 9.3
+    reference = np.full(daily.shape, 6.2)
+    held = Anomaly(0, 42, 49, "level_shift", 14.0, 6.2, 9.3, "up", "confirmed")
+    found = base_day_shifts(daily - reference, reference, [held], start=date(2024, 6, 1),
+                            config=config_for("gas"), meter_offset=0)  # fmt: skip
+    assert [(a.meter_index, a.start) for a in found] == [(1, 40)]
+    assert found[0].reason.endswith("on days without heating")
 
 
 def _school_heated_at_night(seed: int, nights: list[int], added: float) -> tuple[np.ndarray, ...]:

@@ -336,3 +336,20 @@ def test_a_second_shift_while_the_first_s_sum_drains_is_its_own_event() -> None:
     assert not [a for a in found if a.observed > a.expected]
     cs = cusum(residual, k_floor=0.1 * expected)
     assert cs.lower[0, 112:141].min() > 5.0  # one excursion of the plain sum
+
+
+def test_a_floor_keeps_the_sigma_of_days_read_in_the_same_quanta():
+    """Days read as 6.2 kWh each, then 9.3 for a week: the MAD is 0, and without a floor
+    every day's z is infinite or NaN; at 5 % of the use, the week is 10 σ a day."""
+    daily = np.full((1, 60), 6.2)
+    daily[0, 40:47] = 9.3
+    expected = np.full(daily.shape, 6.2)
+    floored = cusum(daily - 6.2, sigma_floor=0.05 * expected)
+    assert_allclose(floored.sigma, [0.0])
+    assert_allclose(floored.z[0, 40:47], 10.0)
+    assert_allclose(floored.z[0, :40], 0.0)
+    bare = cusum(daily - 6.2)
+    assert not np.isfinite(bare.z[0, 40:47]).any()
+    cfg = dataclasses.replace(DetectorConfig(), cusum_sigma_share=0.05)
+    found = level_shifts(daily - 6.2, start=date(2024, 6, 1), daily_expected=expected, config=cfg)
+    assert [(a.kind, a.start) for a in found] == [("level_shift", 40)]

@@ -7,9 +7,11 @@ from numpy.testing import assert_allclose
 from processing import weather_model
 from processing.baseline import HeatingTerm
 from processing.weather_model import (
+    base_day_reference,
     daily_features,
     daily_use,
     global_response,
+    no_heating_days,
     reading_until,
     trailing_weather_fit,
 )
@@ -271,3 +273,25 @@ def test_bad_arguments_are_named():
         daily_features(_term(te), np.arange(0, 48, 24), 48, sun_w_m2=np.zeros(47))
     with pytest.raises(ValueError, match="closed"):
         daily_features(_term(te), np.arange(0, 48, 24), 48, closed=np.zeros(3, dtype=bool))
+
+
+def test_days_without_heating_have_no_degree_days_up_to_the_onset_band_nor_the_day_before():
+    # Daily means 20, 17, 20, 20, 14, 20 °C; the meter's base 16 °C, the band's top 18 °C.
+    te = np.repeat([20.0, 17.0, 20.0, 20.0, 14.0, 20.0], 24)
+    days = no_heating_days(_term(te), np.arange(0, te.size, 24), te.size)
+    # Day 1 heats in the band; day 2 follows no heating at the base itself; day 4 heats
+    # and day 5 follows it. The first day counts itself as the day before.
+    assert days.tolist() == [[True, False, True, True, False, False]]
+
+
+def test_a_day_without_heating_is_expected_at_the_median_of_such_days_before_it():
+    y = np.asarray([[10.0, 12.0, 11.0, 50.0, 13.0, 30.0, 20.0, np.nan, 14.0]])
+    base = np.asarray([[True, True, True, False, True, True, True, True, True]])
+    ref = base_day_reference(y, base, window_days=5, min_days=3)
+    # Day 4 reads days 0–3: three base days, median 11; day 3 is no base day (its 50 is
+    # heating); day 8 reads days 3–7: 13, 30 and 20, day 7 not read.
+    expected = [np.nan, np.nan, np.nan, np.nan, 11.0, 11.5, 12.5, np.nan, 20.0]
+    assert_allclose(ref[0], expected)
+    assert_allclose(base_day_reference(y, base, window_days=5, min_days=4)[0, 4:7],
+                    [np.nan, 11.5, 12.5])  # fmt: skip
+    assert np.isnan(base_day_reference(y, np.zeros_like(base), window_days=5)).all()
