@@ -213,6 +213,25 @@ def test_events_that_start_together_on_many_meters_are_the_fleet_s():
     assert not common[:50].any()
 
 
+def test_three_spikes_at_once_are_three_faults_four_of_like_size_are_the_fleet_s():
+    """In a quiet group three spikes within hours are improbable by the Poisson law, yet no
+    cause the fleet shares: three homes' spikes one Saturday were each a fault (seed 325)."""
+    steps = 24 * 300
+    lone = [_event(m, 24 * (10 + 29 * m)) for m in range(10)]  # one every four weeks
+    three = [_event(20 + m, 24 * 200 + 4 * m) for m in range(3)]  # within 8 hours
+    assert not common_cause(lone + three, meters=40, steps=steps).any()
+    four = [_event(20 + m, 24 * 200 + 3 * m) for m in range(4)]
+    common = common_cause(lone + four, meters=40, steps=steps)
+    assert common[10:].all()
+    assert not common[:10].any()
+    # Level shifts keep the Poisson law alone: in a quieter group, three on a day are common,
+    # as three spikes there would be without the rule.
+    days = [Anomaly(a.meter_index, a.start // 24, a.start // 24 + 5, "level_shift", 9.0, 10.0,
+                    11.0, "") for a in lone[:2] + three]  # fmt: skip
+    assert common_cause(days, meters=40, steps=steps).tolist() == [False, False, True, True, True]
+    assert not common_cause(lone[:2] + three, meters=40, steps=steps).any()
+
+
 def test_a_fault_that_stands_out_of_its_cluster_is_still_reported():
     steps = 24 * 90
     found = [_event(m, 24 * 40, "level_shift", size=-0.2) for m in range(20)]
