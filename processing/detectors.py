@@ -485,7 +485,8 @@ def _scan_slice(
     if cfg.base_day_shifts:
         day_starts = np.arange(0, a.shape[1], 24 * steps_per_hour)
         days = no_heating_days(scan.heating, day_starts, a.shape[1]) & ~model.skip
-        base = base_day_reference(observed, days)
+        reference = base_day_reference(observed, days)
+        base = (observed - reference, reference)
     return _Slice(found, observed - expected, expected, scan.heating, base)
 
 
@@ -493,14 +494,14 @@ class _Slice(NamedTuple):
     """What :func:`_scan_slice` found, and what the level shifts read: the ``residual``
     and ``expected`` use of each day, the ``heating`` term the baseline scan fitted (for
     the daily weather model's regressors; None for levels) and, with
-    ``base_day_shifts``, the days without heating's ``base`` reference
+    ``base_day_shifts``, the days without heating's ``base`` residual and reference
     (:func:`~processing.weather_model.base_day_reference`)."""
 
     found: list[Anomaly]
     residual: FloatArray
     expected: FloatArray
     heating: HeatingTerm | None
-    base: FloatArray | None = None
+    base: tuple[FloatArray, FloatArray] | None = None
 
 
 def _joined_base_days(
@@ -508,11 +509,11 @@ def _joined_base_days(
 ) -> tuple[FloatArray, FloatArray] | None:
     """The slices' days without heating as (residual, reference), the days not over left
     out as the weather model's are; None without them."""
-    if any(part.base is None for part in slices):
+    bases = [part.base for part in slices if part.base is not None]
+    if len(bases) < len(slices):
         return None
-    reference = np.concatenate([part.base for part in slices if part.base is not None])
-    observed = np.concatenate([part.residual + part.expected for part in slices])
-    residual = observed - reference
+    residual = np.concatenate([r for r, _ in bases])
+    reference = np.concatenate([e for _, e in bases])
     _drop_days_not_over(residual, reference, x, steps_per_day)
     return residual, reference
 
@@ -531,6 +532,27 @@ def _chunk_shifts(
     """The level shifts and drifts of a chunk's daily ``residual`` (``expected`` use), in
     ``parts`` slices at once; then those of its days without heating (``base``: residual
     and reference) that neither these nor ``found`` hold."""
+    out = _sliced_shifts(
+        residual, expected, start=start, config=config, parts=parts, meter_offset=meter_offset
+    )
+    if base is not None:
+        out += base_day_shifts(
+            *base, [*found, *out], start=start, config=config, parts=parts,
+            meter_offset=meter_offset,
+        )  # fmt: skip
+    return out
+
+
+def _sliced_shifts(
+    residual: FloatArray,
+    expected: FloatArray,
+    *,
+    start: date,
+    config: DetectorConfig,
+    parts: int,
+    meter_offset: int,
+) -> list[Anomaly]:
+    """:func:`~processing.shifts.level_shifts` over ``parts`` slices of meters at once."""
     shifts = _in_row_slices(
         residual.shape[0],
         parts,
@@ -539,13 +561,7 @@ def _chunk_shifts(
             meter_offset=meter_offset + lo,
         ),
     )  # fmt: skip
-    out = [an for part in shifts for an in part]
-    if base is not None:
-        out += base_day_shifts(
-            *base, [*found, *out], start=start, config=config, parts=parts,
-            meter_offset=meter_offset,
-        )  # fmt: skip
-    return out
+    return [an for part in shifts for an in part]
 
 
 # A change the days without heating show is reported unless the weather model's CUSUM
@@ -576,14 +592,9 @@ def base_day_shifts(
         config, cusum_sigma_share=BASE_DAY_SIGMA_SHARE, ended_shift_by_use=False,
         shift_min_mean_share=0.0,
     )  # fmt: skip
-    shifts = _in_row_slices(
-        residual.shape[0],
-        parts,
-        lambda lo, hi: level_shifts(
-            residual[lo:hi], start=start, daily_expected=reference[lo:hi], config=cfg,
-            meter_offset=meter_offset + lo,
-        ),
-    )  # fmt: skip
+    shifts = _sliced_shifts(
+        residual, reference, start=start, config=cfg, parts=parts, meter_offset=meter_offset
+    )
     held: dict[int, list[tuple[int, int]]] = {}
     for an in found:
         if an.kind in ("level_shift", "drift"):
@@ -591,8 +602,7 @@ def base_day_shifts(
     slack = BASE_DAY_OVERLAP_DAYS
     return [
         dataclasses.replace(an, reason=f"{an.reason}, on days without heating")
-        for part in shifts
-        for an in part
+        for an in shifts
         if not any(lo - slack <= an.end and an.start <= hi + slack
                    for lo, hi in held.get(an.meter_index, ()))
     ]  # fmt: skip
