@@ -8,7 +8,9 @@ is simulated and scanned as that bench's year scan does, then scored the same wa
 ``--sets K``, K consecutive sets of ``--count`` seeds, each with its own mean (a change is
 checked on every set: one set of 16 cities moves these means by 0.01–0.02). About 2 s a
 seed, ``--jobs`` seeds at once; no service replay, no insulation, no clean twin
-(``bench.accuracy`` has them, for one seed).
+(``bench.accuracy`` has them, for one seed). ``--early`` adds "found within 2 days" (each
+level shift's meter cut 48 h after it began and scanned again, as ``bench.accuracy`` does):
+about a third longer.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bench.accuracy import (
     Station,
     consumption_matrix,
     detector_kinds,
+    level_shifts_found_early,
     run_core,
     score_city,
     spike_sigma,
@@ -49,18 +52,23 @@ COLUMNS: Final = (
     ("recall_schedule", "sched"),
     ("precision", "prec"),
 )
+EARLY: Final = ("recall_level_shift_within_2d", "2 days")  # with --early
 
 
-def score_seed(seed: int, *, buildings: int, days: int) -> dict[str, float]:
-    """The year scan's scores of one simulated city: recall per target and precision."""
+def score_seed(seed: int, *, buildings: int, days: int, early: bool = False) -> dict[str, float]:
+    """The year scan's scores of one simulated city: recall per target and precision; with
+    ``early``, also the level shifts found within 2 days."""
     city = simulate_city(buildings=buildings, start=START, days=days, seed=seed)
     x, resets = consumption_matrix(city)
-    det = run_core(x, resets, detector_kinds(city), Station.of(city, x))
+    kinds, station = detector_kinds(city), Station.of(city, x)
+    det = run_core(x, resets, kinds, station)
     # Alarms: the level-shift warnings of the year's last two days are shown apart.
     scores = score_city(city, det.alarms(), spike_sigma(city, x))
     # NaN where a small city has no label of a kind (score_city's None).
     out = {key: _or_nan(scores[key]["recall"]) for key, _ in COLUMNS if key != "precision"}
     out["precision"] = _or_nan(scores["precision"])
+    if early:
+        out[EARLY[0]] = _or_nan(level_shifts_found_early(city, x, kinds, station)[0]["recall"])
     return out
 
 
@@ -69,11 +77,11 @@ def _or_nan(value: float | None) -> float:
 
 
 def _scores(
-    seeds: Sequence[int], *, buildings: int, days: int, jobs: int
+    seeds: Sequence[int], *, buildings: int, days: int, jobs: int, early: bool
 ) -> Iterator[dict[str, float]]:
     """:func:`score_seed` of each seed, in order; ``jobs`` > 1 scores that many at once, in
     processes (the scan holds the GIL between its NumPy calls)."""
-    score = partial(score_seed, buildings=buildings, days=days)
+    score = partial(score_seed, buildings=buildings, days=days, early=early)
     if jobs == 1:
         yield from map(score, seeds)
         return
@@ -81,16 +89,18 @@ def _scores(
         yield from pool.map(score, seeds)
 
 
-def _summary(rows: Sequence[dict[str, float]]) -> list[str]:
+def _summary(
+    rows: Sequence[dict[str, float]], columns: Sequence[tuple[str, str]] = COLUMNS
+) -> list[str]:
     """The mean, the seeds meeting each target, and the targets: three lines; over the
     seeds with a value (see :func:`score_seed`)."""
-    scored = {key: [r[key] for r in rows if not math.isnan(r[key])] for key, _ in COLUMNS}
+    scored = {key: [r[key] for r in rows if not math.isnan(r[key])] for key, _ in columns}
     mean = {key: sum(v) / len(v) if v else math.nan for key, v in scored.items()}
     met = {key: f"{sum(x >= TARGETS[key] for x in v)}/{len(v)}" for key, v in scored.items()}
     return [
-        "mean  " + "  ".join(f"{mean[key]:>7.3f}" for key, _ in COLUMNS),
-        "met   " + "  ".join(f"{met[key]:>7}" for key, _ in COLUMNS),
-        "target" + "  ".join(f"{TARGETS[key]:>7.2f}" for key, _ in COLUMNS),
+        "mean  " + "  ".join(f"{mean[key]:>7.3f}" for key, _ in columns),
+        "met   " + "  ".join(f"{met[key]:>7}" for key, _ in columns),
+        "target" + "  ".join(f"{TARGETS[key]:>7.2f}" for key, _ in columns),
     ]
 
 
@@ -102,25 +112,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="seeds scored at once (processes)")
     parser.add_argument("--buildings", type=int, default=300)
     parser.add_argument("--days", type=int, default=365)
+    parser.add_argument(
+        "--early", action="store_true", help="also level shifts found within 2 days (slower)"
+    )
     args = parser.parse_args(argv)
     for name in ("count", "sets", "jobs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: must be at least 1")
-    header = "seed  " + "  ".join(f"{name:>7}" for _, name in COLUMNS)
+    columns = (*COLUMNS, EARLY) if args.early else COLUMNS
+    header = "seed  " + "  ".join(f"{name:>7}" for _, name in columns)
     print(header)
     seeds = range(args.first, args.first + args.count * args.sets)
     rows: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    scores = _scores(seeds, buildings=args.buildings, days=args.days, jobs=args.jobs)
+    scores = _scores(
+        seeds, buildings=args.buildings, days=args.days, jobs=args.jobs, early=args.early
+    )
     for seed, row in zip(seeds, scores, strict=True):
         rows.append(row)
-        print(f"{seed:<4}  " + "  ".join(f"{row[key]:>7.3f}" for key, _ in COLUMNS), flush=True)
+        print(f"{seed:<4}  " + "  ".join(f"{row[key]:>7.3f}" for key, _ in columns), flush=True)
         if args.sets > 1 and len(rows) % args.count == 0:
             print(f"seeds {seed - args.count + 1}–{seed}:")
-            print("\n".join(_summary(rows[-args.count :])) + "\n", flush=True)
+            print("\n".join(_summary(rows[-args.count :], columns)) + "\n", flush=True)
     if args.sets > 1:
         print(f"all {len(rows)} seeds:")
-    print("\n".join(_summary(rows)))
+    print("\n".join(_summary(rows, columns)))
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 
