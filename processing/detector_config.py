@@ -166,8 +166,6 @@ class DetectorConfig:
     cusum_local_days : int
         With > 0, the CUSUM's σ of each day is at least that of this many days two weeks
         earlier (see :func:`~processing.shifts.cusum`); 0 keeps one σ for the whole window.
-    cusum_sigma_share : float
-        The CUSUM's σ of each day is at least this share of its expected use (0: off) [-].
     daily_weather_model : bool
         Level shifts compare each day with a fit of the trailing weeks' days on degree-days,
         the previous day's, sunshine and, for buildings that close (``check_weekends``),
@@ -245,7 +243,8 @@ class DetectorConfig:
         With ``daily_weather_model``: a second CUSUM reads each day without heating
         against the days without heating of the four weeks before it
         (:func:`~processing.weather_model.base_day_reference`), its σ at least
-        :data:`BASE_DAY_SIGMA_SHARE` of that use, and reports the level shifts the first
+        :data:`BASE_DAY_SIGMA_SHARE` of that use and the upper quartile of the days'
+        departures, and reports the level shifts the first
         one has not (see :func:`~processing.detectors.base_day_shifts`). A school's summer
         hot water, the same 12.8 kWh each open day, went to 19.5 for two weeks, and the
         weather model, whose year's σ is the winter's, read nothing (bench.accuracy's year
@@ -268,7 +267,6 @@ class DetectorConfig:
     recent_h_share: float = 0.75
     warning_h_share: float = 0.0
     cusum_local_days: int = 0
-    cusum_sigma_share: float = 0.0
     drift_ratio: float = 0.5
     unit: str = "kWh"
     reads_level: bool = False

@@ -551,6 +551,7 @@ def _sliced_shifts(
     config: DetectorConfig,
     parts: int,
     meter_offset: int,
+    sigma_floor: FloatArray | None = None,
 ) -> list[Anomaly]:
     """:func:`~processing.shifts.level_shifts` over ``parts`` slices of meters at once."""
     shifts = _in_row_slices(
@@ -559,9 +560,26 @@ def _sliced_shifts(
         lambda lo, hi: level_shifts(
             residual[lo:hi], start=start, daily_expected=expected[lo:hi], config=config,
             meter_offset=meter_offset + lo,
+            sigma_floor=None if sigma_floor is None else sigma_floor[lo:hi],
         ),
     )  # fmt: skip
     return [an for part in shifts for an in part]
+
+
+# The upper quartile of |x| is 1.150 σ for a normal x (the median, 0.674 σ, gives the MAD's
+# 1.4826): the days without heating's σ is at least this quartile's.
+BASE_DAY_QUARTILE: Final = 1.150
+
+
+def _quartile_sigma(residual: FloatArray) -> FloatArray:
+    """Each row's σ from the upper quartile of its |departures from its median| (NaN
+    left out; 0 for a row without any), shape (meters,)."""
+    dev = np.abs(residual - nan_median(residual)[:, np.newaxis])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row
+        q = np.nanpercentile(dev, 75, axis=1)
+    sigma: FloatArray = np.nan_to_num(q) / BASE_DAY_QUARTILE
+    return sigma
 
 
 # A change the days without heating show is reported unless the weather model's CUSUM
@@ -583,18 +601,20 @@ def base_day_shifts(
     ``reference``, :func:`~processing.weather_model.base_day_reference`) that no level
     shift or drift among ``found`` has within :data:`BASE_DAY_OVERLAP_DAYS` on the meter.
 
-    The CUSUM is ``config``'s, its σ at least :data:`BASE_DAY_SIGMA_SHARE` of the
-    reference: a school's hot water is the same few quanta every open day. The size rules
-    made for the weather model's days (the spread of days of like use, a share of the
-    mean day) are off: these days are alike, and small by nature.
+    The CUSUM is ``config``'s, each day's σ at least :data:`BASE_DAY_SIGMA_SHARE` of the
+    reference (a school's hot water is the same few quanta every open day, its MAD 0) and
+    the σ the upper quartile of the meter's |departures| makes (``BASE_DAY_QUARTILE``): a
+    home whose days without heating take two levels, 113.0 or 79.7 kWh, has a MAD of 0
+    against the upper one. The size rules made for the weather model's days (the spread
+    of days of like use, a share of the mean day) are off: these days are alike, and small
+    by nature.
     """
-    cfg = dataclasses.replace(
-        config, cusum_sigma_share=BASE_DAY_SIGMA_SHARE, ended_shift_by_use=False,
-        shift_min_mean_share=0.0,
-    )  # fmt: skip
+    cfg = dataclasses.replace(config, ended_shift_by_use=False, shift_min_mean_share=0.0)
+    floor = np.fmax(BASE_DAY_SIGMA_SHARE * np.abs(reference), _quartile_sigma(residual)[:, None])
     shifts = _sliced_shifts(
-        residual, reference, start=start, config=cfg, parts=parts, meter_offset=meter_offset
-    )
+        residual, reference, start=start, config=cfg, parts=parts, meter_offset=meter_offset,
+        sigma_floor=floor,
+    )  # fmt: skip
     held: dict[int, list[tuple[int, int]]] = {}
     for an in found:
         if an.kind in ("level_shift", "drift"):

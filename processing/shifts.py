@@ -224,6 +224,7 @@ def level_shifts(
     daily_expected: npt.ArrayLike | None = None,
     config: DetectorConfig | None = None,
     meter_offset: int = 0,
+    sigma_floor: npt.ArrayLike | None = None,
 ) -> list[Anomaly]:
     """Level shifts and drifts in daily residuals, with the onset of each.
 
@@ -241,6 +242,8 @@ def level_shifts(
     meter_offset : int
         Added to every anomaly's ``meter_index``: the row of ``daily_residual[0]`` in a
         larger matrix scanned in slices.
+    sigma_floor : array_like, optional, shape (meters, days)
+        Smallest σ of each day (see :func:`cusum`).
 
     Returns
     -------
@@ -255,11 +258,12 @@ def level_shifts(
     exp_daily = (
         np.zeros_like(r) if daily_expected is None else as_matrix(daily_expected, "daily_expected")
     )
-    given = exp_daily if daily_expected is not None else None
-    k_floor = _share_of(cfg.cusum_k_share, given)
+    k_floor = None
+    if daily_expected is not None and cfg.cusum_k_share > 0:
+        k_floor = cfg.cusum_k_share * exp_daily
     cs = cusum(
         r, k=cfg.cusum_k, local_days=cfg.cusum_local_days, k_floor=k_floor,
-        sigma_floor=_share_of(cfg.cusum_sigma_share, given),
+        sigma_floor=sigma_floor,
     )  # fmt: skip
     by_use = (
         _sums_by_use(r, exp_daily, k_floor, cs, cfg)
@@ -350,11 +354,6 @@ def level_shifts(
                         ex, ob, text, status)
             )  # fmt: skip
     return out
-
-
-def _share_of(share: float, expected: FloatArray | None) -> FloatArray | None:
-    """``share`` of the expected use of each day, None when either is not there (0: off)."""
-    return None if expected is None or share <= 0 else share * expected
 
 
 def _large_enough(

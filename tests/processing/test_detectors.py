@@ -459,6 +459,20 @@ def test_a_change_the_weather_model_already_reports_is_not_reported_again():
     assert found[0].reason.endswith("on days without heating")
 
 
+def test_days_without_heating_on_two_levels_are_read_against_their_upper_quartile():
+    """A home whose days without heating use 113.0 or, one day in three at random, 79.7 kWh
+    has a MAD of 0: against 5 % of its use, two low days in a row would be a shift. Its
+    upper quartile is the σ. A step of the whole level by 40 % is still found."""
+    rng = np.random.default_rng(3)
+    days = rng.choice([113.0, 79.7], p=[0.7, 0.3], size=(4, 200))
+    days[2:, 120:] *= 1.4  # the last two homes' level up from day 120
+    reference = np.full(days.shape, 113.0)
+    found = base_day_shifts(days - reference, reference, [], start=date(2024, 6, 1),
+                            config=config_for("household_gas"))  # fmt: skip
+    assert sorted({a.meter_index for a in found}) == [2, 3]
+    assert all(abs(a.start - 120) <= 3 for a in found)
+
+
 def _school_heated_at_night(seed: int, nights: list[int], added: float) -> tuple[np.ndarray, ...]:
     """A gas-heated building over 140 days, 19 °C on weekdays' 06:00–19:00 and 12 °C
     otherwise, whose days depart from the weather by ≈ 15 %; on ``nights`` its heating adds

@@ -350,6 +350,6 @@ def test_a_floor_keeps_the_sigma_of_days_read_in_the_same_quanta():
     assert_allclose(floored.z[0, :40], 0.0)
     bare = cusum(daily - 6.2)
     assert not np.isfinite(bare.z[0, 40:47]).any()
-    cfg = dataclasses.replace(DetectorConfig(), cusum_sigma_share=0.05)
-    found = level_shifts(daily - 6.2, start=date(2024, 6, 1), daily_expected=expected, config=cfg)
+    found = level_shifts(daily - 6.2, start=date(2024, 6, 1), daily_expected=expected,
+                         sigma_floor=0.05 * expected)  # fmt: skip
     assert [(a.kind, a.start) for a in found] == [("level_shift", 40)]
