@@ -115,8 +115,7 @@ def daily_features(
         raise ValueError(f"until: expected shape ({meters},), got {stop.shape}")
     lo = np.minimum(starts[np.newaxis, :], stop[:, np.newaxis])  # (meters, days)
     hi = np.minimum(np.append(starts[1:], steps)[np.newaxis, :], stop[:, np.newaxis])
-    zero = np.zeros((term.degree_hours.shape[0], 1))
-    cum_dh = np.concatenate((zero, np.cumsum(term.degree_hours, axis=1)), axis=1)
+    cum_dh = _cumulative_degree_hours(term)
     base = term.base_index[:, np.newaxis]
     dd_m = (cum_dh[base, hi] - cum_dh[base, lo]) / 24.0  # [K·day]
     p = FEATURES + (0 if closed is None else 1)
@@ -135,7 +134,7 @@ def daily_features(
         out[:, :, 3] = np.where(dd_m > 0, cum_g[hi] - cum_g[lo], 0.0)
     fill_onset = _long_series(starts.size) if onset is None else onset
     if fill_onset:
-        up = np.minimum(term.base_index + 1, term.degree_hours.shape[0] - 1)[:, np.newaxis]
+        up = _band_top(term)[:, np.newaxis]
         out[:, :, ONSET] = (cum_dh[up, hi] - cum_dh[up, lo]) / 24.0 - dd_m
     if closed is not None:
         c = np.asarray(closed, dtype=np.float64).reshape(-1)
@@ -158,16 +157,26 @@ def no_heating_days(
     """Days without heating, shape (meters, days): no degree-days at the top of the
     heating's onset band (the next base above each meter's balance temperature, see
     :func:`daily_features`) that day, nor at the balance temperature the day before."""
-    starts = np.asarray(day_starts, dtype=np.int64)
-    bounds = np.append(starts, steps)
-    cum_dh = np.concatenate(
-        (np.zeros((term.degree_hours.shape[0], 1)), np.cumsum(term.degree_hours, axis=1)), axis=1
-    )
+    bounds = np.append(np.asarray(day_starts, dtype=np.int64), steps)
+    cum_dh = _cumulative_degree_hours(term)
     per_day = cum_dh[:, bounds[1:]] - cum_dh[:, bounds[:-1]]  # (bases, days)
-    up = np.minimum(term.base_index + 1, term.degree_hours.shape[0] - 1)
     own = per_day[term.base_index]
     before = np.concatenate((own[:, :1], own[:, :-1]), axis=1)
-    return np.asarray((per_day[up] == 0) & (before == 0))
+    return np.asarray((per_day[_band_top(term)] == 0) & (before == 0))
+
+
+def _cumulative_degree_hours(term: HeatingTerm) -> FloatArray:
+    """Degree-hours summed from the series' start at every base, behind a column of zeros:
+    shape (bases, steps + 1), so a day's are two lookups."""
+    zero = np.zeros((term.degree_hours.shape[0], 1))
+    return np.concatenate((zero, np.cumsum(term.degree_hours, axis=1)), axis=1)
+
+
+def _band_top(term: HeatingTerm) -> npt.NDArray[np.intp]:
+    """Each meter's row of the base above its balance temperature, the top of the
+    heating's onset band (its own row at the highest base: no band)."""
+    top = np.minimum(term.base_index + 1, term.degree_hours.shape[0] - 1)
+    return np.asarray(top, dtype=np.intp)
 
 
 def base_day_reference(
