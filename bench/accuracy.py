@@ -616,19 +616,37 @@ def _warning_score(city: City, det: Detections, sigma_size: FloatArray) -> dict[
     return {"n": int(warned.meter.size), "precision": precision}
 
 
-def false_alarms(det: Detections, meters: int, steps: int) -> dict[str, Any]:
-    """Detections per meter-month on a city without injected anomalies, after the warm-up."""
+def false_alarms(
+    det: Detections, meters: int, steps: int, kinds: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Detections per meter-month on a city without injected anomalies, after the warm-up;
+    with the meters' detector ``kinds``, also counted by the kind of meter they fell on
+    (where the false ones are: homes' gas at the seasons' turns, rooms in a warm spell)."""
     late = det.stop > WARMUP_STEPS
     months = meters * (steps - WARMUP_STEPS) / (24 * 30.44)
     data_gap = np.isin(det.kind, ["outage"])
     by_kind = {k: int((late & (det.kind == k)).sum()) for k in sorted(set(det.kind.tolist()))}
+    by_meter_kind: dict[str, dict[str, int]] = {}
+    if kinds is not None:
+        on = np.asarray([k or "other" for k in kinds])[det.meter]
+        for k in by_kind:
+            names, counts = np.unique(on[late & (det.kind == k)], return_counts=True)
+            order = np.argsort(-counts, kind="stable")
+            by_meter_kind[k] = {str(names[i]): int(counts[i]) for i in order.tolist()}
     return {
         "per_meter_month": float((late & ~data_gap).sum() / months),
         "per_meter_month_incl_outages": float(late.sum() / months),
         "by_kind": by_kind,
+        "by_meter_kind": by_meter_kind,
         "note": "outages on the clean city are real transmission gaps (1-5 % of readings), "
         "reported but not counted as false alarms",
     }
+
+
+def _print_by_meter_kind(fa: dict[str, Any], *, indent: str) -> None:
+    """One line per detector kind: the kinds of meter its false alarms fell on."""
+    for kind, on in fa.get("by_meter_kind", {}).items():
+        print(f"{indent}{kind}: " + ", ".join(f"{meter} {n}" for meter, n in on.items()))
 
 
 def spike_sigma(city: City, x: FloatArray) -> FloatArray:
@@ -1063,6 +1081,7 @@ def print_report(r: dict[str, Any]) -> None:
             f"  (year scan {_fmt(fa['per_meter_month'])})"
         )
         print("  false alarms on the clean city by kind:", sv["false_alarms"]["by_kind"])
+        _print_by_meter_kind(sv["false_alarms"], indent="    ")
         w = sv["warnings"]
         print(
             f"  level-shift warnings: {w['raised']} raised, {w['withdrawn']} withdrawn, "
@@ -1078,6 +1097,7 @@ def print_report(r: dict[str, Any]) -> None:
         {k: (v["n"], _fmt(v["precision"])) for k, v in a["precision_by_kind"].items()},
     )
     print("false alarms on the clean city by kind:", fa["by_kind"])
+    _print_by_meter_kind(fa, indent="  ")
     print("\nNAB (windows found / windows, false positives):")
     for rel, d in r["nab"].items():
         o, z = d["ours"], d["zscore_baseline"]
@@ -1149,7 +1169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             },
         },
         "false_alarms": {
-            "ours": false_alarms(det_clean.alarms(), x.shape[0], x.shape[1]),
+            "ours": false_alarms(det_clean.alarms(), x.shape[0], x.shape[1], kinds),
             "zscore_baseline": false_alarms(zscore_baseline(xc), x.shape[0], x.shape[1]),
         },
     }
@@ -1166,7 +1186,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 **score_city(city, replay.stored.alarms(), sig),
                 "recall_level_shift_within_2d": level_shifts_reported_early(city, *replay.shown()),
             },
-            "false_alarms": false_alarms(replay_clean.stored.alarms(), x.shape[0], x.shape[1]),
+            "false_alarms": false_alarms(
+                replay_clean.stored.alarms(), x.shape[0], x.shape[1], kinds
+            ),
             "warnings": {
                 "raised": warned["n"],
                 "withdrawn": int(replay.withdrawn.meter.size),
