@@ -90,7 +90,8 @@ class QualityConfig:
         previous days (0: off) [days].
     flatline_peer_share, flatline_peer_need : float, int
         A flat episode is the meter's way when at least ``flatline_peer_need`` other flat
-        episodes of the meter in the window, at the same level and at least
+        episodes of the meter a year (fewer in a shorter window, at least two; see
+        :func:`~processing.flatlines.peers_needed`), at the same level and at least
         ``flatline_peer_share`` as long, look just like it (0: off) [-]: a home's boiler
         holding a setback on mild nights is flat for 10–15 h at the same few kWh night after
         night, a stuck register once.

@@ -13,6 +13,7 @@ from processing.flatlines import (
     flatline_mask,
     flatlines,
     near_flat_mask,
+    peers_needed,
     repeat_runs,
 )
 from processing.quality import quality_scan, register_quantum
@@ -62,6 +63,25 @@ def test_flat_nights_at_one_level_are_the_meter_s_way_a_stuck_day_is_not():
     elsewhere[0, nights[1] : nights[1] + 12] = 3.9  # one night at another level
     kept = quality_scan(elsewhere, QualityConfig(flatline_peer_need=3))["flatline"].start
     assert sorted(kept.tolist()) == sorted([nights[1], stuck])  # three alike: not enough
+
+
+def test_alike_flat_episodes_that_make_a_habit_are_counted_per_year():
+    """Three nights at one flow a fortnight apart: in a year's scan each has two alike, one
+    short of the three a year asks, so all three are reported; the service's eight weeks
+    holding them ask two, so none is."""
+    assert [peers_needed(3, n) for n in (1344, 5840, 5841, 8760, 2 * 8760)] == [2, 2, 3, 3, 3]
+    assert peers_needed(1, 1344) == 1
+    rng = np.random.default_rng(17)
+    x = np.round(rng.gamma(2.0, 1.5, 8760), 2)[np.newaxis, :]  # a busy, varied meter
+    nights = [24 * d + 20 for d in (300, 315, 330)]
+    for s in nights:
+        x[0, s : s + 12] = 2.46  # the boiler holding the setback: 12 h at the same flow
+    year = quality_scan(x)["flatline"].start
+    first = 24 * 290
+    weeks = quality_scan(x[:, first : first + 24 * 56])["flatline"].start + first
+    # A random hour next to a night may fall within its flat tolerance and join it.
+    assert all(np.abs(year - s).min() <= 2 for s in nights)
+    assert not any((np.abs(weeks - s) <= 12).any() for s in nights)
 
 
 def test_a_school_stuck_at_its_weekend_level_through_school_days_is_a_flatline():
