@@ -628,7 +628,7 @@ def false_alarms(
     by_kind = {k: int((late & (det.kind == k)).sum()) for k in sorted(set(det.kind.tolist()))}
     by_meter_kind: dict[str, dict[str, int]] = {}
     if kinds is not None:
-        on = np.asarray([k or "other" for k in kinds])[det.meter]
+        on = np.asarray([meter_kind or "other" for meter_kind in kinds])[det.meter]
         for k in by_kind:
             names, counts = np.unique(on[late & (det.kind == k)], return_counts=True)
             order = np.argsort(-counts, kind="stable")
@@ -645,7 +645,7 @@ def false_alarms(
 
 def _print_by_meter_kind(fa: dict[str, Any], *, indent: str) -> None:
     """One line per detector kind: the kinds of meter its false alarms fell on."""
-    for kind, on in fa.get("by_meter_kind", {}).items():
+    for kind, on in fa["by_meter_kind"].items():
         print(f"{indent}{kind}: " + ", ".join(f"{meter} {n}" for meter, n in on.items()))
 
 
