@@ -38,6 +38,9 @@ from processing.events import DAY_KINDS, Anomaly, events_from_mask
 from processing.normalise import dpe_estimate
 from processing.pipeline import (
     ENERGY_QUANTITIES,
+    RECHECK_AFTER,
+    RECHECK_UNTIL,
+    RECHECKED_KINDS,
     RETRACT_AFTER,
     RETRACT_SPAN,
     TEMPERATURE_QUANTITIES,
@@ -243,8 +246,9 @@ def _counter_resets(resets: npt.NDArray[np.bool_]) -> Detections:
 class Replay:
     """What :func:`service_replay` found: the events ``stored`` at the end (level-shift
     warnings still standing among them) with the step each was first ``reported`` at, the
-    warnings ``withdrawn`` on the way with the step each was raised at, and the short
-    confirmed shifts ``retracted`` with the step each was reported at."""
+    warnings ``withdrawn`` on the way with the step each was raised at, and the confirmed
+    events ``retracted`` (short shifts, rechecked spikes and drops) with the step each was
+    reported at."""
 
     stored: Detections
     reported: npt.NDArray[np.int64]
@@ -254,7 +258,7 @@ class Replay:
     retracted_reported: npt.NDArray[np.int64]
 
     def shown(self) -> tuple[Detections, npt.NDArray[np.int64]]:
-        """Every event a user was shown, withdrawn warnings and retracted shifts too, and
+        """Every event a user was shown, withdrawn warnings and retracted events too, and
         when it first was."""
         return (
             Detections.concat([self.stored, self.withdrawn, self.retracted]),
@@ -286,7 +290,8 @@ def service_replay(
     ``write_anomalies`` merges them. A level-shift warning is judged by every later run as
     ``settle_warnings`` does: confirmed (reported when it was raised) once a confirmed
     shift touches it, withdrawn when no shift of the run does; and a short confirmed shift
-    is retracted as the pipeline asks it to (``RETRACT_AFTER``, ``RETRACT_SPAN``). Counter
+    is retracted as the pipeline asks it to (``RETRACT_AFTER``, ``RETRACT_SPAN``), and so
+    is a spike or drop (``RECHECKED_KINDS``, ``RECHECK_AFTER``, ``RECHECK_UNTIL``). Counter
     resets come from the index, as in :func:`run_core`.
     """
     context = context_weeks * 168
@@ -295,7 +300,8 @@ def service_replay(
     reports, runs = [], []
     standing: list[list[int]] = []  # warnings stored: meter, start, stop, sign, raised at
     withdrawn: list[list[int]] = []
-    shifts_kept: list[list[Any]] = []  # level shifts and drifts stored, as ``_store_shifts``
+    # Level shifts, drifts and the rechecked kinds stored, as ``_store_judged`` keeps them.
+    judged_kept: list[list[Any]] = []
     retracted: list[list[Any]] = []
     for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, every_hours):
         midnight = max((until - 24 - context) // 24 * 24, 0)
@@ -308,7 +314,7 @@ def service_replay(
                 withdrawn.append(w)
             elif (near & ~shifts.warning).any():  # confirmed, as of when it was raised
                 # Stored from then on as a confirmed shift, reported when it was raised.
-                _store_shifts(shifts_kept, _warning_rows([w], warning=False)[0], w[4])
+                _store_judged(judged_kept, _warning_rows([w], warning=False)[0], w[4])
             else:
                 w[2] = max(w[2], int(shifts.stop[near].max()))
                 kept.append(w)
@@ -319,17 +325,17 @@ def service_replay(
                 kept.append([int(m), int(a), int(b), int(sgn), until])
         standing = kept
         ending = ending.alarms()
-        day = np.isin(ending.kind, list(DAY_KINDS))
-        _store_shifts(shifts_kept, ending.select(day), until)
-        shifts_kept, gone = _retracted(
-            shifts_kept, shifts, judged_from=midnight + RETRACT_AFTER // HOUR
-        )
+        judged = np.isin(ending.kind, [*DAY_KINDS, *RECHECKED_KINDS])
+        _store_judged(judged_kept, ending.select(judged), until)
+        after = midnight + RETRACT_AFTER // HOUR
+        rechecked = (max(until - RECHECK_UNTIL // HOUR, after), until - RECHECK_AFTER // HOUR)
+        judged_kept, gone = _retracted(judged_kept, det, shifts_from=after, recheck=rechecked)
         retracted += gone
-        reports.append(ending.select(~day))
-        runs.append(np.full(int((~day).sum()), until))
-    shifts_stored, shifts_at = _shift_rows(shifts_kept)
-    reports.append(shifts_stored)
-    runs.append(shifts_at)
+        reports.append(ending.select(~judged))
+        runs.append(np.full(int((~judged).sum()), until))
+    judged_stored, judged_at = _judged_rows(judged_kept)
+    reports.append(judged_stored)
+    runs.append(judged_at)
     det = Detections.concat(reports)
     run = np.concatenate(runs)
     # One stored event per meter and family (a level shift that a later run calls a drift is
@@ -363,17 +369,31 @@ def service_replay(
         np.concatenate([np.asarray(seen, dtype=np.int64), index.stop, warned_at]),
         gone,
         gone_at,
-        *_shift_rows(retracted),
+        *_judged_rows(retracted),
     )
 
 
-def _store_shifts(stored: list[list[Any]], new: Detections, at: int) -> None:
-    """Confirmed level shifts and drifts ``new`` (reported at step ``at``) added to
-    ``stored`` ([meter, start, stop, sign, reported at, kind]) as ``write_anomalies`` adds
-    them: one that touches a stored shift of its meter extends it (the earliest start, the
+def _count_kinds(det: Detections) -> dict[str, int]:
+    """How many events of each kind ``det`` holds."""
+    kinds, counts = np.unique(det.kind, return_counts=True)
+    return {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+
+
+def _family(kind: str) -> str:
+    """A level shift and a drift are one family (one stored event); every other kind its own."""
+    return "level_shift" if kind in DAY_KINDS else kind
+
+
+def _store_judged(stored: list[list[Any]], new: Detections, at: int) -> None:
+    """Confirmed events ``new`` (reported at step ``at``) added to ``stored`` ([meter,
+    start, stop, sign, reported at, kind]) as ``write_anomalies`` adds them: one that
+    touches a stored event of its meter and family extends it (the earliest start, the
     latest stop)."""
     for m, a, b, sgn, kind in zip(new.meter, new.start, new.stop, new.sign, new.kind, strict=True):
-        near = [e for e in stored if e[0] == m and e[1] <= b and e[2] >= a]
+        near = [
+            e for e in stored
+            if e[0] == m and e[1] <= b and e[2] >= a and _family(e[5]) == _family(kind)
+        ]  # fmt: skip
         if near:
             near[0][1], near[0][2] = min(near[0][1], int(a)), max(near[0][2], int(b))
         else:
@@ -381,22 +401,32 @@ def _store_shifts(stored: list[list[Any]], new: Detections, at: int) -> None:
 
 
 def _retracted(
-    stored: list[list[Any]], found: Detections, *, judged_from: int
+    stored: list[list[Any]], found: Detections, *, shifts_from: int, recheck: tuple[int, int]
 ) -> tuple[list[list[Any]], list[list[Any]]]:
-    """``stored`` shifts split into those kept and those a run retracts, as
-    ``settle_warnings`` does: starting at or after ``judged_from``, lasting at most
-    ``RETRACT_SPAN`` and touched by no shift of the run (``found``)."""
+    """``stored`` events split into those kept and those a run retracts, as
+    ``settle_warnings`` does: shifts starting at or after ``shifts_from`` and lasting at
+    most ``RETRACT_SPAN`` that no level shift or drift of the run (``found``) touches,
+    and events of ``RECHECKED_KINDS`` starting within ``recheck`` (first, last step) that
+    no event of the run touches."""
+    shift = np.isin(found.kind, list(DAY_KINDS))
     kept, gone = [], []
     for e in stored:
-        judged = e[1] >= judged_from and e[2] - 1 - e[1] <= RETRACT_SPAN // HOUR
-        seen = ((found.meter == e[0]) & (found.start <= e[2]) & (found.stop >= e[1])).any()
+        if e[5] in DAY_KINDS:
+            judged = e[1] >= shifts_from and e[2] - 1 - e[1] <= RETRACT_SPAN // HOUR
+            of = shift
+        else:
+            judged = recheck[0] <= e[1] <= recheck[1]
+            of = np.ones_like(shift)
+        seen = judged and bool(
+            (of & (found.meter == e[0]) & (found.start <= e[2]) & (found.stop >= e[1])).any()
+        )
         (gone if judged and not seen else kept).append(e)
     return kept, gone
 
 
-def _shift_rows(rows: list[list[Any]]) -> tuple[Detections, npt.NDArray[np.int64]]:
-    """Shifts kept as ``_store_shifts`` keeps them, as detections, and when each was
-    reported (the warnings' rows with each shift's own kind)."""
+def _judged_rows(rows: list[list[Any]]) -> tuple[Detections, npt.NDArray[np.int64]]:
+    """Events kept as ``_store_judged`` keeps them, as detections, and when each was
+    reported (the warnings' rows with each event's own kind)."""
     det, at = _warning_rows([e[:5] for e in rows], warning=False)
     return dataclasses.replace(det, kind=np.asarray([e[5] for e in rows], dtype="<U20")), at
 
@@ -1088,6 +1118,11 @@ def print_report(r: dict[str, Any]) -> None:
             f"precision {_fmt(w['precision'])}; on the clean city "
             f"{_fmt(w['per_meter_month_clean'])} per meter-month (not counted above)"
         )
+        gone = sv["retracted"]
+        print(
+            f"  retracted once shown (read again with the days after): {gone['by_kind']}, "
+            f"precision {_fmt(gone['precision'])}; on the clean city {gone['clean_by_kind']}"
+        )
     print("\nrecall by injected kind (ours / z-score):")
     for kind, d in a["recall_by_kind"].items():
         naive_recall = _fmt(b["recall_by_kind"][kind]["recall"])
@@ -1194,6 +1229,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "withdrawn": int(replay.withdrawn.meter.size),
                 "precision": warned["precision"],
                 "per_meter_month_clean": clean_warned["per_meter_month"],
+            },
+            "retracted": {
+                "by_kind": _count_kinds(replay.retracted),
+                "precision": score_city(city, replay.retracted, sig)["precision"],
+                "clean_by_kind": _count_kinds(replay_clean.retracted),
             },
         }
     bd, heat_row = building_daily(city, x)

@@ -117,7 +117,7 @@ def run_once(
                 f"anomalies: {a.meters} meter(s) in {a.chunks} chunk(s), {a.events} event(s): "
                 f"{a.inserted} new, {a.extended} extended; level-shift warnings: "
                 f"{a.warnings_confirmed} confirmed, {a.warnings_withdrawn} withdrawn; "
-                f"{a.shifts_retracted} short shift(s) retracted "
+                f"{a.retracted} event(s) retracted "
                 f"({a.seconds:.1f} s{_time_split(a)})"
             )
             out["anomalies"] = asdict(a)

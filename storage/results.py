@@ -166,7 +166,10 @@ def write_anomalies(
 # The warnings of the run's meters within its window that no level shift or drift of the
 # run touches (overlap, or a gap of at most one step) are deleted: the run saw more days,
 # and the evidence faded. Those a confirmed one touches are confirmed, though the run
-# does not report it (it ended before the run's report window).
+# does not report it (it ended before the run's report window). Short confirmed shifts are
+# deleted the same way, judged against the run's level shifts and drifts; so are the
+# events of the rechecked kinds starting within the span given, judged against every
+# event of the run (a spike that a run reads as part of a longer event is still seen).
 _SETTLE: Final = """
 WITH judged AS (
     SELECT a.id, a.status,
@@ -174,12 +177,18 @@ WITH judged AS (
            count(h.meter_id) AS seen
     FROM anomalies a
     LEFT JOIN staging_held h ON h.meter_id = a.meter_id
+     AND (a.kind = ANY(%(recheck_kinds)s::text[])
+          OR (a.kind IN ('level_shift', 'drift') AND h.kind IN ('level_shift', 'drift')))
      AND h.end_ts >= a.start_ts - %(step)s AND h.start_ts <= a.end_ts + %(step)s
-    WHERE a.source = %(source)s AND a.kind IN ('level_shift', 'drift')
-      AND a.meter_id = ANY(%(meters)s)
-      AND ((a.status = 'warning' AND a.end_ts >= %(since)s)
-           OR (a.status = 'confirmed' AND a.start_ts >= %(retract_from)s
-               AND a.end_ts - a.start_ts <= %(retract_span)s AND a.acknowledged_at IS NULL))
+    WHERE a.source = %(source)s AND a.meter_id = ANY(%(meters)s)
+      AND ((a.kind IN ('level_shift', 'drift')
+            AND ((a.status = 'warning' AND a.end_ts >= %(since)s)
+                 OR (a.status = 'confirmed' AND a.start_ts >= %(retract_from)s
+                     AND a.end_ts - a.start_ts <= %(retract_span)s
+                     AND a.acknowledged_at IS NULL)))
+           OR (a.kind = ANY(%(recheck_kinds)s::text[]) AND a.status = 'confirmed'
+               AND a.start_ts BETWEEN %(recheck_from)s AND %(recheck_until)s
+               AND a.acknowledged_at IS NULL))
     GROUP BY a.id, a.status
 ), gone AS (
     DELETE FROM anomalies a USING judged j WHERE a.id = j.id AND j.seen = 0
@@ -195,8 +204,8 @@ SELECT (SELECT count(*) FROM gone WHERE status = 'warning'), (SELECT count(*) FR
 
 @dataclass(frozen=True, slots=True)
 class WarningsSettled:
-    """What :func:`settle_warnings` did: warnings deleted, warnings confirmed, and short
-    confirmed shifts deleted (``retracted``)."""
+    """What :func:`settle_warnings` did: warnings deleted, warnings confirmed, and
+    confirmed events deleted (``retracted``: short shifts and rechecked events)."""
 
     withdrawn: int
     confirmed: int
@@ -212,31 +221,40 @@ def settle_warnings(
     step: timedelta,
     retract_from: datetime | None = None,
     retract_span: timedelta = timedelta(0),
+    recheck_kinds: Sequence[str] = (),
+    recheck_starts: tuple[datetime, datetime] | None = None,
 ) -> WarningsSettled:
     """Judge the stored level-shift warnings of ``meter_ids`` ending at or after ``since``
     (the run's window) against ``held``, every level shift and drift the run found in
-    it, reported or not; the caller commits.
+    it, reported or not (with ``recheck_starts``, every event it found); the caller
+    commits.
 
     A warning no event of ``held`` touches is deleted; one a confirmed event touches is
     confirmed. The others stay warnings. With ``retract_from``, the confirmed level
     shifts and drifts starting at or after it and lasting at most ``retract_span`` (end
     less start) are judged too: deleted when no event of ``held`` touches them, unless a
-    person has acknowledged one (their word on it stays).
+    person has acknowledged one (their word on it stays). With ``recheck_starts`` (first,
+    last), so are the confirmed events of ``recheck_kinds`` starting between the two, each
+    against every event of ``held``, of any kind.
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
-            "CREATE TEMP TABLE staging_held (meter_id int, start_ts timestamptz,"
+            "CREATE TEMP TABLE staging_held (meter_id int, kind text, start_ts timestamptz,"
             " end_ts timestamptz, status text) ON COMMIT DROP"
         )
         with cur.copy(
-            "COPY staging_held (meter_id, start_ts, end_ts, status) FROM STDIN (FORMAT BINARY)"
+            "COPY staging_held (meter_id, kind, start_ts, end_ts, status)"
+            " FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int4", "timestamptz", "timestamptz", "text"])
+            copy.set_types(["int4", "text", "timestamptz", "timestamptz", "text"])
             for e in held:
-                copy.write_row((e.meter_id, e.start_ts, e.end_ts, e.status))
+                copy.write_row((e.meter_id, e.kind, e.start_ts, e.end_ts, e.status))
         params = {
             "source": SOURCE, "step": step, "meters": list(meter_ids), "since": since,
             "retract_from": retract_from, "retract_span": retract_span,
+            "recheck_kinds": list(recheck_kinds) if recheck_starts else [],
+            "recheck_from": recheck_starts[0] if recheck_starts else None,
+            "recheck_until": recheck_starts[1] if recheck_starts else None,
         }  # fmt: skip
         row = cur.execute(_SETTLE, params).fetchone()
         cur.execute("DROP TABLE staging_held")

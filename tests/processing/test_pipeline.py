@@ -13,6 +13,8 @@ from numpy.testing import assert_allclose
 from processing.detector_config import config_for
 from processing.events import Anomaly
 from processing.pipeline import (
+    RECHECK_AFTER,
+    RECHECK_UNTIL,
     RETRACT_AFTER,
     PipelineConfig,
     _without_common_across_kinds,
@@ -196,9 +198,36 @@ def test_a_run_retracts_a_short_confirmed_shift_it_no_longer_sees(
     report_from = END1 - day
     assert window_start(report_from, 8) + RETRACT_AFTER > early.start_ts
     run = run_anomalies(conn, end=END1, report_from=report_from, meter_ids=[meter])
-    assert (run.shifts_retracted, run.warnings_withdrawn) == (1, 0)
+    assert (run.retracted, run.warnings_withdrawn) == (1, 0)
     left = [a.start_ts for a in fetch_anomalies(conn) if a.kind == "level_shift"]
     assert sorted(left) == [early.start_ts, long.start_ts]
+
+
+def test_a_run_retracts_a_recent_spike_it_no_longer_sees(
+    conn: psycopg.Connection, household: dict[str, object]
+) -> None:
+    """Spikes stored by earlier runs on a home, three days before this run's end: the one
+    its readings hold it finds again and keeps; the one they do not hold (what an earlier
+    run saw is gone: the routine's next days raised the scale at that hour) it deletes.
+    One a day before its end, too recent to judge (``RECHECK_AFTER``), it keeps."""
+    meter, use = household["meter"], household["use"]
+    assert isinstance(meter, int) and isinstance(use, np.ndarray)
+    n = WEEKS * 168
+    real = n - 3 * 24 + 5
+    use = use.copy()
+    use[real] += 5.0
+    _load(conn, meter, use, n)
+    row = AnomalyRow(meter, "spike", A0 + real * H, A0 + real * H, 9.0, 0.5, 5.5, "spike")
+    faded = dataclasses.replace(row, start_ts=row.start_ts + 7 * H, end_ts=row.end_ts + 7 * H)
+    recent = dataclasses.replace(row, start_ts=END1 - 20 * H, end_ts=END1 - 20 * H)
+    write_anomalies(conn, [row, faded, recent], step=H)
+    conn.commit()
+    assert END1 - RECHECK_UNTIL <= row.start_ts < faded.start_ts <= END1 - RECHECK_AFTER
+    run = run_anomalies(conn, end=END1, report_from=END1 - timedelta(days=1), meter_ids=[meter])
+    assert run.retracted == 1
+    spikes = {a.start_ts for a in fetch_anomalies(conn) if a.kind == "spike"}
+    assert row.start_ts in spikes and recent.start_ts in spikes
+    assert faded.start_ts not in spikes
 
 
 def test_counter_reset_from_the_rollups_becomes_an_anomaly(conn: psycopg.Connection) -> None:

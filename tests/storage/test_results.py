@@ -161,6 +161,46 @@ def test_a_short_confirmed_shift_a_later_run_no_longer_finds_is_retracted(
     assert len(fetch_anomalies(conn)) == 5
 
 
+def test_a_recent_spike_no_event_of_a_later_run_touches_is_retracted(
+    conn: psycopg.Connection, meter_id: int
+) -> None:
+    day = 24
+    span = (T0 + 40 * day * H, T0 + 42 * day * H)  # the starts a run rechecks
+
+    def at(first_day: float, kind: str = "spike") -> AnomalyRow:
+        first = int(first_day * day)
+        return _event(meter_id, first, first + 1, kind)
+
+    faded, inside, early, late, noted = at(40), at(41), at(39), at(42.5), at(41.5)
+    night = at(40.5, "night_use")
+    warned = dataclasses.replace(at(45, "level_shift"), status="warning")
+    write_anomalies(conn, [faded, inside, early, late, noted, night, warned], step=H)
+    conn.execute("UPDATE anomalies SET acknowledged_at = now() WHERE start_ts = %s",
+                 (noted.start_ts,))  # fmt: skip
+    # The run reads the second spike as part of a longer event of another kind (a level
+    # shift's days cover it; a warning counts too), and finds a spike on the warning's day.
+    covering = dataclasses.replace(
+        _event(meter_id, 41 * day - 5, 41 * day + 20, "level_shift"), status="warning"
+    )
+    settled = settle_warnings(
+        conn, [covering, at(45)], meter_ids=[meter_id], since=T0, step=H,
+        recheck_kinds=("spike", "drop"), recheck_starts=span,
+    )  # fmt: skip
+    # The first spike is gone. The covered one, those starting outside the span, the one a
+    # person acknowledged and the night of a kind not rechecked stay. A spike does not
+    # hold a level-shift warning (only a level shift or drift does): it is withdrawn.
+    assert (settled.withdrawn, settled.confirmed, settled.retracted) == (1, 0, 1)
+    assert [r.start_ts for r in fetch_anomalies(conn) if r.kind == "spike"] == [
+        early.start_ts, inside.start_ts, noted.start_ts, late.start_ts,
+    ]  # fmt: skip
+    assert [r.kind for r in fetch_anomalies(conn) if r.kind != "spike"] == ["night_use"]
+    # Without a span nothing is rechecked.
+    write_anomalies(conn, [faded], step=H)
+    none = settle_warnings(conn, [], meter_ids=[meter_id], since=T0, step=H,
+                           recheck_kinds=("spike",))  # fmt: skip
+    assert none.retracted == 0
+
+
 def test_assessments_upsert_on_building_period_and_method(conn: psycopg.Connection) -> None:
     bid = create_building(conn, name="b")
     row = Assessment(
