@@ -409,6 +409,7 @@ def _retracted(
     and events of ``RECHECKED_KINDS`` starting within ``recheck`` (first, last step) that
     no event of the run touches."""
     shift = np.isin(found.kind, list(DAY_KINDS))
+    every = np.ones_like(shift)
     kept, gone = [], []
     for e in stored:
         if e[5] in DAY_KINDS:
@@ -416,7 +417,7 @@ def _retracted(
             of = shift
         else:
             judged = recheck[0] <= e[1] <= recheck[1]
-            of = np.ones_like(shift)
+            of = every
         seen = judged and bool(
             (of & (found.meter == e[0]) & (found.start <= e[2]) & (found.stop >= e[1])).any()
         )
