@@ -323,9 +323,8 @@ def to_rows(
     *,
     start: datetime,
     step: timedelta = HOUR,
-    report_from: datetime | None = None,
 ) -> list[AnomalyRow]:
-    """Events with timestamps; only those ending at or after ``report_from`` are kept.
+    """Events with timestamps.
 
     ``end_ts`` is the start of the event's last step (last day for level shifts).
     """
@@ -335,8 +334,6 @@ def to_rows(
         unit = 24 * step if a.kind in DAY_KINDS else step
         start_ts = start + a.start * unit
         end_ts = start + a.end * unit - step
-        if report_from is not None and end_ts < report_from:
-            continue
         out.append(
             AnomalyRow(int(ids[a.meter_index]), a.kind, start_ts, max(end_ts, start_ts),
                        float(a.severity) if np.isfinite(a.severity) else 0.0,
@@ -451,13 +448,13 @@ def run_anomalies(
     for chunk, result in scanned:
         summary.read_seconds += result.read_seconds
         summary.scan_seconds += result.scan_seconds
-        found = result.found
-        rows = to_rows(found, chunk.meter_id, start=start, report_from=report_from)
+        # Every event of the window, reported or not, judges the warnings and recent events.
+        held = to_rows(result.found, chunk.meter_id, start=start)
+        rows = [r for r in held if r.end_ts >= report_from]  # those the run reports
         rows += _reset_rows(conn, chunk, start=max(start, report_from), end=end)
         written = write_anomalies(conn, rows, step=HOUR)
-        # Warnings and recent events are judged on every event of the window, reported or not.
         settled = settle_warnings(
-            conn, to_rows(found, chunk.meter_id, start=start), meter_ids=chunk.meter_id.tolist(),
+            conn, held, meter_ids=chunk.meter_id.tolist(),
             since=start, step=HOUR, retract_from=start + RETRACT_AFTER, retract_span=RETRACT_SPAN,
             recheck_kinds=RECHECKED_KINDS, recheck_starts=recheck_starts,
         )  # fmt: skip

@@ -249,12 +249,13 @@ def settle_warnings(
             copy.set_types(["int4", "text", "timestamptz", "timestamptz", "text"])
             for e in held:
                 copy.write_row((e.meter_id, e.kind, e.start_ts, e.end_ts, e.status))
+        # Without a span the bounds are NULL, and no event of the rechecked kinds is judged.
+        recheck_from, recheck_until = recheck_starts or (None, None)
         params = {
             "source": SOURCE, "step": step, "meters": list(meter_ids), "since": since,
             "retract_from": retract_from, "retract_span": retract_span,
-            "recheck_kinds": list(recheck_kinds) if recheck_starts else [],
-            "recheck_from": recheck_starts[0] if recheck_starts else None,
-            "recheck_until": recheck_starts[1] if recheck_starts else None,
+            "recheck_kinds": list(recheck_kinds), "recheck_from": recheck_from,
+            "recheck_until": recheck_until,
         }  # fmt: skip
         row = cur.execute(_SETTLE, params).fetchone()
         cur.execute("DROP TABLE staging_held")
