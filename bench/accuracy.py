@@ -35,6 +35,7 @@ from processing.consumption import interval_consumption
 from processing.detector_config import DetectorConfig
 from processing.detectors import anomaly_scan
 from processing.events import DAY_KINDS, Anomaly, events_from_mask
+from processing.insulation import ArxInputs, assess_buildings
 from processing.normalise import dpe_estimate
 from processing.pipeline import (
     ENERGY_QUANTITIES,
@@ -44,9 +45,7 @@ from processing.pipeline import (
     RETRACT_AFTER,
     RETRACT_SPAN,
     TEMPERATURE_QUANTITIES,
-    ArxInputs,
     PipelineConfig,
-    assess_buildings,
     detector_kind,
     scan_meters,
 )

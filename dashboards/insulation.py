@@ -67,7 +67,7 @@ BY_MUNICIPALITY = f"""
     LIMIT 30
 """
 
-# French thermal-regulation eras (processing.pipeline.ERA_BOUNDS).
+# French thermal-regulation eras (processing.insulation.ERA_BOUNDS).
 _ERA = """CASE
         WHEN year_built IS NULL THEN '7 unknown'
         WHEN year_built < 1948 THEN '1 before 1948'

@@ -17,13 +17,13 @@ from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 from typing import Final
 
+from processing.insulation import run_insulation
 from processing.pipeline import (
     LOCAL_TZ,
     AnomalyRunSummary,
     PipelineConfig,
     Progress,
     run_anomalies,
-    run_insulation,
 )
 from storage.database import connect, is_transient, timescale_info
 from storage.rollups import apply_retention, refresh_rollups

@@ -427,6 +427,25 @@ def meter_chunks(meters: MeterInfo, chunk_meters: int) -> list[MeterInfo]:
     ]
 
 
+def load_hourly_mean(
+    conn: psycopg.Connection,
+    quantity: str,
+    *,
+    start: datetime,
+    end: datetime,
+    meter_id: int | None = None,
+) -> FloatArray | None:
+    """Hourly series of one quantity over ``[start, end)``, the mean of the meters that read
+    it each hour (NaN where none does): the city's weather stations or irradiance meters,
+    or only ``meter_id``. None when no meter measures it."""
+    meters = load_meter_info(
+        conn, meter_ids=None if meter_id is None else [meter_id], quantities=[quantity]
+    )
+    if len(meters) == 0:
+        return None
+    return _nanmean_rows(load_matrix(conn, meters, start=start, end=end).values)
+
+
 # --- daily series per building ------------------------------------------------------------
 
 

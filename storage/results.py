@@ -10,6 +10,7 @@ confirmed one that a later run, reading it with its days after, no longer finds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import date, datetime, timedelta
@@ -18,6 +19,11 @@ from typing import Final
 import psycopg
 
 SOURCE: Final = "processing"
+
+
+def finite_or_none(v: float) -> float | None:
+    """A result's number as stored: NaN and infinities become NULL."""
+    return float(v) if math.isfinite(v) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from storage.matrices import (
     _scatter,
     iter_matrices,
     load_building_daily,
+    load_hourly_mean,
     load_matrix,
     load_meter_info,
     meter_chunks,
@@ -89,6 +90,28 @@ def test_raw_matrix_matches_the_rollups(
     assert_allclose(raw.values, rollup.values, rtol=1e-12)
     six = load_matrix(conn, meters, source="raw", step=timedelta(hours=6), **kw)  # type: ignore[arg-type]
     assert six.values.shape == (2, 12)
+
+
+def test_hourly_mean_averages_the_meters_that_read_each_hour(
+    conn: psycopg.Connection, series: dict[str, object]
+) -> None:
+    second = _meter(conn, "t2", "outdoor_temperature", cumulative=False)
+    # A second station 2 K warmer that reads only the first 10 hours.
+    write_readings(
+        conn, [(second.id, T0 + timedelta(hours=k, minutes=30), float(series["te"][k]) + 2.0)  # type: ignore[index]
+               for k in range(10)],
+    )  # fmt: skip
+    refresh_rollups(conn)
+    end = T0 + timedelta(hours=HOURS)
+    te: np.ndarray = series["te"]  # type: ignore[assignment]
+    mean = load_hourly_mean(conn, "outdoor_temperature", start=T0, end=end)
+    assert mean is not None
+    assert_allclose(mean[:10], te[:10] + 1.0, rtol=1e-12)
+    assert_allclose(mean[10:], te[10:], rtol=1e-12)
+    one = load_hourly_mean(conn, "outdoor_temperature", start=T0, end=end, meter_id=second.id)
+    assert one is not None and np.isnan(one[10:]).all()
+    assert_allclose(one[:10], te[:10] + 2.0, rtol=1e-12)
+    assert load_hourly_mean(conn, "irradiance", start=T0, end=end) is None
 
 
 def test_chunks_cover_every_meter_once(conn: psycopg.Connection, series: dict[str, object]) -> None:
