@@ -10,7 +10,8 @@ checked on every set: one set of 16 cities moves these means by 0.01–0.02). Ab
 seed, ``--jobs`` seeds at once; no service replay, no insulation, no clean twin
 (``bench.accuracy`` has them, for one seed). ``--early`` adds "found within 2 days" (each
 level shift's meter cut 48 h after it began and scanned again, as ``bench.accuracy`` does):
-about a third longer.
+about a third longer. ``--insulation`` adds the heat-loss and label scores of every city
+(``bench.accuracy``'s ``score_insulation``; about 0.1 s a seed).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from bench.accuracy import (
     START,
     TARGETS,
     Station,
+    building_daily,
     consumption_matrix,
     detector_kinds,
     level_shifts_found_early,
     run_core,
     score_city,
+    score_insulation,
     spike_sigma,
 )
 from simulators.city import simulate_city
@@ -53,11 +56,27 @@ COLUMNS: Final = (
     ("precision", "prec"),
 )
 EARLY: Final = ("recall_level_shift_within_2d", "2 days")  # with --early
+# With --insulation: the key of TARGETS (one ending in "_max" is met at or below it), a
+# short name, and where score_insulation holds the score.
+INSULATION_SCORES: Final = (
+    ("hlc_median_rel_err_max", "HLC p50", ("hlc_median_rel_err",)),
+    ("hlc_p90_rel_err_max", "HLC p90", ("hlc_p90_rel_err",)),
+    ("hlc_arx_median_rel_err_max", "ARX p50", ("hlc_arx_median_rel_err",)),
+    ("balance_temp_median_abs_err_k_max", "Tb K", ("balance_temp_median_abs_err_k",)),
+    ("label_exact", "exact", ("labels", "exact")),
+    ("label_within_one", "within1", ("labels", "within_one")),
+    ("fg_recall", "FG rec", ("labels", "fg_recall")),
+    ("fg_precision", "FG prec", ("labels", "fg_precision")),
+)
+INSULATION: Final = tuple((key, name) for key, name, _ in INSULATION_SCORES)
 
 
-def score_seed(seed: int, *, buildings: int, days: int, early: bool = False) -> dict[str, float]:
+def score_seed(
+    seed: int, *, buildings: int, days: int, early: bool = False, insulation: bool = False
+) -> dict[str, float]:
     """The year scan's scores of one simulated city: recall per target and precision; with
-    ``early``, also the level shifts found within 2 days."""
+    ``early``, also the level shifts found within 2 days; with ``insulation``, the
+    heat-loss errors and label scores (keys of ``INSULATION``)."""
     city = simulate_city(buildings=buildings, start=START, days=days, seed=seed)
     x, resets = consumption_matrix(city)
     kinds, station = detector_kinds(city), Station.of(city, x)
@@ -69,6 +88,14 @@ def score_seed(seed: int, *, buildings: int, days: int, early: bool = False) -> 
     out["precision"] = _or_nan(scores["precision"])
     if early:
         out[EARLY[0]] = _or_nan(level_shifts_found_early(city, x, kinds, station)[0]["recall"])
+    if insulation:
+        bd, heat_row = building_daily(city, x)
+        ins = score_insulation(city, bd, x, heat_row)
+        for key, _, (*parents, leaf) in INSULATION_SCORES:
+            held = ins
+            for parent in parents:
+                held = held[parent]
+            out[key] = _or_nan(held[leaf])
     return out
 
 
@@ -77,16 +104,21 @@ def _or_nan(value: float | None) -> float:
 
 
 def _scores(
-    seeds: Sequence[int], *, buildings: int, days: int, jobs: int, early: bool
+    seeds: Sequence[int], *, buildings: int, days: int, jobs: int, early: bool, insulation: bool
 ) -> Iterator[dict[str, float]]:
     """:func:`score_seed` of each seed, in order; ``jobs`` > 1 scores that many at once, in
     processes (the scan holds the GIL between its NumPy calls)."""
-    score = partial(score_seed, buildings=buildings, days=days, early=early)
+    score = partial(score_seed, buildings=buildings, days=days, early=early, insulation=insulation)
     if jobs == 1:
         yield from map(score, seeds)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         yield from pool.map(score, seeds)
+
+
+def _meets(key: str, value: float) -> bool:
+    """Whether a score meets its target (``TARGETS[key]``; at most it for a "_max" key)."""
+    return value <= TARGETS[key] if key.endswith("_max") else value >= TARGETS[key]
 
 
 def _summary(
@@ -96,7 +128,7 @@ def _summary(
     seeds with a value (see :func:`score_seed`)."""
     scored = {key: [r[key] for r in rows if not math.isnan(r[key])] for key, _ in columns}
     mean = {key: sum(v) / len(v) if v else math.nan for key, v in scored.items()}
-    met = {key: f"{sum(x >= TARGETS[key] for x in v)}/{len(v)}" for key, v in scored.items()}
+    met = {key: f"{sum(map(partial(_meets, key), v))}/{len(v)}" for key, v in scored.items()}
     return [
         "mean  " + "  ".join(f"{mean[key]:>7.3f}" for key, _ in columns),
         "met   " + "  ".join(f"{met[key]:>7}" for key, _ in columns),
@@ -115,18 +147,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--early", action="store_true", help="also level shifts found within 2 days (slower)"
     )
+    parser.add_argument(
+        "--insulation", action="store_true", help="also heat-loss errors and label scores"
+    )
     args = parser.parse_args(argv)
     for name in ("count", "sets", "jobs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: must be at least 1")
-    columns = (*COLUMNS, EARLY) if args.early else COLUMNS
+    columns = (
+        *COLUMNS,
+        *((EARLY,) if args.early else ()),
+        *(INSULATION if args.insulation else ()),
+    )
     header = "seed  " + "  ".join(f"{name:>7}" for _, name in columns)
     print(header)
     seeds = range(args.first, args.first + args.count * args.sets)
     rows: list[dict[str, float]] = []
     t0 = time.perf_counter()
     scores = _scores(
-        seeds, buildings=args.buildings, days=args.days, jobs=args.jobs, early=args.early
+        seeds,
+        buildings=args.buildings,
+        days=args.days,
+        jobs=args.jobs,
+        early=args.early,
+        insulation=args.insulation,
     )
     for seed, row in zip(seeds, scores, strict=True):
         rows.append(row)
