@@ -154,6 +154,14 @@ def _local_median_z(
         return np.asarray(resid / np.where(scale > 0, scale, np.nan), dtype=np.float64)
 
 
+def _readings(x: npt.ArrayLike) -> FloatArray:
+    """``x`` as a (meters, steps) matrix with infinite values as gaps: no register reads an
+    infinite amount (ingest refuses one), and one would poison every sum of its meter."""
+    a = as_matrix(x, "x")
+    inf = np.isinf(a)
+    return np.where(inf, np.nan, a) if inf.any() else a
+
+
 def anomaly_scan(
     x: npt.ArrayLike,
     *,
@@ -184,7 +192,7 @@ def anomaly_scan(
     ``meter_index`` (the row of ``x[0]`` in a larger matrix).
     """
     cfg = config if config is not None else DetectorConfig()
-    a = as_matrix(x, "x")
+    a = _readings(x)
     if (start.hour, start.minute) != (0, 0):
         raise ValueError(f"start: must be local midnight for daily residuals, got {start}")
     if threads < 1:

@@ -12,6 +12,7 @@ fitted on their open days, with the morning's reheat after a closed day.
 
 from __future__ import annotations
 
+import warnings
 from typing import Final
 
 import numpy as np
@@ -399,15 +400,18 @@ def _fit_block(
         # and a weather regressor on for only a few of the window's days (a sunny spell)
         # cannot take up a change of level that started with them.
         weather = np.where(ok[:, :fitted, np.newaxis], f[:, :fitted, 1:], np.nan)
-        lam = prior_days * np.nan_to_num(np.nanvar(weather, axis=1))  # (m, p − 1)
-        # The onset is the whole band on every cold day: over a winter it hardly varies,
-        # yet a window of cold days leaves its split with the intercept to the prior. It is
-        # weighed by its size, not its spread (by its spread, a winter's series would hand
-        # the split to the ridge, and a mild day after it would expect less than the hot
-        # water: the test of a mild sunny day).
-        if p > ONSET:
-            band = weather[:, :, ONSET - 1]
-            lam[:, ONSET - 1] = prior_days * np.nan_to_num(np.nanmean(band * band, axis=1))
+        with warnings.catch_warnings():
+            # A meter without a reading in the window has no spread: no prior (0).
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lam = prior_days * np.nan_to_num(np.nanvar(weather, axis=1))  # (m, p − 1)
+            # The onset is the whole band on every cold day: over a winter it hardly
+            # varies, yet a window of cold days leaves its split with the intercept to the
+            # prior. It is weighed by its size, not its spread (by its spread, a winter's
+            # series would hand the split to the ridge, and a mild day after it would
+            # expect less than the hot water: the test of a mild sunny day).
+            if p > ONSET:
+                band = weather[:, :, ONSET - 1]
+                lam[:, ONSET - 1] = prior_days * np.nan_to_num(np.nanmean(band * band, axis=1))
         weather_diag = np.arange(1, p)
         xtx[:, :, weather_diag, weather_diag] += lam[:, np.newaxis, :]
         response = global_response(y[:, :fitted], f[:, :fitted], window_days=window_days)

@@ -9,7 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from processing.detector_config import config_for
+from processing.detector_config import DETECTOR_CONFIGS, config_for
 from processing.events import Anomaly
 from processing.pipeline import (
     RECHECK_AFTER,
@@ -365,6 +365,39 @@ def test_a_cold_night_across_heating_kinds_is_the_weather_s() -> None:
     found = cold + unheated + lone
     kept = _without_common_across_kinds(found, kinds, 24 * 120)
     assert kept == unheated + lone
+
+
+def test_meters_that_read_nothing_or_nonsense_scan_quietly_and_alone() -> None:
+    """No kind's scan warns or fails on a meter that read nothing in the window, a stuck
+    or sparse one, or absurd values (the suite turns every warning into an error); an
+    infinite reading is a gap."""
+    rng = np.random.default_rng(5)
+    hours = np.arange(8 * 168)
+    usual = 1.0 + 0.5 * np.sin(2 * np.pi * (hours % 24) / 24)
+    healthy = usual * (1.0 + 0.1 * rng.standard_normal((5, hours.size)))
+    odd = np.vstack([
+        np.full(hours.size, np.nan),  # offline for the whole window
+        np.zeros(hours.size),
+        np.full(hours.size, 5.0),
+        np.where(hours % 7 == 0, usual, np.nan),  # one reading in seven
+        np.where(hours == 500, 3.0, np.nan),  # a single reading
+        np.where(hours == 900, 1e12, usual),
+        -usual,
+        usual * 1e9,
+    ])  # fmt: skip
+    with_inf = np.where(hours == 700, np.inf, usual)
+    weather = {
+        "outdoor_temp_c": 8.0 + 4.0 * np.sin(2 * np.pi * hours / 24),
+        "sun_w_m2": np.maximum(0.0, 300.0 * np.sin(2 * np.pi * (hours % 24 - 6) / 24)),
+    }
+    start = datetime(2025, 1, 6)
+    for kind in [*DETECTOR_CONFIGS, "temperature", "outdoor_temperature"]:
+        x = np.vstack([healthy, odd, with_inf])
+        found = scan_meters(x, [kind] * len(x), local_start=start, **weather)
+        assert all(np.isfinite(a.severity) and 0 <= a.meter_index < len(x) for a in found)
+        gap = np.where(np.isinf(x), np.nan, x)
+        as_gaps = scan_meters(gap, [kind] * len(x), local_start=start, **weather)
+        assert repr(found) == repr(as_gaps), kind  # repr: NaN fields equal
 
 
 def test_meters_of_a_kind_share_chunks() -> None:
