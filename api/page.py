@@ -156,11 +156,16 @@ async def _render(conn: Conn, state: AppState, caller: Caller) -> str:
     assessed = await api_reads.assessments(conn, household_id=hh.id, building_id=hh.building_id)
     if assessed and assessed[0].status == "ok" and assessed[0].label:
         a = assessed[0]
+        heat_loss = (
+            f"Heat loss: about {a.hlc_w_per_k:.0f} W per degree of difference between inside "
+            "and outside; "
+            if a.hlc_w_per_k is not None
+            else f"Heat loss: not measured ({escape(a.status_reason or 'no heating seen')}); "
+        )
         parts.append(
             f'<p>Estimated label <span class="label" aria-label="label {a.label}">{a.label}'
             f"</span> (a DPE estimate from your metered data, not an official DPE).</p>"
-            f"<p>Heat loss: about {a.hlc_w_per_k or 0:.0f} W per degree of difference between "
-            f"inside and outside; {a.primary_kwh_per_m2 or 0:.0f} kWh of primary energy per m² "
+            f"<p>{heat_loss}{a.primary_kwh_per_m2 or 0:.0f} kWh of primary energy per m² "
             "and year.</p>"
         )
         n, labels = await api_reads.similar_labels(conn, hh.building_id)

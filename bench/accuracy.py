@@ -760,6 +760,9 @@ def score_insulation(city: City, bd: BuildingDaily, x: FloatArray, heat_row: Any
     arx_in = arx_inputs(city, x, heat_row)
     res = assess_buildings(bd, on=datetime(2025, 6, 30).date(), config=cfg, arx_inputs=arx_in)
     ok = res.fit.qualified
+    # Heat loss is scored where it is reported: a register without heating response has a
+    # label and no HLC (processing.changepoint.SLOPE_MAX_P).
+    heats = res.fit.heating_response
     rel = np.abs(res.fit.hlc_w_per_k - truth.hlc_w_per_k) / truth.hlc_w_per_k
     tb_err = np.abs(res.fit.balance_point - truth.balance_temp_c)
     with_sensor = np.isfinite(res.arx_hlc_w_per_k)
@@ -768,11 +771,15 @@ def score_insulation(city: City, bd: BuildingDaily, x: FloatArray, heat_row: Any
     out: dict[str, Any] = {
         "buildings": int(ok.size),
         "qualified": int(ok.sum()),
-        "hlc_median_rel_err": _q(rel[ok], 0.5),
-        "hlc_p90_rel_err": _q(rel[ok], 0.9),
-        "hlc_ci90_coverage": _ratio(inside[ok]),
-        "balance_temp_median_abs_err_k": _q(tb_err[ok], 0.5),
-        "balance_temp_within_1k": _ratio(tb_err[ok] <= 1.0),
+        "no_heating_response": int((ok & ~heats).sum()),
+        "no_heating_response_true_heating_kwh_max": _q(
+            truth.heating_simulated_kwh[ok & ~heats], 1.0
+        ),
+        "hlc_median_rel_err": _q(rel[heats], 0.5),
+        "hlc_p90_rel_err": _q(rel[heats], 0.9),
+        "hlc_ci90_coverage": _ratio(inside[heats]),
+        "balance_temp_median_abs_err_k": _q(tb_err[heats], 0.5),
+        "balance_temp_within_1k": _ratio(tb_err[heats] <= 1.0),
         "arx_buildings": int(with_sensor.sum()),
         "hlc_arx_median_rel_err": _q(rel_arx[with_sensor], 0.5),
         "hlc_arx_p90_rel_err": _q(rel_arx[with_sensor], 0.9),
@@ -1077,6 +1084,12 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"\n{'metric':<{w}}  {'ours':>7}  {'naive':>7}  {'target':>7}  verdict")
     for name, ours, naive, target, v in rows:
         print(f"{name:<{w}}  {_fmt(ours):>7}  {_fmt(naive):>7}  {target:>7}  {v}")
+    print(
+        f"heat loss scored on {ins['qualified'] - ins['no_heating_response']} of the"
+        f" {ins['qualified']} buildings assessed; {ins['no_heating_response']} show no heating"
+        " response (label, no HLC; simulated heating at most"
+        f" {_fmt(ins['no_heating_response_true_heating_kwh_max'])} kWh a year)"
+    )
     blind = ins["labels_without_occupants"]
     print(
         "labels if no household declared its occupants (hot water of electric heating per m²):"

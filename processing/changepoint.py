@@ -27,6 +27,10 @@ OK: Final = "ok"
 TOO_SHORT: Final = "baseline_too_short"
 TOO_MANY_MISSING: Final = "too_many_missing_days"
 TOO_FEW_HEATING: Final = "too_few_heating_days"
+# CalTRACK keeps a heating term only when its slope is significant (p < 0.1). A register whose
+# energy does not rise as it gets colder (a home that hardly heats, a meter that is not the
+# heating's) fits s ≈ 0: its energy use is measured, its heat loss is not.
+SLOPE_MAX_P: Final = 0.1
 _QUALIFIED_PREFIX: Final = "wattwatch.changepoint."
 # Air-source heat pumps: COP rises ≈ 0.08 per kelvin of outdoor temperature around its
 # heating-season value, within [1.5, 6] (the simulator's model, close to EN 14825 ratings
@@ -90,6 +94,10 @@ class ChangePointFit:
         available) balance point [days].
     hlc_w_per_k : ndarray
         Heat-loss coefficient ``η·s·1000/24`` [W/K].
+    slope_p_value : ndarray
+        Two-sided p-value of the slope (t test with n − 3 degrees of freedom), times the
+        number of balance points tried, at most 1 (1 for a flat register) [-]; see
+        :attr:`heating_response`.
     """
 
     status: npt.NDArray[np.str_]
@@ -103,12 +111,21 @@ class ChangePointFit:
     n_missing_days: IntArray
     n_heating_days: IntArray
     hlc_w_per_k: FloatArray
+    slope_p_value: FloatArray
 
     @property
     def qualified(self) -> BoolArray:
         """Buildings that passed every sufficiency rule."""
         ok: BoolArray = self.status == OK
         return ok
+
+    @property
+    def heating_response(self) -> BoolArray:
+        """Qualified buildings whose energy rises as it gets colder (slope p < ``SLOPE_MAX_P``):
+        the others' HLC and balance point cannot be read off their register."""
+        with np.errstate(invalid="ignore"):
+            heats: BoolArray = self.qualified & (self.slope_p_value < SLOPE_MAX_P)
+        return heats
 
     def warnings(self, building: int, rules: SufficiencyRules | None = None) -> list[DataWarning]:
         """Structured warnings of one building (empty when it qualified)."""
@@ -357,6 +374,11 @@ def fit_change_point(
         cv = np.sqrt(sse_best / dof) / ybar
         bias = -n * (b - ybar) - s * sx[rows, best]  # Σ(y − ŷ) on centred data
         nmbe = bias / (dof * ybar)
+        se = np.sqrt(sse_best / dof / vxx[rows, best])  # the slope's standard error
+        t = np.where(s > 0, s / se, 0.0)  # a flat register (s = se = 0): no evidence
+    # Bonferroni over the balance points tried: the grid search keeps the one that fits best,
+    # and on a register of noise alone the best of 41 passes p < 0.1 one time in seven.
+    p_slope = np.minimum(2.0 * special.stdtr(np.maximum(dof, 1), -np.abs(t)) * grid.size, 1.0)
     eta = np.broadcast_to(np.asarray(efficiency, dtype=np.float64), (m,))
     hlc = eta * s * 1000.0 / HOURS_PER_DAY
 
@@ -375,6 +397,7 @@ def fit_change_point(
         n_missing_days=n_missing,
         n_heating_days=heating_days,
         hlc_w_per_k=masked(hlc),
+        slope_p_value=masked(p_slope),
     )
 
 

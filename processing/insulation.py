@@ -151,6 +151,8 @@ class InsulationResult:
     Attributes
     ----------
     fit : ChangePointFit
+        HLC, balance point (and ``interval``) NaN where the register shows no heating
+        response (``fit.heating_response``); the label stands.
     interval : HlcInterval
     efficiency : ndarray — η used for HLC (heat meter 1, boiler efficiency, COP) [-].
     heating_kwh_per_year : ndarray — weather-normalised heating, final energy [kWh/yr].
@@ -382,12 +384,20 @@ def assess_buildings(
         q, te, hlc_fit.slope, min_heating_days=cfg.min_heating_days, day_weight=day_weight
     )
     refit = np.isfinite(tb_all)
+    # A register that does not follow the weather holds no heat loss to read: its label
+    # stands, from the energy it does use; its HLC, balance point and interval are unknown.
+    blind = fit.qualified & ~fit.heating_response
     fit = replace(
         fit,
         slope=hlc_fit.slope,
-        hlc_w_per_k=hlc_fit.hlc_w_per_k,
-        balance_point=np.where(refit, tb_all, fit.balance_point),
+        hlc_w_per_k=np.where(blind, np.nan, hlc_fit.hlc_w_per_k),
+        balance_point=np.where(blind, np.nan, np.where(refit, tb_all, fit.balance_point)),
         baseload=np.where(refit, b_all, fit.baseload),
+    )
+    interval = replace(
+        interval,
+        low=np.where(blind, np.nan, interval.low),
+        high=np.where(blind, np.nan, interval.high),
     )
     disagree = arx.hlc_disagreement(arx_hlc, fit.hlc_w_per_k, tolerance=cfg.disagree_tolerance)
     return InsulationResult(
@@ -406,6 +416,10 @@ def assess_buildings(
     )
 
 
+NO_HEATING_RESPONSE: Final = (
+    "no heat-loss estimate: the heating register's energy does not rise as it gets colder"
+    " (a building that hardly heats, or a meter that is not its heating's)"
+)
 _REASONS: Final = {
     changepoint.TOO_SHORT: "period of {n} days is shorter than the {min} days required",
     changepoint.TOO_MANY_MISSING: "{missing} days missing; at most {max_missing} allowed",
@@ -459,7 +473,7 @@ def assessment_rows(
                     period_end,
                     "changepoint",
                     "ok",
-                    None,
+                    None if fit.heating_response[i] else NO_HEATING_RESPONSE,
                     hlc_w_per_k=hlc,
                     hlc_low_w_per_k=f(result.interval.low[i]),
                     hlc_high_w_per_k=f(result.interval.high[i]),

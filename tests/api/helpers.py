@@ -80,13 +80,24 @@ def seed_anomaly(
     return int(row[0])
 
 
-def seed_assessment(db_url: str, building_id: int, label: str = "E") -> None:
+def seed_assessment(
+    db_url: str,
+    building_id: int,
+    label: str = "E",
+    *,
+    hlc_w_per_k: float | None = 250.0,
+    reason: str | None = None,
+) -> None:
+    """An assessed building; ``hlc_w_per_k`` None (with a ``reason``) for one whose register
+    shows no heating response."""
     with psycopg.connect(db_url) as conn:
         conn.execute(
             "INSERT INTO insulation_assessments (building_id, period_start, period_end, method,"
-            " status, hlc_w_per_k, hlc_w_per_m2k, primary_kwh_per_m2, label, is_passoire)"
-            " VALUES (%s, '2024-01-01', '2024-12-31', 'changepoint', 'ok', 250, 3.5, 300, %s,"
+            " status, status_reason, hlc_w_per_k, hlc_w_per_m2k, primary_kwh_per_m2, label,"
+            " is_passoire)"
+            " VALUES (%s, '2024-01-01', '2024-12-31', 'changepoint', 'ok', %s, %s, %s, 300, %s,"
             " %s)",
-            (building_id, label, label in "FG"),
-        )
+            (building_id, reason, hlc_w_per_k, hlc_w_per_k and hlc_w_per_k / 70, label,
+             label in "FG"),
+        )  # fmt: skip
         conn.commit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 
 import psycopg
 import pytest
@@ -214,6 +215,23 @@ def test_onboarding_is_rate_limited(settings, db_url, dyn_broker) -> None:  # ty
             r = c.post("/v1/households", json={})
             assert r.status_code == 429
             assert "Retry-After" in r.headers
+
+
+def test_the_household_page_says_why_a_label_comes_without_heat_loss(api: Api) -> None:
+    hh = enrol(api)
+    building = hh["household"]["building_id"]
+    with api.client(hh["token"]) as c:
+        seed_assessment(api.db_url, building, "C")
+        page = c.get("/household").text
+        assert "Heat loss: about 250 W per degree" in page
+        with psycopg.connect(api.db_url) as conn:
+            conn.execute("DELETE FROM insulation_assessments")
+            conn.commit()
+        why = "the heating register's energy does not rise as it gets colder"
+        seed_assessment(api.db_url, building, "B", hlc_w_per_k=None, reason=why)
+        page = c.get("/household").text
+        assert 'aria-label="label B"' in page
+        assert f"Heat loss: not measured ({escape(why)})" in page and "about 0 W" not in page
 
 
 def test_erase_removes_everything(api: Api) -> None:

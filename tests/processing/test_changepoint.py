@@ -5,6 +5,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from processing.changepoint import (
+    SLOPE_MAX_P,
     SufficiencyRules,
     bootstrap_hlc,
     fit_balance_point,
@@ -70,6 +71,26 @@ def test_negative_slope_is_clipped_to_zero():
     fit = fit_change_point(q, te)
     assert fit.slope[0] == 0.0
     assert_allclose(fit.baseload, q.mean())
+
+
+def test_a_register_that_does_not_follow_the_weather_shows_no_heating_response():
+    rng = np.random.default_rng(12)
+    te = _weather(rng)
+    heating = 6.0 + 0.8 * np.maximum(15.0 - te, 0.0) + rng.normal(0, 1.0, DAYS)  # HLC 33 W/K
+    hot_water = 6.0 + rng.normal(0, 1.0, DAYS)  # a home that never heats
+    q = np.stack([heating, hot_water, -heating, np.zeros(DAYS), np.full(DAYS, 7.0)])
+    fit = fit_change_point(q, te)
+    assert fit.qualified.all()  # its energy use is measured, whatever it is
+    assert fit.slope_p_value[0] < 1e-9
+    assert fit.slope[1] > 0.0 and fit.slope_p_value[1] > SLOPE_MAX_P  # noise that fits a slope
+    assert_allclose(fit.slope_p_value[2:], 1.0)  # falling, or flat: no evidence at all
+    assert fit.heating_response.tolist() == [True, False, False, False, False]
+    # The grid search keeps the best of 41 balance points: its p-value is corrected for
+    # them, or one register of noise in seven would pass for heating.
+    noise = 6.0 + rng.normal(0, 1.0, (400, DAYS))
+    assert fit_change_point(noise, te).heating_response.mean() < 0.02
+    small = 6.0 + 0.12 * np.maximum(15.0 - te, 0.0) + rng.normal(0, 1.0, (400, DAYS))  # 5 W/K
+    assert fit_change_point(small, te).heating_response.all()
 
 
 def test_insufficient_data_gives_named_status_and_no_numbers():

@@ -11,7 +11,12 @@ import psycopg
 import pytest
 from numpy.testing import assert_allclose
 
-from processing.insulation import assess_buildings, plausible_outdoor, run_insulation
+from processing.insulation import (
+    assess_buildings,
+    assessment_rows,
+    plausible_outdoor,
+    run_insulation,
+)
 from processing.pipeline import PipelineConfig
 from storage.matrices import BuildingDaily
 from storage.meters import create_building, create_municipality
@@ -162,6 +167,23 @@ def test_electric_hot_water_follows_the_declared_occupants() -> None:
     metered = assess_buildings(gas, on=on, config=cfg).final_kwh_per_m2[0]
     gas = dataclasses.replace(gas, occupants=np.array([4.0]))
     assert assess_buildings(gas, on=on, config=cfg).final_kwh_per_m2[0] == metered
+
+
+def test_a_home_that_never_heats_keeps_its_label_and_has_no_heat_loss() -> None:
+    rng = np.random.default_rng(19)
+    days = 365
+    te = 11.0 - 7.0 * np.cos(2 * np.pi * (np.arange(days) - 200) / 365) + rng.normal(0, 2, days)
+    q = 5.4 + rng.normal(0, 0.5, days)  # its gas boiler heats the water only: 2,000 kWh/yr
+    daily = _one_home(q, te, meter="gas", carrier="gas", efficiency=0.9)
+    res = assess_buildings(daily, on=date(2025, 6, 30), config=PipelineConfig(n_boot=10))
+    assert res.fit.qualified[0] and not res.fit.heating_response[0]
+    assert np.isnan([res.fit.hlc_w_per_k[0], res.fit.balance_point[0], res.interval.low[0]]).all()
+    assert res.dpe.label[0] == "A"  # 20 kWh/m² of gas, 4.5 kg CO2/m²
+    (row,) = assessment_rows(
+        daily, res, period_start=date(2024, 7, 1), period_end=date(2025, 6, 30)
+    )
+    assert (row.status, row.label, row.hlc_w_per_k, row.balance_temp_c) == ("ok", "A", None, None)
+    assert row.status_reason is not None and "does not rise as it gets colder" in row.status_reason
 
 
 def test_hlc_comes_from_the_dim_days_when_the_city_measures_the_sun() -> None:
