@@ -1086,7 +1086,7 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"{name:<{w}}  {_fmt(ours):>7}  {_fmt(naive):>7}  {target:>7}  {v}")
     print(
         f"heat loss scored on {ins['qualified'] - ins['no_heating_response']} of the"
-        f" {ins['qualified']} buildings assessed; {ins['no_heating_response']} show no heating"
+        f" {ins['qualified']} buildings assessed; {ins['no_heating_response']} without heating"
         " response (label, no HLC; simulated heating at most"
         f" {_fmt(ins['no_heating_response_true_heating_kwh_max'])} kWh a year)"
     )
