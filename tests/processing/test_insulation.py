@@ -186,6 +186,46 @@ def test_a_home_that_never_heats_keeps_its_label_and_has_no_heat_loss() -> None:
     assert row.status_reason is not None and "does not rise as it gets colder" in row.status_reason
 
 
+def test_buildings_that_read_nothing_or_nonsense_are_assessed_quietly() -> None:
+    """No warning (the suite turns them into errors) and no failure on registers that read
+    nothing, zero, a constant, negative or absurd values, nor on a station that read
+    nothing, an infinite value, or a sun that read nothing."""
+    rng = np.random.default_rng(20)
+    days = 365
+    te = 11.0 - 7.0 * np.cos(2 * np.pi * (np.arange(days) - 200) / 365) + rng.normal(0, 2, days)
+    good = 5.0 + 4.0 * np.maximum(15.0 - te, 0.0) + rng.normal(0, 0.3, days)
+    rows = np.stack([
+        good, np.full(days, np.nan), np.zeros(days), np.full(days, 7.0), -good, good * 1e9,
+        np.where(np.arange(days) % 30 == 0, good, np.nan),
+    ])  # fmt: skip
+    home = _one_home(good, te, meter="gas", carrier="gas", efficiency=0.9)
+    n = len(rows)
+
+    def city(te_c: np.ndarray, sun: np.ndarray | None = None) -> BuildingDaily:
+        return dataclasses.replace(
+            home, building_id=np.arange(n), heating_meter_id=np.arange(n), heating_kwh=rows,
+            outdoor_temp_c=np.broadcast_to(te_c, (n, days)).copy(),
+            **{k: np.repeat(getattr(home, k), n) for k in (
+                "heating_quantity", "floor_area_m2", "heating_efficiency", "normal_hdd",
+                "year_built", "municipality_id", "use", "heating_carrier",
+            )},
+            solar_w_per_m2=sun,
+        )  # fmt: skip
+
+    cfg, on = PipelineConfig(n_boot=10), date(2025, 6, 30)
+    for te_c, sun in (
+        (te, None),
+        (np.full(days, np.nan), None),
+        (np.where(np.arange(days) == 5, np.inf, te), None),
+        (te, np.full(days, np.nan)),
+    ):
+        res = assess_buildings(city(te_c, sun), on=on, config=cfg)
+        rows_out = assessment_rows(city(te_c, sun), res, period_start=date(2024, 7, 1),
+                                   period_end=on)  # fmt: skip
+        assert len(rows_out) == n
+    assert res.fit.heating_response.tolist() == [True] + [False] * 4 + [True, False]
+
+
 def test_hlc_comes_from_the_dim_days_when_the_city_measures_the_sun() -> None:
     rng = np.random.default_rng(17)
     days = 365
