@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from processing.fleet import CommonCauseConfig
 
@@ -440,9 +441,84 @@ OUTDOOR_TEMPERATURE_DETECTOR: Final = dataclasses.replace(TEMPERATURE_DETECTOR, 
 
 
 def config_for(kind: str) -> DetectorConfig:
-    """Detector thresholds of a meter kind (see ``DETECTOR_CONFIGS``)."""
+    """Built-in detector thresholds of a meter kind (see ``BUILT_IN_CONFIGS``)."""
     try:
-        return DETECTOR_CONFIGS[kind]
+        return BUILT_IN_CONFIGS[kind]
     except KeyError:
-        known = ", ".join(sorted(DETECTOR_CONFIGS))
+        known = ", ".join(sorted(BUILT_IN_CONFIGS))
         raise ValueError(f"kind: unknown meter kind {kind!r}; known: {known}") from None
+
+
+# Every kind's built-in thresholds, the sensors' included: what an operator's overrides
+# (``WATTWATCH_PROCESSING_DETECTORS``, see :func:`tuned_configs`) start from.
+BUILT_IN_CONFIGS: Final = {
+    **DETECTOR_CONFIGS,
+    "temperature": TEMPERATURE_DETECTOR,
+    "outdoor_temperature": OUTDOOR_TEMPERATURE_DETECTOR,
+}
+
+
+def tuned_configs(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, DetectorConfig]:
+    """The built-in thresholds of each kind named in ``overrides``, with those fields replaced.
+
+    ``overrides`` maps a kind (a key of ``BUILT_IN_CONFIGS``) to fields of
+    :class:`DetectorConfig` and their values, e.g. ``{"school": {"z_single": 8.0}}``;
+    ``common_cause`` takes a mapping of :class:`~processing.fleet.CommonCauseConfig`'s fields.
+
+    Raises
+    ------
+    ValueError
+        Naming ``kind.field`` for an unknown kind, an unknown field or a value of the wrong
+        type (an integer where a whole number is expected, true or false for a switch…).
+    """
+    if not isinstance(overrides, Mapping):
+        raise ValueError(f"expected a table of meter kinds, got {overrides!r}")
+    out: dict[str, DetectorConfig] = {}
+    for kind, fields in overrides.items():
+        if kind not in BUILT_IN_CONFIGS:
+            raise ValueError(f"{kind}: unknown meter kind; known: {', '.join(BUILT_IN_CONFIGS)}")
+        out[kind] = _replaced(BUILT_IN_CONFIGS[kind], fields, kind)
+    return out
+
+
+def _replaced(config: Any, fields: Any, where: str) -> Any:
+    """``config`` (a :class:`DetectorConfig` or :class:`~processing.fleet.CommonCauseConfig`)
+    with ``fields`` replaced, each checked against the type of its default."""
+    if not isinstance(fields, Mapping):
+        raise ValueError(f"{where}: expected a table of thresholds, got {fields!r}")
+    known = {f.name for f in dataclasses.fields(config)}
+    changes = {}
+    for name, value in fields.items():
+        if name not in known:
+            raise ValueError(
+                f"{where}.{name}: not a threshold of {type(config).__name__} "
+                f"(processing/detector_config.py and processing/fleet.py list them)"
+            )
+        changes[name] = _checked(getattr(config, name), value, f"{where}.{name}")
+    return dataclasses.replace(config, **changes)
+
+
+def _checked(default: Any, value: Any, where: str) -> Any:
+    """``value`` as the type of ``default``; a whole number does for a decimal one."""
+    if dataclasses.is_dataclass(default) and not isinstance(default, type):
+        return _replaced(default, value, where)
+    expected: tuple[type, ...]
+    if isinstance(default, bool):
+        ok, expected = isinstance(value, bool), (bool,)
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), (int,)
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), (float,)
+        value = float(value) if ok else value
+    elif isinstance(default, tuple):
+        if not (isinstance(value, list | tuple) and len(value) == len(default)):
+            _wrong(where, f"{len(default)} values", value)
+        return tuple(_checked(d, v, where) for d, v in zip(default, value, strict=True))
+    else:
+        ok, expected = isinstance(value, type(default)), (type(default),)
+    return value if ok else _wrong(where, expected[0].__name__, value)
+
+
+def _wrong(where: str, expected: str, value: Any) -> Any:
+    names = {"bool": "true or false", "int": "a whole number", "float": "a number"}
+    raise ValueError(f"{where}: expected {names.get(expected, expected)}, got {value!r}")

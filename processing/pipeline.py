@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -20,13 +20,7 @@ import numpy.typing as npt
 import psycopg
 
 from processing.baseline import BLANK_WEEKS, HOURS_PER_WEEK
-from processing.detector_config import (
-    DETECTOR_CONFIGS,
-    OUTDOOR_TEMPERATURE_DETECTOR,
-    TEMPERATURE_DETECTOR,
-    DetectorConfig,
-    config_for,
-)
+from processing.detector_config import DETECTOR_CONFIGS, DetectorConfig, config_for
 from processing.detectors import anomaly_scan
 from processing.events import DAY_KINDS, Anomaly
 from processing.fleet import CommonCauseConfig, common_cause, shared_nights
@@ -63,10 +57,6 @@ SENSOR_KINDS: Final = {
     "outdoor_temperature": "outdoor_temperature",
 }
 TEMPERATURE_QUANTITIES: Final = tuple(SENSOR_KINDS)
-SENSOR_CONFIGS: Final = {
-    "temperature": TEMPERATURE_DETECTOR,
-    "outdoor_temperature": OUTDOOR_TEMPERATURE_DETECTOR,
-}
 # A stuck sensor repeats its reading exactly (see ``flatlines.repeat_runs``); below zero is
 # only weather.
 TEMPERATURE_QUALITY: Final = QualityConfig(flatline_exact=True, check_negative=False)
@@ -151,6 +141,9 @@ class PipelineConfig:
         Outdoor-temperature meter for every building (else per municipality, see storage).
     threads : int
         Slices of each chunk's meters scanned at once (see ``anomaly_scan``).
+    detectors : mapping of str to DetectorConfig
+        Thresholds of the kinds an operator tuned (``WATTWATCH_PROCESSING_DETECTORS``,
+        ``detector_config.tuned_configs``); the others keep their built-in ones.
     workers : int
         Chunks loaded and scanned at once, each in a process of its own with its own
         database connection (see ``processing.workers``); the events are the same.
@@ -173,14 +166,14 @@ class PipelineConfig:
     outdoor_meter_id: int | None = None
     threads: int = 1
     workers: int = 1
+    detectors: Mapping[str, DetectorConfig] = field(default_factory=dict)
 
 
 # --- anomalies ------------------------------------------------------------------------------
 
 
 def detector_kind(quantity: str, use: str) -> str:
-    """Key of ``DETECTOR_CONFIGS`` (of ``SENSOR_CONFIGS`` for temperature sensors) for a
-    meter."""
+    """Key of ``detector_config.BUILT_IN_CONFIGS`` for a meter."""
     if quantity in SENSOR_KINDS:
         return SENSOR_KINDS[quantity]
     if quantity in ("gas", "heat"):
@@ -190,8 +183,9 @@ def detector_kind(quantity: str, use: str) -> str:
     return "office" if use in _OFFICE_LIKE else "household"
 
 
-def _config(kind: str) -> DetectorConfig:
-    return SENSOR_CONFIGS[kind] if kind in SENSOR_CONFIGS else config_for(kind)
+def _config(kind: str, detectors: Mapping[str, DetectorConfig]) -> DetectorConfig:
+    """The thresholds of a kind: the operator's (``detectors``), else the built-in ones."""
+    return detectors[kind] if kind in detectors else config_for(kind)
 
 
 def _quality(kind: str, quality: QualityConfig | None) -> QualityConfig:
@@ -200,7 +194,7 @@ def _quality(kind: str, quality: QualityConfig | None) -> QualityConfig:
     q = quality if quality is not None else QualityConfig()
     if kind in QUALITY_BY_KIND:
         q = replace(q, **QUALITY_BY_KIND[kind])
-    if kind in SENSOR_CONFIGS:
+    if kind in SENSOR_KINDS.values():
         q = replace(
             q,
             flatline_exact=TEMPERATURE_QUALITY.flatline_exact,
@@ -219,6 +213,7 @@ def scan_meters(
     outdoor_temp_c: npt.ArrayLike | None = None,
     sun_w_m2: npt.ArrayLike | None = None,
     threads: int = 1,
+    detectors: Mapping[str, DetectorConfig] | None = None,
 ) -> list[Anomaly]:
     """Run the anomaly scan on a chunk, one vectorised call per detector kind.
 
@@ -234,6 +229,9 @@ def scan_meters(
         Hourly global horizontal irradiance [W/m²]: the sun in homes' heating days.
     threads : int
         Slices of meters scanned at once (see ``anomaly_scan``); same result.
+    detectors : mapping of str to DetectorConfig, optional
+        Thresholds of the kinds an operator tuned (``detector_config.tuned_configs``);
+        the other kinds keep their built-in ones.
 
     French public holidays of the window's years are checked on every energy meter.
 
@@ -244,6 +242,7 @@ def scan_meters(
     """
     x = np.asarray(values, dtype=np.float64)
     k = np.asarray(kinds)
+    tuned = detectors if detectors is not None else {}
     if k.shape != (x.shape[0],):
         raise ValueError(f"kinds: expected {x.shape[0]} entries, got {k.shape}")
     out: list[Anomaly] = []
@@ -252,13 +251,13 @@ def scan_meters(
     for kind in np.unique(k).tolist():
         rows = np.flatnonzero(k == kind)
         found = anomaly_scan(
-            x[rows], start=local_start, weeks=weeks, config=_config(kind),
+            x[rows], start=local_start, weeks=weeks, config=_config(kind, tuned),
             quality=_quality(kind, quality),
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, sun_w_m2=sun_w_m2,
             threads=threads,
         )  # fmt: skip
         out.extend(replace(a, meter_index=int(rows[a.meter_index])) for a in found)
-    return _without_common_across_kinds(out, k, x.shape[1])
+    return _without_common_across_kinds(out, k, x.shape[1], tuned)
 
 
 # Events of the meters whose days follow the weather, whatever their kind, that start
@@ -273,13 +272,16 @@ CROSS_KIND_COMMON_CAUSE: Final = replace(CommonCauseConfig(), alpha=CommonCauseC
 
 
 def _without_common_across_kinds(
-    found: list[Anomaly], kinds: npt.NDArray[np.str_], steps: int
+    found: list[Anomaly],
+    kinds: npt.NDArray[np.str_],
+    steps: int,
+    detectors: Mapping[str, DetectorConfig],
 ) -> list[Anomaly]:
     """``found`` without the events of weather-following meters (kinds whose config has a
     ``daily_weather_model``) that :func:`~processing.fleet.common_cause` or
     :func:`~processing.fleet.shared_nights` calls common when those meters are taken as
     one fleet; steps are hourly."""
-    weather = [kd for kd in np.unique(kinds).tolist() if _config(kd).daily_weather_model]
+    weather = [kd for kd in np.unique(kinds).tolist() if _config(kd, detectors).daily_weather_model]
     of_weather = np.isin(kinds, weather)
     pick = [i for i, a in enumerate(found) if of_weather[a.meter_index]]
     if not pick:
@@ -415,6 +417,7 @@ def run_anomalies(
         ),
         "sun_w_m2": load_hourly_mean(conn, "irradiance", start=start, end=end),
         "threads": cfg.threads,
+        "detectors": cfg.detectors,
     }  # fmt: skip
     # Never within the window's first RETRACT_AFTER: no reference of its own there.
     recheck_starts = (max(end - RECHECK_UNTIL, start + RETRACT_AFTER), end - RECHECK_AFTER)

@@ -17,12 +17,14 @@ from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 from typing import Final
 
+from processing.detector_config import tuned_configs
 from processing.insulation import run_insulation
 from processing.pipeline import (
     LOCAL_TZ,
     AnomalyRunSummary,
     PipelineConfig,
     Progress,
+    no_progress,
     run_anomalies,
 )
 from storage.database import connect, is_transient, timescale_info
@@ -38,10 +40,6 @@ STAGES: Final = ("rollups", "anomalies", "insulation")
 Summary = dict[str, dict[str, object]]
 
 
-def _no_progress(_stage: str, _done: int, _total: int) -> None:
-    return None
-
-
 def pipeline_config(settings: Settings) -> PipelineConfig:
     """The pipeline knobs that settings control."""
     return PipelineConfig(
@@ -52,6 +50,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         outdoor_meter_id=settings.processing_outdoor_meter_id,
         threads=settings.processing_threads or (os.cpu_count() or 1),
         workers=settings.processing_workers or (os.cpu_count() or 1),
+        detectors=tuned_configs(settings.processing_detectors),
     )
 
 
@@ -72,7 +71,7 @@ def run_once(
     only: Sequence[str] = STAGES,
     since: datetime | None = None,
     until: datetime | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> Summary:
     """Run the chosen stages once; returns a summary per stage.
 

@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         description="Outdoor-temperature meter used for every building; unset = each "
         "municipality's sensors, else the mean of every outdoor-temperature meter.",
     )
+    processing_detectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Detector thresholds per meter kind, over the built-in ones: a table "
+        'of kinds, each a table of DetectorConfig fields, e.g. {"school": {"z_single": 8}}.',
+    )
 
     # --- api ----------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
@@ -235,6 +240,15 @@ class Settings(BaseSettings):
             parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError as exc:
             raise ValueError(f"bad port: {exc}") from None
+        return value
+
+    @field_validator("processing_detectors")
+    @classmethod
+    def _check_detectors(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # Imported here: the settings load before (and without) the numerical packages.
+        from processing.detector_config import tuned_configs  # noqa: PLC0415
+
+        tuned_configs(value)  # raises ValueError naming kind.field
         return value
 
     @field_validator("grafana_url")

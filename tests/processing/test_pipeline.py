@@ -9,7 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from processing.detector_config import DETECTOR_CONFIGS, config_for
+from processing.detector_config import DETECTOR_CONFIGS, config_for, tuned_configs
 from processing.events import Anomaly
 from processing.pipeline import (
     RECHECK_AFTER,
@@ -92,10 +92,9 @@ def test_anomalies_are_written_once_and_an_open_outage_is_extended(
     assert len(spikes) == 1
 
 
-def test_workers_store_what_one_process_stores(conn: psycopg.Connection, db_url: str) -> None:
-    """Four homes in two chunks, each with a spike on the last day and one with an open
-    outage: loaded and scanned by two worker processes on connections of their own, the
-    run computes the same events the one-process run stored, so it stores nothing new."""
+def _four_homes(conn: psycopg.Connection) -> list[int]:
+    """Four homes, each with a spike on the last day (meter k at hour n − 20 + 3k), the
+    last with an open outage."""
     rng = np.random.default_rng(7)
     n = WEEKS * 168
     hour = np.arange(n) % 24
@@ -110,6 +109,15 @@ def test_workers_store_what_one_process_stores(conn: psycopg.Connection, db_url:
         meters.append(meter)
     refresh_rollups(conn)
     conn.commit()
+    return meters
+
+
+def test_workers_store_what_one_process_stores(conn: psycopg.Connection, db_url: str) -> None:
+    """Four homes in two chunks: loaded and scanned by two worker processes on connections
+    of their own, the run computes the same events the one-process run stored, so it
+    stores nothing new."""
+    meters = _four_homes(conn)
+    n = WEEKS * 168
     report_from = END1 - timedelta(days=1)
     one = run_anomalies(conn, end=END1, report_from=report_from,
                         config=PipelineConfig(chunk_meters=2))  # fmt: skip
@@ -129,6 +137,23 @@ def test_workers_store_what_one_process_stores(conn: psycopg.Connection, db_url:
     again = run_anomalies(conn, end=END1, report_from=report_from,
                           config=PipelineConfig(chunk_meters=2, workers=2))  # fmt: skip
     assert again.workers == 1 and again.events == one.events
+
+
+def test_an_operator_s_thresholds_reach_every_worker(conn: psycopg.Connection, db_url: str) -> None:
+    """Homes' spike thresholds raised out of reach (WATTWATCH_PROCESSING_DETECTORS): the
+    four spikes the built-in ones find are not reported, by this process or by workers."""
+    meters = _four_homes(conn)
+    unreachable = {"z_threshold": 1e9, "z_single": 1e9, "large_z": 0.0, "run_step_z": 0.0}
+    report_from = END1 - timedelta(days=1)
+    for workers in (1, 2):
+        cfg = PipelineConfig(chunk_meters=2, workers=workers,
+                             detectors=tuned_configs({"household": unreachable}))  # fmt: skip
+        run = run_anomalies(conn, end=END1, report_from=report_from, config=cfg, conninfo=db_url)
+        assert run.workers == workers
+        assert not [a for a in fetch_anomalies(conn) if a.kind == "spike"]
+        assert ("outage", meters[3]) in {(a.kind, a.meter_id) for a in fetch_anomalies(conn)}
+    run_anomalies(conn, end=END1, report_from=report_from, config=PipelineConfig(chunk_meters=2))
+    assert len([a for a in fetch_anomalies(conn) if a.kind == "spike"]) == 4
 
 
 def test_a_run_withdraws_a_level_shift_warning_it_no_longer_sees(
@@ -363,7 +388,7 @@ def test_a_cold_night_across_heating_kinds_is_the_weather_s() -> None:
     # A week apart, none over the cold night (its events hold the next night too).
     lone = [event(m, 24 * (23 + 7 * j) + 23) for j, m in enumerate(range(4, 64, 6))]
     found = cold + unheated + lone
-    kept = _without_common_across_kinds(found, kinds, 24 * 120)
+    kept = _without_common_across_kinds(found, kinds, 24 * 120, {})
     assert kept == unheated + lone
 
 

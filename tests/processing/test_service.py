@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import psycopg
 
-from processing.service import run_once
+from processing.service import pipeline_config, run_once
 from storage.meters import register_meter
 from storage.readings import write_readings
 from storage.rollups import refresh_rollups
@@ -79,3 +79,10 @@ def test_python_m_wattwatch_process_runs_its_chunks_in_workers(
     assert run.returncode == 0, run.stderr
     # The log wraps at the console's width: words, not line breaks, are what it says.
     assert "2 workers' seconds" in " ".join((run.stderr + run.stdout).split())
+
+
+def test_the_settings_thresholds_reach_the_runs_config() -> None:
+    settings = Settings(processing_detectors={"school": {"z_single": 9}})
+    cfg = pipeline_config(settings)
+    assert set(cfg.detectors) == {"school"} and cfg.detectors["school"].z_single == 9.0
+    assert pipeline_config(Settings()).detectors == {}

@@ -86,6 +86,44 @@ def test_bad_setting_is_one_line_naming_it(
     assert lines[0].startswith(expected)
 
 
+def test_detector_thresholds_from_the_file_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text("[processing_detectors.school]\nz_single = 8.0\ncheck_holidays = false\n")
+    monkeypatch.setenv("WATTWATCH_CONFIG", str(path))
+    assert load_settings().processing_detectors == {
+        "school": {"z_single": 8.0, "check_holidays": False}
+    }
+    # The environment's kinds and fields are merged into the file's (pydantic-settings).
+    monkeypatch.setenv(
+        "WATTWATCH_PROCESSING_DETECTORS", '{"office": {"min_nights": 3}, "school": {"z_single": 9}}'
+    )
+    assert load_settings().processing_detectors == {
+        "school": {"z_single": 9, "check_holidays": False},
+        "office": {"min_nights": 3},
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('{"scool": {"z_single": 8}}', "scool: unknown meter kind"),
+        ('{"school": {"z_single": "high"}}', "school.z_single: expected a number, got 'high'"),
+        ('{"school": 8}', "Input should be a valid dictionary"),
+    ],
+)
+def test_a_bad_detector_threshold_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("WATTWATCH_PROCESSING_DETECTORS", value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    lines = str(err.value).splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"WATTWATCH_PROCESSING_DETECTORS: {expected}"), lines[0]
+
+
 def test_unknown_key_in_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = tmp_path / "w.toml"
     path.write_text("databse_url = 'postgresql://x'\n")
