@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from processing.fleet import CommonCauseConfig
+from processing.overrides import checked_fields, replaced
+from processing.quality_config import QualityConfig
 
 
 @dataclass(slots=True, frozen=True)
@@ -471,54 +473,34 @@ def tuned_configs(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Detec
         Naming ``kind.field`` for an unknown kind, an unknown field or a value of the wrong
         type (an integer where a whole number is expected, true or false for a switch…).
     """
+    return {
+        kind: replaced(BUILT_IN_CONFIGS[kind], fields, kind)
+        for kind, fields in _by_known_kind(overrides)
+    }
+
+
+def tuned_quality(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Data-quality thresholds per kind (``WATTWATCH_PROCESSING_QUALITY``): for each kind
+    named, the fields of :class:`~processing.quality_config.QualityConfig` it sets, checked
+    and typed. They apply last, over the run's thresholds and the kind's own
+    (``pipeline.QUALITY_BY_KIND``).
+
+    Raises
+    ------
+    ValueError
+        As :func:`tuned_configs` does.
+    """
+    return {
+        kind: checked_fields(QualityConfig(), fields, kind)
+        for kind, fields in _by_known_kind(overrides)
+    }
+
+
+def _by_known_kind(overrides: Any) -> list[tuple[str, Any]]:
+    """The (kind, fields) pairs of ``overrides``, every kind one of ``BUILT_IN_CONFIGS``."""
     if not isinstance(overrides, Mapping):
         raise ValueError(f"expected a table of meter kinds, got {overrides!r}")
-    out: dict[str, DetectorConfig] = {}
-    for kind, fields in overrides.items():
+    for kind in overrides:
         if kind not in BUILT_IN_CONFIGS:
             raise ValueError(f"{kind}: unknown meter kind; known: {', '.join(BUILT_IN_CONFIGS)}")
-        out[kind] = _replaced(BUILT_IN_CONFIGS[kind], fields, kind)
-    return out
-
-
-def _replaced(config: Any, fields: Any, where: str) -> Any:
-    """``config`` (a :class:`DetectorConfig` or :class:`~processing.fleet.CommonCauseConfig`)
-    with ``fields`` replaced, each checked against the type of its default."""
-    if not isinstance(fields, Mapping):
-        raise ValueError(f"{where}: expected a table of thresholds, got {fields!r}")
-    known = {f.name for f in dataclasses.fields(config)}
-    changes = {}
-    for name, value in fields.items():
-        if name not in known:
-            raise ValueError(
-                f"{where}.{name}: not a threshold of {type(config).__name__} "
-                f"(processing/detector_config.py and processing/fleet.py list them)"
-            )
-        changes[name] = _checked(getattr(config, name), value, f"{where}.{name}")
-    return dataclasses.replace(config, **changes)
-
-
-def _checked(default: Any, value: Any, where: str) -> Any:
-    """``value`` as the type of ``default``; a whole number does for a decimal one."""
-    if dataclasses.is_dataclass(default) and not isinstance(default, type):
-        return _replaced(default, value, where)
-    expected: tuple[type, ...]
-    if isinstance(default, bool):
-        ok, expected = isinstance(value, bool), (bool,)
-    elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), (int,)
-    elif isinstance(default, float):
-        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), (float,)
-        value = float(value) if ok else value
-    elif isinstance(default, tuple):
-        if not (isinstance(value, list | tuple) and len(value) == len(default)):
-            _wrong(where, f"{len(default)} values", value)
-        return tuple(_checked(d, v, where) for d, v in zip(default, value, strict=True))
-    else:
-        ok, expected = isinstance(value, type(default)), (type(default),)
-    return value if ok else _wrong(where, expected[0].__name__, value)
-
-
-def _wrong(where: str, expected: str, value: Any) -> Any:
-    names = {"bool": "true or false", "int": "a whole number", "float": "a number"}
-    raise ValueError(f"{where}: expected {names.get(expected, expected)}, got {value!r}")
+    return list(overrides.items())

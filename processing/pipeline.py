@@ -144,6 +144,9 @@ class PipelineConfig:
     detectors : mapping of str to DetectorConfig
         Thresholds of the kinds an operator tuned (``WATTWATCH_PROCESSING_DETECTORS``,
         ``detector_config.tuned_configs``); the others keep their built-in ones.
+    quality_by_kind : mapping of str to mapping
+        Data-quality fields an operator set per kind (``WATTWATCH_PROCESSING_QUALITY``,
+        ``detector_config.tuned_quality``), applied over ``quality`` and the kind's own.
     workers : int
         Chunks loaded and scanned at once, each in a process of its own with its own
         database connection (see ``processing.workers``); the events are the same.
@@ -167,6 +170,7 @@ class PipelineConfig:
     threads: int = 1
     workers: int = 1
     detectors: Mapping[str, DetectorConfig] = field(default_factory=dict)
+    quality_by_kind: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 # --- anomalies ------------------------------------------------------------------------------
@@ -188,9 +192,12 @@ def _config(kind: str, detectors: Mapping[str, DetectorConfig]) -> DetectorConfi
     return detectors[kind] if kind in detectors else config_for(kind)
 
 
-def _quality(kind: str, quality: QualityConfig | None) -> QualityConfig:
+def _quality(
+    kind: str, quality: QualityConfig | None, tuned: Mapping[str, Mapping[str, Any]]
+) -> QualityConfig:
     """The data-quality thresholds of a kind: ``quality`` (default ``QualityConfig()``) with
-    the kind's own (``QUALITY_BY_KIND``) and, for temperature sensors, exact repeats."""
+    the kind's own (``QUALITY_BY_KIND``), for temperature sensors exact repeats, and last
+    the operator's (``tuned``, see ``detector_config.tuned_quality``)."""
     q = quality if quality is not None else QualityConfig()
     if kind in QUALITY_BY_KIND:
         q = replace(q, **QUALITY_BY_KIND[kind])
@@ -200,7 +207,7 @@ def _quality(kind: str, quality: QualityConfig | None) -> QualityConfig:
             flatline_exact=TEMPERATURE_QUALITY.flatline_exact,
             check_negative=TEMPERATURE_QUALITY.check_negative,
         )
-    return q
+    return replace(q, **tuned.get(kind, {}))
 
 
 def scan_meters(
@@ -214,6 +221,7 @@ def scan_meters(
     sun_w_m2: npt.ArrayLike | None = None,
     threads: int = 1,
     detectors: Mapping[str, DetectorConfig] | None = None,
+    quality_by_kind: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Anomaly]:
     """Run the anomaly scan on a chunk, one vectorised call per detector kind.
 
@@ -232,6 +240,8 @@ def scan_meters(
     detectors : mapping of str to DetectorConfig, optional
         Thresholds of the kinds an operator tuned (``detector_config.tuned_configs``);
         the other kinds keep their built-in ones.
+    quality_by_kind : mapping of str to mapping, optional
+        Data-quality fields an operator set per kind (``detector_config.tuned_quality``).
 
     French public holidays of the window's years are checked on every energy meter.
 
@@ -252,7 +262,7 @@ def scan_meters(
         rows = np.flatnonzero(k == kind)
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind, tuned),
-            quality=_quality(kind, quality),
+            quality=_quality(kind, quality, quality_by_kind or {}),
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, sun_w_m2=sun_w_m2,
             threads=threads,
         )  # fmt: skip
@@ -418,6 +428,7 @@ def run_anomalies(
         "sun_w_m2": load_hourly_mean(conn, "irradiance", start=start, end=end),
         "threads": cfg.threads,
         "detectors": cfg.detectors,
+        "quality_by_kind": cfg.quality_by_kind,
     }  # fmt: skip
     # Never within the window's first RETRACT_AFTER: no reference of its own there.
     recheck_starts = (max(end - RECHECK_UNTIL, start + RETRACT_AFTER), end - RECHECK_AFTER)

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 from typing import Final
 
-from processing.detector_config import tuned_configs
+from processing.detector_config import tuned_configs, tuned_quality
 from processing.insulation import run_insulation
 from processing.pipeline import (
     LOCAL_TZ,
@@ -51,6 +51,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         threads=settings.processing_threads or (os.cpu_count() or 1),
         workers=settings.processing_workers or (os.cpu_count() or 1),
         detectors=tuned_configs(settings.processing_detectors),
+        quality_by_kind=tuned_quality(settings.processing_quality),
     )
 
 

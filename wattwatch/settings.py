@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -158,6 +158,11 @@ class Settings(BaseSettings):
         description="Detector thresholds per meter kind, over the built-in ones: a table "
         'of kinds, each a table of DetectorConfig fields, e.g. {"school": {"z_single": 8}}.',
     )
+    processing_quality: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Data-quality thresholds per meter kind, over the built-in ones: a table "
+        'of kinds, each a table of QualityConfig fields, e.g. {"gas": {"flatline_steps": 8}}.',
+    )
 
     # --- api ----------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
@@ -242,13 +247,16 @@ class Settings(BaseSettings):
             raise ValueError(f"bad port: {exc}") from None
         return value
 
-    @field_validator("processing_detectors")
+    @field_validator("processing_detectors", "processing_quality")
     @classmethod
-    def _check_detectors(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def _check_thresholds(
+        cls, value: dict[str, dict[str, Any]], info: ValidationInfo
+    ) -> dict[str, dict[str, Any]]:
         # Imported here: the settings load before (and without) the numerical packages.
-        from processing.detector_config import tuned_configs  # noqa: PLC0415
+        from processing.detector_config import tuned_configs, tuned_quality  # noqa: PLC0415
 
-        tuned_configs(value)  # raises ValueError naming kind.field
+        check = tuned_configs if info.field_name == "processing_detectors" else tuned_quality
+        check(value)  # raises ValueError naming kind.field
         return value
 
     @field_validator("grafana_url")

@@ -8,6 +8,7 @@ from processing.detector_config import (
     DetectorConfig,
     config_for,
     tuned_configs,
+    tuned_quality,
 )
 
 
@@ -33,6 +34,16 @@ def test_an_operator_tunes_a_kind_and_the_others_keep_theirs():
     assert gas.common_cause.stand_out == BUILT_IN_CONFIGS["household_gas"].common_cause.stand_out
     assert gas.daily_weather_model == BUILT_IN_CONFIGS["household_gas"].daily_weather_model
     assert tuned_configs({}) == {}
+
+
+def test_data_quality_thresholds_per_kind_are_checked_and_typed():
+    assert tuned_quality({"gas": {"flatline_steps": 8, "flatline_rel_tol": 0}}) == {
+        "gas": {"flatline_steps": 8, "flatline_rel_tol": 0.0}
+    }
+    with pytest.raises(ValueError, match=r"^gas\.flatline_stepz: not a threshold of QualityConfig"):
+        tuned_quality({"gas": {"flatline_stepz": 8}})
+    with pytest.raises(ValueError, match=r"^gaz: unknown meter kind"):
+        tuned_quality({"gaz": {}})
 
 
 @pytest.mark.parametrize(

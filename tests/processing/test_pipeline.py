@@ -9,7 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from processing.detector_config import DETECTOR_CONFIGS, config_for, tuned_configs
+from processing.detector_config import DETECTOR_CONFIGS, config_for, tuned_configs, tuned_quality
 from processing.events import Anomaly
 from processing.pipeline import (
     RECHECK_AFTER,
@@ -140,20 +140,44 @@ def test_workers_store_what_one_process_stores(conn: psycopg.Connection, db_url:
 
 
 def test_an_operator_s_thresholds_reach_every_worker(conn: psycopg.Connection, db_url: str) -> None:
-    """Homes' spike thresholds raised out of reach (WATTWATCH_PROCESSING_DETECTORS): the
-    four spikes the built-in ones find are not reported, by this process or by workers."""
+    """Homes' spike thresholds raised out of reach (WATTWATCH_PROCESSING_DETECTORS) and
+    their outages made six hours long (WATTWATCH_PROCESSING_QUALITY): the four spikes and
+    the four-hour outage the built-in ones find are not reported, by this process or by
+    workers."""
     meters = _four_homes(conn)
     unreachable = {"z_threshold": 1e9, "z_single": 1e9, "large_z": 0.0, "run_step_z": 0.0}
     report_from = END1 - timedelta(days=1)
     for workers in (1, 2):
-        cfg = PipelineConfig(chunk_meters=2, workers=workers,
-                             detectors=tuned_configs({"household": unreachable}))  # fmt: skip
+        cfg = PipelineConfig(
+            chunk_meters=2, workers=workers,
+            detectors=tuned_configs({"household": unreachable}),
+            quality_by_kind=tuned_quality({"household": {"outage_steps": 6}}),
+        )  # fmt: skip
         run = run_anomalies(conn, end=END1, report_from=report_from, config=cfg, conninfo=db_url)
         assert run.workers == workers
-        assert not [a for a in fetch_anomalies(conn) if a.kind == "spike"]
-        assert ("outage", meters[3]) in {(a.kind, a.meter_id) for a in fetch_anomalies(conn)}
+        assert not [a for a in fetch_anomalies(conn) if a.kind in ("spike", "outage")]
     run_anomalies(conn, end=END1, report_from=report_from, config=PipelineConfig(chunk_meters=2))
-    assert len([a for a in fetch_anomalies(conn) if a.kind == "spike"]) == 4
+    stored = fetch_anomalies(conn)
+    assert len([a for a in stored if a.kind == "spike"]) == 4
+    assert ("outage", meters[3]) in {(a.kind, a.meter_id) for a in stored}
+
+
+def test_an_operator_s_data_quality_thresholds_apply_to_their_kind() -> None:
+    rng = np.random.default_rng(3)
+    n = WEEKS * 168
+    hour = np.arange(n) % 24
+    use = (0.4 + 0.3 * np.sin(2 * np.pi * (hour - 8) / 24)) * rng.lognormal(0.0, 0.05, (3, n))
+    use[0, n - 30 : n - 26] = np.nan  # four hours without a reading
+    start = datetime(2025, 1, 6)
+
+    def outages(tuned: dict) -> list[int]:
+        found = scan_meters(use, ["household"] * 3, local_start=start,
+                            quality_by_kind=tuned_quality(tuned))  # fmt: skip
+        return [a.meter_index for a in found if a.kind == "outage"]
+
+    assert outages({}) == [0]  # three hours make an outage (QualityConfig.outage_steps)
+    assert outages({"office": {"outage_steps": 6}}) == [0]  # another kind's
+    assert outages({"household": {"outage_steps": 6}}) == []
 
 
 def test_a_run_withdraws_a_level_shift_warning_it_no_longer_sees(

@@ -82,7 +82,11 @@ def test_python_m_wattwatch_process_runs_its_chunks_in_workers(
 
 
 def test_the_settings_thresholds_reach_the_runs_config() -> None:
-    settings = Settings(processing_detectors={"school": {"z_single": 9}})
+    settings = Settings(
+        processing_detectors={"school": {"z_single": 9}},
+        processing_quality={"gas": {"flatline_steps": 8}},
+    )
     cfg = pipeline_config(settings)
     assert set(cfg.detectors) == {"school"} and cfg.detectors["school"].z_single == 9.0
+    assert cfg.quality_by_kind == {"gas": {"flatline_steps": 8}}
     assert pipeline_config(Settings()).detectors == {}

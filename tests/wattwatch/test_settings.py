@@ -113,15 +113,19 @@ def test_detector_thresholds_from_the_file_and_the_environment(
         ('{"school": 8}', "Input should be a valid dictionary"),
     ],
 )
-def test_a_bad_detector_threshold_is_one_line_naming_it(
-    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+@pytest.mark.parametrize("name", ["WATTWATCH_PROCESSING_DETECTORS", "WATTWATCH_PROCESSING_QUALITY"])
+def test_a_bad_threshold_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
 ) -> None:
-    monkeypatch.setenv("WATTWATCH_PROCESSING_DETECTORS", value)
+    if name.endswith("QUALITY"):
+        value = value.replace("z_single", "flatline_rel_tol")
+        expected = expected.replace("z_single", "flatline_rel_tol")
+    monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as err:
         load_settings()
     lines = str(err.value).splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"WATTWATCH_PROCESSING_DETECTORS: {expected}"), lines[0]
+    assert lines[0].startswith(f"{name}: {expected}"), lines[0]
 
 
 def test_unknown_key_in_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,0 +1,58 @@
+"""An operator's overrides of a dataclass of thresholds (``DetectorConfig``,
+``QualityConfig``…): each value checked against the type of its field's default, and every
+error naming ``kind.field``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+
+def replaced(config: Any, fields: Any, where: str) -> Any:
+    """The dataclass ``config`` with ``fields`` replaced, each checked against the type of
+    its default (a nested dataclass takes a mapping of its own fields)."""
+    return dataclasses.replace(config, **checked_fields(config, fields, where))
+
+
+def checked_fields(config: Any, fields: Any, where: str) -> dict[str, Any]:
+    """``fields`` (a mapping of field names of the dataclass ``config`` to values), each
+    value checked against the type of ``config``'s and converted to it."""
+    if not isinstance(fields, Mapping):
+        raise ValueError(f"{where}: expected a table of thresholds, got {fields!r}")
+    known = {f.name for f in dataclasses.fields(config)}
+    changes = {}
+    for name, value in fields.items():
+        if name not in known:
+            raise ValueError(
+                f"{where}.{name}: not a threshold of {type(config).__name__} (its module, "
+                "under processing/, lists them)"
+            )
+        changes[name] = _checked(getattr(config, name), value, f"{where}.{name}")
+    return changes
+
+
+def _checked(default: Any, value: Any, where: str) -> Any:
+    """``value`` as the type of ``default``; a whole number does for a decimal one."""
+    if dataclasses.is_dataclass(default) and not isinstance(default, type):
+        return replaced(default, value, where)
+    expected: tuple[type, ...]
+    if isinstance(default, bool):
+        ok, expected = isinstance(value, bool), (bool,)
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), (int,)
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), (float,)
+        value = float(value) if ok else value
+    elif isinstance(default, tuple):
+        if not (isinstance(value, list | tuple) and len(value) == len(default)):
+            _wrong(where, f"{len(default)} values", value)
+        return tuple(_checked(d, v, where) for d, v in zip(default, value, strict=True))
+    else:
+        ok, expected = isinstance(value, type(default)), (type(default),)
+    return value if ok else _wrong(where, expected[0].__name__, value)
+
+
+def _wrong(where: str, expected: str, value: Any) -> Any:
+    names = {"bool": "true or false", "int": "a whole number", "float": "a number"}
+    raise ValueError(f"{where}: expected {names.get(expected, expected)}, got {value!r}")
