@@ -192,8 +192,10 @@ def _config(kind: str, detectors: Mapping[str, DetectorConfig]) -> DetectorConfi
     return detectors[kind] if kind in detectors else config_for(kind)
 
 
-def _quality(
-    kind: str, quality: QualityConfig | None, tuned: Mapping[str, Mapping[str, Any]]
+def quality_for(
+    kind: str,
+    quality: QualityConfig | None = None,
+    tuned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> QualityConfig:
     """The data-quality thresholds of a kind: ``quality`` (default ``QualityConfig()``) with
     the kind's own (``QUALITY_BY_KIND``), for temperature sensors exact repeats, and last
@@ -207,7 +209,7 @@ def _quality(
             flatline_exact=TEMPERATURE_QUALITY.flatline_exact,
             check_negative=TEMPERATURE_QUALITY.check_negative,
         )
-    return replace(q, **tuned.get(kind, {}))
+    return replace(q, **(tuned or {}).get(kind, {}))
 
 
 def scan_meters(
@@ -262,7 +264,7 @@ def scan_meters(
         rows = np.flatnonzero(k == kind)
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind, tuned),
-            quality=_quality(kind, quality, quality_by_kind or {}),
+            quality=quality_for(kind, quality, quality_by_kind),
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, sun_w_m2=sun_w_m2,
             threads=threads,
         )  # fmt: skip

@@ -178,6 +178,55 @@ def process(
     Console().print(table)
 
 
+@app.command()
+def thresholds(
+    ctx: typer.Context,
+    kind: Annotated[
+        str | None, typer.Argument(help="A meter kind; without it, the kinds and what is set.")
+    ] = None,
+) -> None:
+    """Show the anomaly thresholds in force per meter kind: built in, or set by
+    WATTWATCH_PROCESSING_DETECTORS and WATTWATCH_PROCESSING_QUALITY."""
+    import dataclasses
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from processing.detector_config import BUILT_IN_CONFIGS, tuned_configs
+    from processing.pipeline import quality_for
+
+    cfg = settings(ctx)
+    if kind is None:
+        table = Table(title="meter kinds (one kind's thresholds: wattwatch thresholds KIND)")
+        table.add_column("kind")
+        table.add_column("set by the settings")
+        for name in BUILT_IN_CONFIGS:
+            mine = {
+                **cfg.processing_detectors.get(name, {}),
+                **cfg.processing_quality.get(name, {}),
+            }
+            table.add_row(name, ", ".join(f"{k}={v}" for k, v in mine.items()) or "-")
+        Console().print(table)
+        return
+    if kind not in BUILT_IN_CONFIGS:
+        typer.echo(f"kind: unknown meter kind {kind!r}; known: {', '.join(BUILT_IN_CONFIGS)}",
+                   err=True)  # fmt: skip
+        raise typer.Exit(2)
+    detector = tuned_configs(cfg.processing_detectors).get(kind, BUILT_IN_CONFIGS[kind])
+    quality = quality_for(kind, tuned=cfg.processing_quality)
+    table = Table(title=f"thresholds of {kind}")
+    for column in ("group", "field", "value", "from"):
+        table.add_column(column)
+    for group, config, setting in (
+        ("detectors", detector, cfg.processing_detectors),
+        ("quality", quality, cfg.processing_quality),
+    ):
+        for f in dataclasses.fields(config):
+            source = "setting" if f.name in setting.get(kind, {}) else "built in"
+            table.add_row(group, f.name, str(getattr(config, f.name)), source)
+    Console().print(table)
+
+
 def _not_yet(what: str, issue: int) -> None:
     typer.echo(f"wattwatch: {what} is not available yet (tracked in issue {issue})", err=True)
     raise typer.Exit(2)
