@@ -143,7 +143,10 @@ class Assessment(_Out):
     method: str
     status: str
     status_reason: str | None
-    hlc_w_per_k: float | None = Field(description="Heat-loss coefficient [W/K].")
+    hlc_w_per_k: float | None = Field(
+        description="Heat-loss coefficient [W/K]; null, with the status ok and a label, when "
+        "the heating register's energy does not rise as it gets colder (status_reason)."
+    )
     hlc_low_w_per_k: float | None
     hlc_high_w_per_k: float | None
     hlc_w_per_m2k: float | None
