@@ -1,12 +1,12 @@
 """An operator's overrides of a dataclass of thresholds (``DetectorConfig``,
-``QualityConfig``…): each value checked against the type of its field's default, and every
-error naming ``kind.field``."""
+``QualityConfig``…): each value checked against the type of its field's default, no number
+below zero (no threshold is), and every error naming ``kind.field``."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 
 def replaced(config: Any, fields: Any, where: str) -> Any:
@@ -33,7 +33,8 @@ def checked_fields(config: Any, fields: Any, where: str) -> dict[str, Any]:
 
 
 def _checked(default: Any, value: Any, where: str) -> Any:
-    """``value`` as the type of ``default``; a whole number does for a decimal one."""
+    """``value`` as the type of ``default``; a whole number does for a decimal one. Numbers
+    below zero are refused: every threshold is a count, a share or a size."""
     if dataclasses.is_dataclass(default) and not isinstance(default, type):
         return replaced(default, value, where)
     expected: tuple[type, ...]
@@ -50,9 +51,13 @@ def _checked(default: Any, value: Any, where: str) -> Any:
         return tuple(_checked(d, v, where) for d, v in zip(default, value, strict=True))
     else:
         ok, expected = isinstance(value, type(default)), (type(default),)
-    return value if ok else _wrong(where, expected[0].__name__, value)
+    if not ok:
+        _wrong(where, expected[0].__name__, value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise ValueError(f"{where}: must be 0 or more, got {value!r}")
+    return value
 
 
-def _wrong(where: str, expected: str, value: Any) -> Any:
+def _wrong(where: str, expected: str, value: Any) -> NoReturn:
     names = {"bool": "true or false", "int": "a whole number", "float": "a number"}
     raise ValueError(f"{where}: expected {names.get(expected, expected)}, got {value!r}")

@@ -272,6 +272,40 @@ def scan_meters(
     return _without_common_across_kinds(out, k, x.shape[1], tuned)
 
 
+def trial_scan(
+    detectors: Mapping[str, DetectorConfig] | None = None,
+    quality_by_kind: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Scan six weeks of a small synthetic chunk with each tuned kind's thresholds, so that
+    thresholds a run cannot work with (zero reference weeks, a quantile of 1…) are refused
+    when the settings load, not found by every run of the service.
+
+    Raises
+    ------
+    ValueError
+        Naming the kind, with the scan's own error.
+    """
+    rng = np.random.default_rng(0)
+    hours = np.arange(6 * HOURS_PER_WEEK)
+    day = 1.0 + 0.5 * np.sin(2 * np.pi * (hours % 24 - 8) / 24)
+    x = day * (1.0 + 0.1 * rng.standard_normal((6, hours.size)))
+    x[1, -30] += 8.0  # a spike
+    x[2, -200:-180] = np.nan  # an outage
+    x[3, -300:-260] = x[3, -300]  # a stuck register
+    x[4, -240:] *= 1.5  # a level shift
+    x[5] = np.nan  # a meter that read nothing
+    te = 8.0 + 5.0 * np.sin(2 * np.pi * (hours % 24 - 14) / 24)
+    sun = np.maximum(0.0, 400.0 * np.sin(2 * np.pi * (hours % 24 - 6) / 24))
+    for kind in sorted(set(detectors or {}) | set(quality_by_kind or {})):
+        try:
+            scan_meters(
+                x, [kind] * len(x), local_start=datetime(2025, 1, 6), outdoor_temp_c=te,
+                sun_w_m2=sun, detectors=detectors, quality_by_kind=quality_by_kind,
+            )  # fmt: skip
+        except (ValueError, ArithmeticError, IndexError) as exc:
+            raise ValueError(f"{kind}: a test scan fails with these thresholds ({exc})") from None
+
+
 # Events of the meters whose days follow the weather, whatever their kind, that start
 # together improbably often are the weather's: a cold night or the heating season's end
 # moves gas homes, heat-metered homes and closing buildings alike, a handful of each, each

@@ -58,6 +58,8 @@ def test_data_quality_thresholds_per_kind_are_checked_and_typed():
         ({"school": {"night_hours": [23]}}, r"^school\.night_hours: expected 2 values"),
         ({"school": {"night_hours": [23, "5"]}}, r"^school\.night_hours: expected a whole"),
         ({"school": 8}, r"^school: expected a table of thresholds, got 8"),
+        ({"school": {"cusum_h": -2}}, r"^school\.cusum_h: must be 0 or more, got -2\.0"),
+        ({"school": {"night_hours": [23, -1]}}, r"^school\.night_hours: must be 0 or more"),
         ({"gas": {"common_cause": {"alfa": 1}}}, r"^gas\.common_cause\.alfa: not a threshold"),
     ],
 )

@@ -111,6 +111,7 @@ def test_detector_thresholds_from_the_file_and_the_environment(
         ('{"scool": {"z_single": 8}}', "scool: unknown meter kind"),
         ('{"school": {"z_single": "high"}}', "school.z_single: expected a number, got 'high'"),
         ('{"school": 8}', "Input should be a valid dictionary"),
+        ('{"school": {"z_single": -1}}', "school.z_single: must be 0 or more, got -1.0"),
     ],
 )
 @pytest.mark.parametrize("name", ["WATTWATCH_PROCESSING_DETECTORS", "WATTWATCH_PROCESSING_QUALITY"])
@@ -126,6 +127,30 @@ def test_a_bad_threshold_is_one_line_naming_it(
     lines = str(err.value).splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"{name}: {expected}"), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "WATTWATCH_PROCESSING_DETECTORS",
+            '{"school": {"reference_weeks": 0}}',
+            "school: a test scan fails with these thresholds (integer division or modulo by zero)",
+        ),
+        (
+            "WATTWATCH_PROCESSING_QUALITY",
+            '{"gas": {"flatline_steps": 1}}',
+            "gas: a test scan fails with these thresholds (flatline_steps: must be >= 2, got 1)",
+        ),
+    ],
+)
+def test_thresholds_a_scan_cannot_work_with_are_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == f"{name}: {expected}"
 
 
 def test_unknown_key_in_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
