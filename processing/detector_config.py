@@ -307,6 +307,22 @@ class DetectorConfig:
     weather_step_share: float = 0.0
     common_cause: CommonCauseConfig = dataclasses.field(default_factory=CommonCauseConfig)
 
+    def __post_init__(self) -> None:
+        # What the scan cannot work with, named here rather than met deep inside it (an
+        # operator sets these: WATTWATCH_PROCESSING_DETECTORS).
+        if self.reference_weeks < 1:
+            raise ValueError(f"reference_weeks: must be 1 or more, got {self.reference_weeks}")
+        if not 0.0 <= self.tail_quantile < 1.0:
+            raise ValueError(f"tail_quantile: must lie in [0, 1), got {self.tail_quantile}")
+        if not self.tail_divisor > 0:  # hour_tail_divisor 0 turns the hourly floor off
+            raise ValueError(f"tail_divisor: must be more than 0, got {self.tail_divisor}")
+        width = self.local_median_steps
+        if width < 0 or (width > 0 and width % 2 == 0):
+            raise ValueError(
+                "local_median_steps: must be 0 (off) or an odd number of steps (a centred "
+                f"window), got {width}"
+            )
+
 
 # Homes (and whatever is open every day) are in use at weekends and on holidays: only their
 # nights are checked. Heat and gas meters respond to the weather: larger swings before a spike
@@ -490,10 +506,13 @@ def tuned_quality(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[
     ValueError
         As :func:`tuned_configs` does.
     """
-    return {
+    checked = {
         kind: checked_fields(QualityConfig(), fields, kind)
         for kind, fields in _by_known_kind(overrides)
     }
+    for kind, fields in checked.items():
+        replaced(QualityConfig(), fields, kind)  # QualityConfig's own rules, kind.field named
+    return checked
 
 
 def _by_known_kind(overrides: Any) -> list[tuple[str, Any]]:

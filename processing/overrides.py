@@ -12,7 +12,11 @@ from typing import Any, NoReturn
 def replaced(config: Any, fields: Any, where: str) -> Any:
     """The dataclass ``config`` with ``fields`` replaced, each checked against the type of
     its default (a nested dataclass takes a mapping of its own fields)."""
-    return dataclasses.replace(config, **checked_fields(config, fields, where))
+    changes = checked_fields(config, fields, where)
+    try:
+        return dataclasses.replace(config, **changes)
+    except ValueError as exc:  # the dataclass's own rules (__post_init__) name the field
+        raise ValueError(f"{where}.{exc}") from None
 
 
 def checked_fields(config: Any, fields: Any, where: str) -> dict[str, Any]:

@@ -168,3 +168,9 @@ class QualityConfig:
     flatline_spread_gaps: bool = True
     check_negative: bool = True
     max_gap: int = 0
+
+    def __post_init__(self) -> None:
+        # Named here rather than met inside the scan (an operator sets these:
+        # WATTWATCH_PROCESSING_QUALITY).
+        if self.flatline_steps < 2:
+            raise ValueError(f"flatline_steps: must be 2 or more, got {self.flatline_steps}")

@@ -60,6 +60,9 @@ def test_data_quality_thresholds_per_kind_are_checked_and_typed():
         ({"school": 8}, r"^school: expected a table of thresholds, got 8"),
         ({"school": {"cusum_h": -2}}, r"^school\.cusum_h: must be 0 or more, got -2\.0"),
         ({"school": {"night_hours": [23, -1]}}, r"^school\.night_hours: must be 0 or more"),
+        ({"school": {"reference_weeks": 0}}, r"^school\.reference_weeks: must be 1 or more"),
+        ({"gas": {"tail_quantile": 1}}, r"^gas\.tail_quantile: must lie in \[0, 1\), got 1\.0"),
+        ({"temperature": {"local_median_steps": 8}}, r"^temperature\.local_median_steps: .* odd"),
         ({"gas": {"common_cause": {"alfa": 1}}}, r"^gas\.common_cause\.alfa: not a threshold"),
     ],
 )

@@ -9,7 +9,13 @@ import numpy as np
 import psycopg
 import pytest
 
-from processing.detector_config import DETECTOR_CONFIGS, config_for, tuned_configs, tuned_quality
+from processing.detector_config import (
+    BUILT_IN_CONFIGS,
+    DETECTOR_CONFIGS,
+    config_for,
+    tuned_configs,
+    tuned_quality,
+)
 from processing.events import Anomaly
 from processing.pipeline import (
     RECHECK_AFTER,
@@ -22,6 +28,7 @@ from processing.pipeline import (
     detector_kind,
     run_anomalies,
     scan_meters,
+    trial_scan,
     window_start,
 )
 from storage.matrices import MeterInfo
@@ -160,6 +167,20 @@ def test_an_operator_s_thresholds_reach_every_worker(conn: psycopg.Connection, d
     stored = fetch_anomalies(conn)
     assert len([a for a in stored if a.kind == "spike"]) == 4
     assert ("outage", meters[3]) in {(a.kind, a.meter_id) for a in stored}
+
+
+def test_a_trial_scan_passes_every_built_in_kind_and_names_the_kind_that_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trial_scan(dict(BUILT_IN_CONFIGS), {kind: {} for kind in BUILT_IN_CONFIGS})
+
+    def broken(*_args: object, **_kwargs: object) -> list[Anomaly]:
+        raise ZeroDivisionError("integer division or modulo by zero")
+
+    monkeypatch.setattr("processing.pipeline.scan_meters", broken)
+    with pytest.raises(ValueError, match=r"^school: a test scan fails with these thresholds "
+                       r"\(integer division or modulo by zero\)$"):  # fmt: skip
+        trial_scan(tuned_configs({"school": {"z_single": 8}}))
 
 
 def test_an_operator_s_data_quality_thresholds_apply_to_their_kind() -> None:

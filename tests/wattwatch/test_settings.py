@@ -135,12 +135,12 @@ def test_a_bad_threshold_is_one_line_naming_it(
         (
             "WATTWATCH_PROCESSING_DETECTORS",
             '{"school": {"reference_weeks": 0}}',
-            "school: a test scan fails with these thresholds (integer division or modulo by zero)",
+            "school.reference_weeks: must be 1 or more, got 0",
         ),
         (
             "WATTWATCH_PROCESSING_QUALITY",
             '{"gas": {"flatline_steps": 1}}',
-            "gas: a test scan fails with these thresholds (flatline_steps: must be >= 2, got 1)",
+            "gas.flatline_steps: must be 2 or more, got 1",
         ),
     ],
 )
