@@ -73,6 +73,39 @@ def test_environment_wins_over_the_file(monkeypatch: pytest.MonkeyPatch, tmp_pat
             "bad id with spaces",
             "WATTWATCH_INGEST_CLIENT_ID: String should match",
         ),
+        *(
+            (f"WATTWATCH_PROCESSING_{name}", value, f"WATTWATCH_PROCESSING_{name}: {problem}")
+            for name, value, problem in (
+                ("DETECTORS", '{"scool": {"z_single": 8}}', "scool: unknown meter kind"),
+                (
+                    "DETECTORS",
+                    '{"school": {"z_single": "high"}}',
+                    "school.z_single: expected a number, got 'high'",
+                ),
+                ("DETECTORS", '{"school": 8}', "Input should be a valid dictionary"),
+                (
+                    "DETECTORS",
+                    '{"school": {"z_single": -1}}',
+                    "school.z_single: must be 0 or more, got -1.0",
+                ),
+                (
+                    "DETECTORS",
+                    '{"school": {"reference_weeks": 0}}',
+                    "school.reference_weeks: must be 1 or more, got 0",
+                ),
+                ("QUALITY", '{"gaz": {}}', "gaz: unknown meter kind"),
+                (
+                    "QUALITY",
+                    '{"gas": {"flatline_rel_tol": "high"}}',
+                    "gas.flatline_rel_tol: expected a number, got 'high'",
+                ),
+                (
+                    "QUALITY",
+                    '{"gas": {"flatline_steps": 1}}',
+                    "gas.flatline_steps: must be 2 or more, got 1",
+                ),
+            )
+        ),
     ],
 )
 def test_bad_setting_is_one_line_naming_it(
@@ -103,54 +136,6 @@ def test_detector_thresholds_from_the_file_and_the_environment(
         "school": {"z_single": 9, "check_holidays": False},
         "office": {"min_nights": 3},
     }
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ('{"scool": {"z_single": 8}}', "scool: unknown meter kind"),
-        ('{"school": {"z_single": "high"}}', "school.z_single: expected a number, got 'high'"),
-        ('{"school": 8}', "Input should be a valid dictionary"),
-        ('{"school": {"z_single": -1}}', "school.z_single: must be 0 or more, got -1.0"),
-    ],
-)
-@pytest.mark.parametrize("name", ["WATTWATCH_PROCESSING_DETECTORS", "WATTWATCH_PROCESSING_QUALITY"])
-def test_a_bad_threshold_is_one_line_naming_it(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
-) -> None:
-    if name.endswith("QUALITY"):
-        value = value.replace("z_single", "flatline_rel_tol")
-        expected = expected.replace("z_single", "flatline_rel_tol")
-    monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as err:
-        load_settings()
-    lines = str(err.value).splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(f"{name}: {expected}"), lines[0]
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "expected"),
-    [
-        (
-            "WATTWATCH_PROCESSING_DETECTORS",
-            '{"school": {"reference_weeks": 0}}',
-            "school.reference_weeks: must be 1 or more, got 0",
-        ),
-        (
-            "WATTWATCH_PROCESSING_QUALITY",
-            '{"gas": {"flatline_steps": 1}}',
-            "gas.flatline_steps: must be 2 or more, got 1",
-        ),
-    ],
-)
-def test_thresholds_a_scan_cannot_work_with_are_refused_at_start(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
-) -> None:
-    monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as err:
-        load_settings()
-    assert str(err.value) == f"{name}: {expected}"
 
 
 def test_unknown_key_in_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
