@@ -26,10 +26,11 @@ from processing.pipeline import (
     Progress,
     no_progress,
     run_anomalies,
+    trial_scan,
 )
 from storage.database import connect, is_transient, timescale_info
 from storage.rollups import apply_retention, refresh_rollups
-from wattwatch.errors import TransientStorageError
+from wattwatch.errors import ConfigError, TransientStorageError
 from wattwatch.logs import setup_logging
 from wattwatch.settings import Settings
 from wattwatch.stack.stack import Stack
@@ -53,6 +54,27 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         detectors=tuned_configs(settings.processing_detectors),
         quality_by_kind=tuned_quality(settings.processing_quality),
     )
+
+
+def check_thresholds(settings: Settings) -> None:
+    """Scan a small synthetic chunk with the operator's thresholds once, before the runs
+    (``pipeline.trial_scan``), so that values no named rule refuses but a scan cannot work
+    with stop the start with one line, not every run.
+
+    Raises
+    ------
+    ConfigError
+        ``WATTWATCH_PROCESSING_DETECTORS: <kind>: …`` or the same for ``…_QUALITY``.
+    """
+    cfg = pipeline_config(settings)
+    try:
+        trial_scan(detectors=cfg.detectors)
+    except ValueError as exc:
+        raise ConfigError(f"WATTWATCH_PROCESSING_DETECTORS: {exc}") from None
+    try:
+        trial_scan(quality_by_kind=cfg.quality_by_kind)
+    except ValueError as exc:
+        raise ConfigError(f"WATTWATCH_PROCESSING_QUALITY: {exc}") from None
 
 
 def _time_split(run: AnomalyRunSummary) -> str:
@@ -144,6 +166,7 @@ def run_service(settings: Settings) -> None:
     """Run rollups and anomalies every ``processing_interval_min``, insulation once a day,
     until SIGTERM/SIGINT."""
     setup_logging(settings.log_level)
+    check_thresholds(settings)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -135,7 +135,7 @@ def process(
     )
     from rich.table import Table
 
-    from processing.service import STAGES, run_once, run_service
+    from processing.service import STAGES, check_thresholds, run_once, run_service
 
     if only is not None and only not in STAGES:
         typer.echo(f"--only: expected one of {', '.join(STAGES)}, got {only!r}", err=True)
@@ -144,6 +144,7 @@ def process(
     if service:
         run_service(cfg)
         return
+    check_thresholds(cfg)
     start, end = _when("since", since), _when("until", until)
     if start is not None and start >= (end or datetime.now(UTC)):
         typer.echo("--since: must be before --until (or now)", err=True)

@@ -252,15 +252,12 @@ class Settings(BaseSettings):
     def _check_thresholds(
         cls, value: dict[str, dict[str, Any]], info: ValidationInfo
     ) -> dict[str, dict[str, Any]]:
-        # Imported here: the settings load before (and without) the numerical packages.
+        # Imported here: the settings load before (and without) the numerical packages. The
+        # test scan with these thresholds runs where scans do (processing.service).
         from processing.detector_config import tuned_configs, tuned_quality  # noqa: PLC0415
-        from processing.pipeline import trial_scan  # noqa: PLC0415
 
-        # Each raises ValueError naming kind.field, or the kind a test scan fails with.
-        if info.field_name == "processing_detectors":
-            trial_scan(detectors=tuned_configs(value))
-        else:
-            trial_scan(quality_by_kind=tuned_quality(value))
+        check = tuned_configs if info.field_name == "processing_detectors" else tuned_quality
+        check(value)  # raises ValueError naming kind.field
         return value
 
     @field_validator("grafana_url")

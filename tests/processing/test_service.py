@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
+import pytest
 
-from processing.service import pipeline_config, run_once
+from processing.service import check_thresholds, pipeline_config, run_once
 from storage.meters import register_meter
 from storage.readings import write_readings
 from storage.rollups import refresh_rollups
+from wattwatch.errors import ConfigError
 from wattwatch.settings import Settings
 
 T0 = datetime(2025, 1, 5, 23, tzinfo=UTC)  # local midnight
@@ -90,3 +92,17 @@ def test_the_settings_thresholds_reach_the_runs_config() -> None:
     assert set(cfg.detectors) == {"school"} and cfg.detectors["school"].z_single == 9.0
     assert cfg.quality_by_kind == {"gas": {"flatline_steps": 8}}
     assert pipeline_config(Settings()).detectors == {}
+
+
+def test_thresholds_a_test_scan_fails_with_stop_the_processing_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tuned = Settings(processing_detectors={"school": {"z_single": 9}})
+    check_thresholds(tuned)  # a scan works with these
+
+    def failing(**_kwargs: object) -> None:
+        raise ValueError("school: a test scan fails with these thresholds (boom)")
+
+    monkeypatch.setattr("processing.service.trial_scan", failing)
+    with pytest.raises(ConfigError, match=r"^WATTWATCH_PROCESSING_DETECTORS: school: a test"):
+        check_thresholds(tuned)
