@@ -56,19 +56,17 @@ COLUMNS: Final = (
     ("precision", "prec"),
 )
 EARLY: Final = ("recall_level_shift_within_2d", "2 days")  # with --early
-# With --insulation: the key of TARGETS (one ending in "_max" is met at or below it), a
-# short name, and where score_insulation holds the score.
-INSULATION_SCORES: Final = (
-    ("hlc_median_rel_err_max", "HLC p50", ("hlc_median_rel_err",)),
-    ("hlc_p90_rel_err_max", "HLC p90", ("hlc_p90_rel_err",)),
-    ("hlc_arx_median_rel_err_max", "ARX p50", ("hlc_arx_median_rel_err",)),
-    ("balance_temp_median_abs_err_k_max", "Tb K", ("balance_temp_median_abs_err_k",)),
-    ("label_exact", "exact", ("labels", "exact")),
-    ("label_within_one", "within1", ("labels", "within_one")),
-    ("fg_recall", "FG rec", ("labels", "fg_recall")),
-    ("fg_precision", "FG prec", ("labels", "fg_precision")),
+# With --insulation: keys of TARGETS (one ending in "_max" is met at or below it).
+INSULATION: Final = (
+    ("hlc_median_rel_err_max", "HLC p50"),
+    ("hlc_p90_rel_err_max", "HLC p90"),
+    ("hlc_arx_median_rel_err_max", "ARX p50"),
+    ("balance_temp_median_abs_err_k_max", "Tb K"),
+    ("label_exact", "exact"),
+    ("label_within_one", "within1"),
+    ("fg_recall", "FG rec"),
+    ("fg_precision", "FG prec"),
 )
-INSULATION: Final = tuple((key, name) for key, name, _ in INSULATION_SCORES)
 
 
 def score_seed(
@@ -91,11 +89,18 @@ def score_seed(
     if insulation:
         bd, heat_row = building_daily(city, x)
         ins = score_insulation(city, bd, x, heat_row)
-        for key, _, (*parents, leaf) in INSULATION_SCORES:
-            held = ins
-            for parent in parents:
-                held = held[parent]
-            out[key] = _or_nan(held[leaf])
+        labels = ins["labels"]
+        scores = {
+            "hlc_median_rel_err_max": ins["hlc_median_rel_err"],
+            "hlc_p90_rel_err_max": ins["hlc_p90_rel_err"],
+            "hlc_arx_median_rel_err_max": ins["hlc_arx_median_rel_err"],
+            "balance_temp_median_abs_err_k_max": ins["balance_temp_median_abs_err_k"],
+            "label_exact": labels["exact"],
+            "label_within_one": labels["within_one"],
+            "fg_recall": labels["fg_recall"],
+            "fg_precision": labels["fg_precision"],
+        }
+        out.update({key: _or_nan(value) for key, value in scores.items()})
     return out
 
 

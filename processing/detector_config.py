@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from processing.fleet import CommonCauseConfig
-from processing.overrides import checked_fields, replaced
+from processing.overrides import replaced
 from processing.quality_config import QualityConfig
 
 
@@ -506,13 +506,11 @@ def tuned_quality(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[
     ValueError
         As :func:`tuned_configs` does.
     """
-    checked = {
-        kind: checked_fields(QualityConfig(), fields, kind)
-        for kind, fields in _by_known_kind(overrides)
-    }
-    for kind, fields in checked.items():
-        replaced(QualityConfig(), fields, kind)  # QualityConfig's own rules, kind.field named
-    return checked
+    out = {}
+    for kind, fields in _by_known_kind(overrides):
+        tuned = replaced(QualityConfig(), fields, kind)  # its own rules too, kind.field named
+        out[kind] = {name: getattr(tuned, name) for name in fields}
+    return out
 
 
 def _by_known_kind(overrides: Any) -> list[tuple[str, Any]]:

@@ -12,14 +12,14 @@ from typing import Any, NoReturn
 def replaced(config: Any, fields: Any, where: str) -> Any:
     """The dataclass ``config`` with ``fields`` replaced, each checked against the type of
     its default (a nested dataclass takes a mapping of its own fields)."""
-    changes = checked_fields(config, fields, where)
+    changes = _checked_fields(config, fields, where)
     try:
         return dataclasses.replace(config, **changes)
     except ValueError as exc:  # the dataclass's own rules (__post_init__) name the field
         raise ValueError(f"{where}.{exc}") from None
 
 
-def checked_fields(config: Any, fields: Any, where: str) -> dict[str, Any]:
+def _checked_fields(config: Any, fields: Any, where: str) -> dict[str, Any]:
     """``fields`` (a mapping of field names of the dataclass ``config`` to values), each
     value checked against the type of ``config``'s and converted to it."""
     if not isinstance(fields, Mapping):
@@ -41,27 +41,26 @@ def _checked(default: Any, value: Any, where: str) -> Any:
     below zero are refused: every threshold is a count, a share or a size."""
     if dataclasses.is_dataclass(default) and not isinstance(default, type):
         return replaced(default, value, where)
-    expected: tuple[type, ...]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
     if isinstance(default, bool):
-        ok, expected = isinstance(value, bool), (bool,)
+        ok, expected = isinstance(value, bool), "true or false"
     elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), (int,)
+        ok, expected = number and isinstance(value, int), "a whole number"
     elif isinstance(default, float):
-        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), (float,)
+        ok, expected = number, "a number"
         value = float(value) if ok else value
     elif isinstance(default, tuple):
         if not (isinstance(value, list | tuple) and len(value) == len(default)):
             _wrong(where, f"{len(default)} values", value)
         return tuple(_checked(d, v, where) for d, v in zip(default, value, strict=True))
     else:
-        ok, expected = isinstance(value, type(default)), (type(default),)
+        ok, expected = isinstance(value, type(default)), type(default).__name__
     if not ok:
-        _wrong(where, expected[0].__name__, value)
-    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        _wrong(where, expected, value)
+    if number and value < 0:
         raise ValueError(f"{where}: must be 0 or more, got {value!r}")
     return value
 
 
 def _wrong(where: str, expected: str, value: Any) -> NoReturn:
-    names = {"bool": "true or false", "int": "a whole number", "float": "a number"}
-    raise ValueError(f"{where}: expected {names.get(expected, expected)}, got {value!r}")
+    raise ValueError(f"{where}: expected {expected}, got {value!r}")
