@@ -42,6 +42,7 @@ from processing.events import (
     segment_index,
     step_time,
 )
+from processing.felt_weather import FeltWeather
 from processing.fleet import (
     CommonCauseConfig,
     common_cause,
@@ -56,6 +57,7 @@ from processing.schedule import closed_day_programmes, schedule_anomalies
 from processing.shifts import SegmentMeans, level_shifts, mean_daily
 from processing.spikes import spikes_and_drops, without_holiday_drops, without_restart_boosts
 from processing.weather_model import (
+    SUN,
     base_day_reference,
     daily_features,
     daily_use,
@@ -210,11 +212,12 @@ def anomaly_scan(
         sun = np.asarray(sun_w_m2, dtype=np.float64)
         if sun.shape != (a.shape[1],):
             raise ValueError(f"sun_w_m2: expected shape ({a.shape[1]},), got {sun.shape}")
+    felt = _FeltOnDemand(te, sun, steps_per_hour) if te is not None and sun is not None else None
     parts = min(threads, a.shape[0] // MIN_METERS_PER_THREAD)
     kw: dict[str, Any] = {
         "start": start, "steps_per_hour": steps_per_hour, "weeks": weeks,
-        "holidays": holidays, "outdoor_temp_c": te, "sun_w_m2": sun, "config": cfg,
-        "quality": quality,
+        "holidays": holidays, "outdoor_temp_c": te, "sun_w_m2": sun, "felt": felt,
+        "config": cfg, "quality": quality,
     }  # fmt: skip
     slices = _in_row_slices(
         a.shape[0],
@@ -232,7 +235,7 @@ def anomaly_scan(
     terms = [part.heating for part in slices]
     day_model = _DayModel.of(
         a, _joined_terms(terms), cfg, start=start, steps_per_hour=steps_per_hour,
-        holidays=holidays, sun_w_m2=sun,
+        holidays=holidays, sun_w_m2=sun, felt=felt,
     )  # fmt: skip
     groups = [np.arange(a.shape[0])]
     if cfg.reads_level:
@@ -271,6 +274,24 @@ def anomaly_scan(
         found, day_model, meter_offset=meter_offset, min_share=cfg.two_sided_min_share
     )
     return [an for an, c, w in zip(found, common, weak, strict=True) if not (c or w)]
+
+
+class _FeltOnDemand:
+    """The weather the buildings of a scan feel (:class:`FeltWeather`), made when a daily
+    weather model first reads it and shared by the scan's slices (a race between two
+    threads makes it twice, the same)."""
+
+    def __init__(self, te: FloatArray, sun: FloatArray, steps_per_hour: int) -> None:
+        self._args = (te, sun, steps_per_hour)
+        self._felt: FeltWeather | None = None
+
+    def get(self) -> FeltWeather:
+        """The weather, made on the first call."""
+        if self._felt is None:
+            te, sun, per_hour = self._args
+            starts = np.arange(0, te.size, 24 * per_hour)
+            self._felt = FeltWeather.of(te, sun, starts, steps_per_hour=per_hour)
+        return self._felt
 
 
 def _drop_days_not_over(
@@ -413,6 +434,7 @@ def _scan_slice(
     holidays: Sequence[date],
     outdoor_temp_c: FloatArray | None,
     sun_w_m2: FloatArray | None,
+    felt: _FeltOnDemand | None,
     config: DetectorConfig,
     quality: QualityConfig | None,
     z_out: FloatArray | None,
@@ -492,7 +514,7 @@ def _scan_slice(
         return _Slice(found, scan.daily_residual, scan.daily_expected, scan.heating)
     model = _DayModel.of(
         a, scan.heating, cfg, start=start, steps_per_hour=steps_per_hour, holidays=holidays,
-        sun_w_m2=sun_w_m2,
+        sun_w_m2=sun_w_m2, felt=felt,
     )  # fmt: skip
     assert model is not None  # a heating term makes one
     observed, features = model.inputs()
@@ -658,12 +680,13 @@ TWO_SIDED_TRIM_SIGMA: Final = 4.0
 @dataclass(slots=True, frozen=True)
 class _DayModel:
     """What the daily weather model (:mod:`processing.weather_model`) reads of a chunk:
-    its series ``x`` (meters, steps), each meter's ``heating`` term, ``sun_w_m2`` and, for
-    buildings that close, the ``closed`` days (weekends and holidays), neither fitted nor
-    expected: a boiler at its setback follows the cold from another balance point, by
-    little. Days' use and regressors are built on demand for the meters asked: the
-    two-sided test reads only those with an ended shift, and a whole chunk of homes'
-    (meters, days, p) regressors is a hundred megabytes.
+    its series ``x`` (meters, steps), each meter's ``heating`` term, ``sun_w_m2``, the
+    ``felt`` weather whose degree-days it reads and, for buildings that close, the
+    ``closed`` days (weekends and holidays), neither fitted nor expected: a boiler at its
+    setback follows the cold from another balance point, by little. Days' use and
+    regressors are built on demand for the meters asked: the two-sided test reads only
+    those with an ended shift, and a whole chunk of homes' (meters, days, p) regressors is
+    a hundred megabytes.
     """
 
     x: FloatArray
@@ -672,6 +695,7 @@ class _DayModel:
     bridged_gaps: bool
     sun_w_m2: FloatArray | None
     closed: BoolArray | None
+    felt: _FeltOnDemand | None = None  # without it, the outdoor air's degree-days
 
     @classmethod
     def of(
@@ -684,6 +708,7 @@ class _DayModel:
         steps_per_hour: int,
         holidays: Sequence[date],
         sun_w_m2: FloatArray | None,
+        felt: _FeltOnDemand | None,
     ) -> _DayModel | None:
         """The model of ``x`` (``start`` its first step's local midnight) under ``cfg``;
         None without a heating term."""
@@ -692,7 +717,7 @@ class _DayModel:
         closed = _closed_days(
             x.shape[1], cfg, start=start, steps_per_hour=steps_per_hour, holidays=holidays
         )
-        return cls(x, heating, steps_per_hour, cfg.bridged_gaps, sun_w_m2, closed)
+        return cls(x, heating, steps_per_hour, cfg.bridged_gaps, sun_w_m2, closed, felt)
 
     @property
     def skip(self) -> BoolArray:
@@ -701,9 +726,12 @@ class _DayModel:
             return np.zeros(-(-self.x.shape[1] // (24 * self.steps_per_hour)), dtype=bool)
         return self.closed
 
-    def inputs(self, rows: IntArray | None = None) -> tuple[FloatArray, FloatArray]:
+    def inputs(
+        self, rows: IntArray | None = None, *, sun_term: bool = True
+    ) -> tuple[FloatArray, FloatArray]:
         """Daily use (rows, days) of the meters ``rows`` (all by default), each day ending
-        at the meter's last reading, and their regressors (rows, days, p)."""
+        at the meter's last reading, and their regressors (rows, days, p); without
+        ``sun_term``, the sun column is 0."""
         x, term = self.x, self.heating
         if rows is not None:
             x = x[rows]
@@ -714,10 +742,17 @@ class _DayModel:
         day_starts = np.arange(0, steps, 24 * self.steps_per_hour)
         until = reading_until(x)
         observed = daily_use(x, day_starts, bridged_gaps=self.bridged_gaps, until=until)
+        felt_dd = None
+        if self.felt is not None:
+            felt = self.felt.get()
+            choice = felt.choose(observed, skip=self.closed, until=until)
+            felt_dd = felt.meters_degree_days(choice, until)
         features = daily_features(
             term, day_starts, steps, steps_per_hour=self.steps_per_hour,
-            sun_w_m2=self.sun_w_m2, closed=self.closed, until=until,
+            sun_w_m2=self.sun_w_m2, closed=self.closed, until=until, felt_degree_days=felt_dd,
         )  # fmt: skip
+        if not sun_term:
+            features[:, :, SUN] = 0.0
         return observed, features
 
 
@@ -776,7 +811,10 @@ def _two_sided_share(found: Sequence[Anomaly], model: _DayModel, meter_offset: i
         return out
     rows = np.asarray([found[i].meter_index - meter_offset for i in pick], dtype=np.int64)
     sub, where = np.unique(rows, return_inverse=True)  # the event rows, once each
-    y, f = model.inputs(sub)
+    # The felt degree-days carry the sun. A sun coefficient of its own, fitted on a few
+    # weeks either side, takes up a shift that came with a sunny spell (a home 40 % up from
+    # the first day of a sunny week read 4 % over such a fit, 41 % without it).
+    y, f = model.inputs(sub, sun_term=model.felt is None)
     read = ~np.isnan(y) & ~model.skip[np.newaxis, :]
     n_days = y.shape[1]
     lo = np.asarray([found[i].start for i in pick], dtype=np.int64)

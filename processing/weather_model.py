@@ -44,6 +44,7 @@ BLOCK_METERS: Final = 64  # a block's (meters, days, p, p) normal equations stay
 # day's degree-days (the building's inertia), sunshine on heating days and the heating's
 # onset (ONSET: degree-days within the band above the balance temperature).
 FEATURES: Final = 5
+SUN: Final = 3
 ONSET: Final = 4
 _RIDGE: Final = 1e-6  # of each feature's own scale: a column that is all zero fits as 0
 
@@ -64,6 +65,7 @@ def daily_features(
     closed: npt.ArrayLike | None = None,
     until: npt.ArrayLike | None = None,
     onset: bool | None = None,
+    felt_degree_days: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """Per-meter daily regressors, shape (meters, days, p).
 
@@ -85,6 +87,11 @@ def daily_features(
         others has a day that is not over for it, whose regressors stop there too.
     onset : bool, optional
         Fill the onset column (else 0); default: over :data:`LONG_SERIES_DAYS` days or more.
+    felt_degree_days : array_like, optional, shape (meters, days)
+        Each meter's degree-days of the weather its building feels, to the same ``until``
+        (:meth:`processing.felt_weather.FeltWeather.meters_degree_days`) [K·day]: they
+        replace the outdoor air's at the term's balance temperature, and days with any
+        count as heating days for the sun column. NaN rows keep the air's.
 
     Returns
     -------
@@ -119,6 +126,12 @@ def daily_features(
     cum_dh = _cumulative_degree_hours(term)
     base = term.base_index[:, np.newaxis]
     dd_m = (cum_dh[base, hi] - cum_dh[base, lo]) / 24.0  # [K·day]
+    onset_base = dd_m
+    if felt_degree_days is not None:
+        felt = np.asarray(felt_degree_days, dtype=np.float64)
+        if felt.shape != dd_m.shape:
+            raise ValueError(f"felt_degree_days: expected shape {dd_m.shape}, got {felt.shape}")
+        dd_m = np.where(np.isnan(felt[:, :1]), dd_m, felt)
     p = FEATURES + (0 if closed is None else 1)
     out = np.zeros((meters, starts.size, p))
     out[:, :, 0] = (hi - lo) / (24 * steps_per_hour)
@@ -132,11 +145,11 @@ def daily_features(
             raise ValueError(f"sun_w_m2: expected shape ({steps},), got ({g.size},)")
         g = np.nan_to_num(fill_gaps(g))
         cum_g = np.append(0.0, np.cumsum(g)) / steps_per_hour / 1000.0  # [kWh/m²]
-        out[:, :, 3] = np.where(dd_m > 0, cum_g[hi] - cum_g[lo], 0.0)
+        out[:, :, SUN] = np.where(dd_m > 0, cum_g[hi] - cum_g[lo], 0.0)
     fill_onset = _long_series(starts.size) if onset is None else onset
     if fill_onset:
         up = _band_top(term)[:, np.newaxis]
-        out[:, :, ONSET] = (cum_dh[up, hi] - cum_dh[up, lo]) / 24.0 - dd_m
+        out[:, :, ONSET] = (cum_dh[up, hi] - cum_dh[up, lo]) / 24.0 - onset_base
     if closed is not None:
         c = np.asarray(closed, dtype=np.float64).reshape(-1)
         if c.size != starts.size:

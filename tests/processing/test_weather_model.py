@@ -15,21 +15,7 @@ from processing.weather_model import (
     reading_until,
     trailing_weather_fit,
 )
-
-
-def _term(
-    te_hourly: np.ndarray, base_c: float = 16.0, meters: int = 1, up_k: float = 2.0
-) -> HeatingTerm:
-    """Every meter at ``base_c``, with the next base ``up_k`` above it."""
-    bases = np.asarray([base_c, base_c + up_k])
-    dh = np.maximum(bases[:, np.newaxis] - te_hourly[np.newaxis, :], 0.0)
-    return HeatingTerm(
-        slope=np.ones(meters),
-        base_index=np.zeros(meters, dtype=np.int64),
-        bases_c=bases,
-        degree_hours=dh,
-        anomaly=np.zeros_like(dh),
-    )
+from tests.fixtures.weather import heating_term
 
 
 def _weather(days: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +30,9 @@ def _weather(days: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
 def test_features_are_day_sums_with_yesterday_sun_on_heating_days_and_the_onset():
     te = np.r_[np.full(24, 10.0), np.full(24, 17.0), np.full(12, 4.0)]  # last day half long
     sun = np.full(te.size, 100.0)
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun, onset=True)
+    f = daily_features(
+        heating_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun, onset=True
+    )
     assert f.shape == (1, 3, weather_model.FEATURES)
     assert_allclose(f[0, :, 0], [1.0, 1.0, 0.5])  # share of a day
     assert_allclose(f[0, :, 1], [6.0, 0.0, 6.0])  # K·day: 12 h at 12 K is 6 K·day
@@ -76,7 +64,7 @@ def test_a_home_that_starts_heating_over_a_few_degrees_is_fitted_through_its_ons
         rng.uniform(15.0, 19.0, 28), rng.uniform(14.0, 17.0, 4), rng.uniform(3.0, 9.0, 28)
     ]
     te = np.repeat(daily_te, 24)
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, onset=True)
+    f = daily_features(heating_term(te), np.arange(0, te.size, 24), te.size, onset=True)
     y = 3.0 + 0.6 * (f[0, :, 1] + f[0, :, 4]) + 0.6 * f[0, :, 1]
     expected = trailing_weather_fit(y[np.newaxis, :], f, prior_days=0.0)
     assert_allclose(expected[0, 32:], y[32:], rtol=1e-3)
@@ -93,7 +81,7 @@ def test_only_a_long_series_fits_the_onset_and_weighs_its_response_more():
         (weather_model.LONG_SERIES_DAYS, True),
     ):
         te = np.repeat(rng.uniform(5.0, 20.0, days), 24)
-        f = daily_features(_term(te), np.arange(0, te.size, 24), te.size)
+        f = daily_features(heating_term(te), np.arange(0, te.size, 24), te.size)
         assert (f[0, :, 4] != 0).any() == long
         y = 2.0 + 1.5 * f[0, :, 1] + 0.5 * f[0, :, 4] + rng.normal(0, 0.3, days)
         prior = weather_model.LONG_PRIOR_DAYS if long else weather_model.DEFAULT_PRIOR_DAYS
@@ -109,14 +97,14 @@ def test_a_missing_irradiance_reading_is_not_a_dark_hour():
     gappy = sun.copy()
     gappy[30:33] = np.nan
     starts = np.arange(0, 48, 24)
-    full = daily_features(_term(te), starts, 48, sun_w_m2=sun)
-    assert_allclose(daily_features(_term(te), starts, 48, sun_w_m2=gappy), full)
+    full = daily_features(heating_term(te), starts, 48, sun_w_m2=sun)
+    assert_allclose(daily_features(heating_term(te), starts, 48, sun_w_m2=gappy), full)
 
 
 def test_closed_days_add_the_day_after_them():
     te = np.full(24 * 4, 6.0)
     closed = np.asarray([False, True, True, False])
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, closed=closed)
+    f = daily_features(heating_term(te), np.arange(0, te.size, 24), te.size, closed=closed)
     assert f.shape == (1, 4, weather_model.FEATURES + 1)
     assert_allclose(f[0, :, weather_model.FEATURES], [0, 0, 1, 1])  # the day after a closed one
 
@@ -139,7 +127,7 @@ def test_daily_use_takes_a_register_s_readings_as_they_are_and_a_late_meter_s_ha
     # The features of meter 1's day 2 stop at its last reading too, the day before's
     # degree-days counting for as much of a day.
     te = np.full(x.shape[1], 6.0)
-    f = daily_features(_term(te, meters=3), starts, x.shape[1], until=until)
+    f = daily_features(heating_term(te, meters=3), starts, x.shape[1], until=until)
     assert_allclose(f[1, 2, :3], [0.5, 5.0, 5.0])  # half a day, 12 h at 10 K; half of 10
     assert_allclose(f[0, 2, :3], [1.0, 10.0, 10.0])
     assert_allclose(f[1, 3, :3], [0.0, 0.0, 0.0])
@@ -149,7 +137,7 @@ def test_trailing_fit_recovers_a_noise_free_home_exactly():
     rng = np.random.default_rng(1)
     days = 90
     te, sun = _weather(days, rng)
-    f = daily_features(_term(te, meters=2), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    f = daily_features(heating_term(te, meters=2), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
     coef = np.asarray([[3.0, 1.2, 0.4, -1.5, 0.3], [8.0, 2.0, 0.0, -0.5, 0.0]])  # per meter
     y = np.einsum("mdp,mp->md", f, coef)
     expected = trailing_weather_fit(y, f, window_days=28, prior_days=0.0)
@@ -161,7 +149,7 @@ def test_windows_short_of_readings_and_skipped_days_expect_nothing():
     rng = np.random.default_rng(6)
     days = 100
     te, sun = _weather(days, rng)
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    f = daily_features(heating_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
     y = np.einsum("mdp,p->md", f, [4.0, 1.5, 0.3, -1.0, 0.0])
     y[0, 40:50] = np.nan  # an outage of ten days
     closed = np.arange(days) % 7 >= 5
@@ -181,7 +169,7 @@ def test_a_shift_shows_whole_on_its_first_day_and_gaps_are_left_out():
     rng = np.random.default_rng(2)
     days = 70
     te, sun = _weather(days, rng)
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    f = daily_features(heating_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
     y = np.einsum("mdp,p->md", f, [4.0, 1.5, 0.3, -1.0, 0.0]) + rng.normal(0, 0.05, (1, days))
     y[0, 40:44] = np.nan
     y[0, 50:] *= 1.3
@@ -195,7 +183,7 @@ def test_prior_carries_the_heating_slope_into_a_window_without_heating():
     days = 120
     te, sun = _weather(days, rng)
     te[24 * 60 : 24 * 95] = 19.0  # five mild weeks, then the cold comes back
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    f = daily_features(heating_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
     y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0, 0.0]) + rng.normal(0, 0.02, (1, days))
     cold_day = 95
     alone = trailing_weather_fit(y, f, prior_days=0.0)[0, cold_day]
@@ -210,7 +198,7 @@ def test_a_shift_that_came_with_a_sunny_spell_does_not_teach_the_response():
     days = 90
     te, sun = _weather(days, rng)
     sun[24 * 80 :] *= 4.0  # the last ten days sunny
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    f = daily_features(heating_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
     y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0, 0.0]) + rng.normal(0, 0.02, (1, days))
     y[0, 80:] += 6.0  # and the use up with them
     assert_allclose(global_response(y, f)[0], [1.5, 0.3, -1.0, 0.0], atol=0.05)
@@ -226,7 +214,9 @@ def test_a_mild_sunny_day_expects_the_hot_water_not_less():
     sun[24 * 59 :] = 3.0 * np.clip(np.sin(np.pi * (np.arange(24) - 6) / 12), 0, None) * 400
     # With the onset: every day before the last is cold, so a window cannot split it from
     # the intercept, and the prior must hold it to the series' (none).
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun, onset=True)
+    f = daily_features(
+        heating_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun, onset=True
+    )
     heating = np.maximum(np.einsum("mdp,p->md", f[:, :, 1:], [1.5, 0.3, -1.0, 0.0]), 0.0)
     y = 2.0 + heating + rng.normal(0, 0.02, (1, days))
     expected = trailing_weather_fit(y, f)[0, -1]
@@ -242,7 +232,7 @@ def test_a_day_not_over_leaves_the_fits_of_the_days_before_as_at_midnight():
     te, sun = _weather(days + 1, rng)
     te, sun = te[: 24 * days + 18], sun[: 24 * days + 18]
     te[24 * days :] -= 8.0  # a cold evening so far
-    f = daily_features(_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    f = daily_features(heating_term(te), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
     y = np.einsum("mdp,p->md", f, [2.0, 1.5, 0.3, -1.0, 0.0]) + rng.normal(0, 0.3, (1, days + 1))
     assert f[0, -1, 0] == pytest.approx(0.75)
     midnight = trailing_weather_fit(y[:, :days], f[:, :days])
@@ -253,7 +243,7 @@ def test_a_day_not_over_leaves_the_fits_of_the_days_before_as_at_midnight():
 def test_blocks_of_meters_give_the_same_fit(monkeypatch):
     rng = np.random.default_rng(4)
     te, sun = _weather(60, rng)
-    f = daily_features(_term(te, meters=5), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
+    f = daily_features(heating_term(te, meters=5), np.arange(0, te.size, 24), te.size, sun_w_m2=sun)
     y = np.einsum("mdp,p->md", f, [2.0, 1.0, 0.2, -0.5, 0.3]) * rng.lognormal(0, 0.1, (5, 60))
     whole = trailing_weather_fit(y, f)
     monkeypatch.setattr(weather_model, "BLOCK_METERS", 2)
@@ -270,15 +260,15 @@ def test_bad_arguments_are_named():
         trailing_weather_fit(np.zeros((2, 10)), f, prior_days=-1.0)
     te = np.zeros(48)
     with pytest.raises(ValueError, match="sun_w_m2"):
-        daily_features(_term(te), np.arange(0, 48, 24), 48, sun_w_m2=np.zeros(47))
+        daily_features(heating_term(te), np.arange(0, 48, 24), 48, sun_w_m2=np.zeros(47))
     with pytest.raises(ValueError, match="closed"):
-        daily_features(_term(te), np.arange(0, 48, 24), 48, closed=np.zeros(3, dtype=bool))
+        daily_features(heating_term(te), np.arange(0, 48, 24), 48, closed=np.zeros(3, dtype=bool))
 
 
 def test_days_without_heating_have_no_degree_days_up_to_the_onset_band_nor_the_day_before():
     # Daily means 20, 17, 20, 20, 14, 20 °C; the meter's base 16 °C, the band's top 18 °C.
     te = np.repeat([20.0, 17.0, 20.0, 20.0, 14.0, 20.0], 24)
-    days = no_heating_days(_term(te), np.arange(0, te.size, 24), te.size)
+    days = no_heating_days(heating_term(te), np.arange(0, te.size, 24), te.size)
     # Day 1 heats in the band; day 2 follows no heating at the base itself; day 4 heats
     # and day 5 follows it. The first day counts itself as the day before.
     assert days.tolist() == [[True, False, True, True, False, False]]
