@@ -6,7 +6,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from processing.felt_weather import (
     BALANCE_C,
-    JUDGED_DAYS,
     SUN_K_PER_W_M2,
     TIME_CONSTANTS_H,
     FeltWeather,
@@ -83,17 +82,6 @@ def test_days_skipped_cut_short_or_unread_do_not_choose():
     until = np.asarray([te.size - 22])
     assert felt.choose(spoiled[np.newaxis, :], skip=skip, until=until)[0] == _index(6.0, 0.04, 15.0)
     assert felt.choose(spoiled[np.newaxis, :])[0] != _index(6.0, 0.04, 15.0)
-
-
-def test_the_last_days_which_a_run_judges_do_not_choose():
-    rng = np.random.default_rng(9)
-    te, sun = _weather(rng)
-    dd = _daily(np.maximum(15.0 - _felt(te, sun, 6.0, 0.04), 0.0))
-    use = 3.0 + 2.0 * dd + rng.normal(0.0, 0.05, DAYS)
-    use[-JUDGED_DAYS:] += 25.0  # a fault in the last week
-    felt = FeltWeather.of(te, sun, np.arange(0, te.size, 24))
-    assert felt.choose(use[np.newaxis, :])[0] == _index(6.0, 0.04, 15.0)
-    assert felt.choose(use[np.newaxis, :], judged_days=0)[0] != _index(6.0, 0.04, 15.0)
 
 
 def test_a_meter_whose_use_does_not_follow_the_cold_has_no_candidate():
