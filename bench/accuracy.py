@@ -714,8 +714,8 @@ def building_daily(city: City, x: FloatArray) -> tuple[BuildingDaily, npt.NDArra
         rows = m.rows(q)
         heat_row[m.building[rows]] = rows
     station = int(m.rows("outdoor_temperature")[0])
-    te = np.nanmean(daily[station], axis=1)
-    solar = np.nanmean(daily[int(m.rows("irradiance")[0])], axis=1)
+    te = _day_means(daily[station])
+    solar = _day_means(daily[int(m.rows("irradiance")[0])])
     quantity = m.quantity[heat_row]
     eff = np.where(quantity == "heat", stock.efficiency, truth.meter_efficiency)
     bd = BuildingDaily(
@@ -737,6 +737,14 @@ def building_daily(city: City, x: FloatArray) -> tuple[BuildingDaily, npt.NDArra
         occupants=np.where(stock.occupants > 0, stock.occupants, np.nan),
     )
     return bd, heat_row
+
+
+def _day_means(hours: FloatArray) -> FloatArray:
+    """Mean of each day's readings, shape (days, 24) → (days,); NaN for a day the station
+    did not report (a dropout), without numpy's warning for an empty mean."""
+    read = (~np.isnan(hours)).sum(axis=1)
+    mean: FloatArray = np.where(read > 0, np.nansum(hours, axis=1) / np.maximum(read, 1), np.nan)
+    return mean
 
 
 def arx_inputs(city: City, x: FloatArray, heat_row: npt.NDArray[np.int64]) -> ArxInputs:

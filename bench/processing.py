@@ -31,6 +31,7 @@ if __package__ in (None, ""):
 from processing.baseline import baseline_scan, hour_of_week_baseline
 from processing.changepoint import bootstrap_hlc, fit_change_point
 from processing.detectors import anomaly_scan
+from processing.felt_weather import FeltWeather
 from processing.quality import quality_scan
 from processing.schedule import schedule_anomalies
 from processing.shifts import level_shifts
@@ -195,6 +196,46 @@ def insulation(buildings: int) -> dict[str, float]:
     }
 
 
+def felt_weather(meters: int, naive_meters: int = 20) -> dict[str, Any]:
+    """The felt weather of a year (798 candidates' degree-days) and each heating meter's
+    choice among them, against a per-meter Python loop of least-squares fits on a subset."""
+    rng = np.random.default_rng(11)
+    hours = np.arange(STEPS)
+    te = 11 - 8 * np.cos(2 * np.pi * hours / STEPS) + 3 * np.sin(2 * np.pi * (hours % 24 - 9) / 24)
+    te += np.repeat(rng.normal(0, 2.5, STEPS // 24), 24)
+    sun = np.clip(np.sin(np.pi * ((hours % 24) - 6) / 12), 0, None)
+    sun *= np.repeat(rng.uniform(20, 600, STEPS // 24), 24)
+    starts = np.arange(0, STEPS, 24)
+    of_s, felt = timed(partial(FeltWeather.of, te, sun, starts), repeat=3)
+    truth = rng.integers(0, felt.degree_days.shape[0], meters)
+    use = 5 + 2 * felt.degree_days[truth] + rng.normal(0, 0.5, (meters, starts.size))
+    choose_s, choice = timed(partial(felt.choose, use), repeat=3)
+
+    def naive(y: np.ndarray) -> int:
+        best, best_sse = -1, np.inf
+        for i, dd in enumerate(felt.degree_days):  # one lstsq per candidate
+            a = np.column_stack([np.ones_like(dd), dd])
+            coef, res, rank, _ = np.linalg.lstsq(a, y, rcond=None)
+            if rank == 2 and coef[1] > 0 and res.size and res[0] < best_sse:
+                best, best_sse = i, float(res[0])
+        return best
+
+    t0 = time.perf_counter()
+    slow = [naive(use[i]) for i in range(naive_meters)]
+    naive_s = time.perf_counter() - t0
+    return {
+        "meters": meters,
+        "candidates_s": of_s,
+        "choose_s": choose_s,
+        "sum_s": timed(partial(np.sum, use), repeat=5)[0],
+        "naive_meters": naive_meters,
+        "naive_s": naive_s,
+        "naive_extrapolated_s": naive_s * meters / naive_meters,
+        "same_choice": bool(np.array_equal(slow, choice[:naive_meters])),
+        "recovered_share": float(np.mean(choice == truth)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1 k meters only")
@@ -254,6 +295,16 @@ def main() -> None:
         f"change-point fit 10 k × 365: shared Te {ins['shared_s']:.3f} s, per-building Te "
         f"{ins['per_building_s']:.3f} s, bootstrap (200) {ins['bootstrap_200_s']:.3f} s, "
         f"np.sum {ins['sum_s'] * 1e3:.2f} ms"
+    )
+    felt = felt_weather(10_000)
+    result["felt_weather_10k_x_365"] = felt
+    print(
+        f"felt weather of a year: {felt['candidates_s']:.3f} s; each of 10 k heating meters' "
+        f"candidate: {felt['choose_s']:.3f} s ({felt['choose_s'] / felt['sum_s']:.0f} × np.sum "
+        f"of their days); naive per-meter loop, {felt['naive_meters']} meters: "
+        f"{felt['naive_s']:.2f} s (→ {felt['naive_extrapolated_s']:.0f} s for 10 k); same "
+        f"choice: {felt['same_choice']}; true candidate found for "
+        f"{felt['recovered_share']:.2f} of the meters"
     )
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
