@@ -42,7 +42,7 @@ from processing.events import (
     segment_index,
     step_time,
 )
-from processing.felt_weather import FeltWeather
+from processing.felt_weather import FeltWeatherOnDemand
 from processing.fleet import (
     CommonCauseConfig,
     common_cause,
@@ -178,6 +178,7 @@ def anomaly_scan(
     z_out: FloatArray | None = None,
     threads: int = 1,
     meter_offset: int = 0,
+    felt_weather: FeltWeatherOnDemand | None = None,
 ) -> list[Anomaly]:
     """Every consumption detector over one chunk of meters of one kind: quality, spikes,
     schedule, CUSUM.
@@ -191,7 +192,9 @@ def anomaly_scan(
     meters at once; the level shifts, which compare each energy meter's days with the
     chunk's (:func:`~processing.fleet.remove_common_departure`), run on the whole chunk
     after them, so the result is the same. ``meter_offset`` is added to every anomaly's
-    ``meter_index`` (the row of ``x[0]`` in a larger matrix).
+    ``meter_index`` (the row of ``x[0]`` in a larger matrix). ``felt_weather``, of the same
+    ``outdoor_temp_c`` and ``sun_w_m2``, is the weather the daily weather model's buildings
+    feel, shared by the scans of several kinds; without it the scan makes its own.
     """
     cfg = config if config is not None else DetectorConfig()
     a = _readings(x)
@@ -199,20 +202,10 @@ def anomaly_scan(
         raise ValueError(f"start: must be local midnight for daily residuals, got {start}")
     if threads < 1:
         raise ValueError(f"threads: must be >= 1, got {threads}")
-    te: FloatArray | None = None
-    if outdoor_temp_c is not None and cfg.temperature_term:
-        te = np.asarray(outdoor_temp_c, dtype=np.float64)
-        if te.shape != (a.shape[1],):
-            raise ValueError(f"outdoor_temp_c: expected shape ({a.shape[1]},), got {te.shape}")
-    sun: FloatArray | None = None
-    # Every meter with a heating term: an electrically heated home's nights follow the sun
-    # as a gas boiler's do (bench.accuracy, seventh session: false night use on the clean
-    # city −7 to −26 %).
-    if sun_w_m2 is not None and te is not None:
-        sun = np.asarray(sun_w_m2, dtype=np.float64)
-        if sun.shape != (a.shape[1],):
-            raise ValueError(f"sun_w_m2: expected shape ({a.shape[1]},), got {sun.shape}")
-    felt = _FeltOnDemand(te, sun, steps_per_hour) if te is not None and sun is not None else None
+    te, sun = _weather_of(outdoor_temp_c, sun_w_m2, cfg, a.shape[1])
+    felt = None
+    if te is not None and sun is not None:
+        felt = felt_weather or FeltWeatherOnDemand(te, sun, steps_per_hour=steps_per_hour)
     parts = min(threads, a.shape[0] // MIN_METERS_PER_THREAD)
     kw: dict[str, Any] = {
         "start": start, "steps_per_hour": steps_per_hour, "weeks": weeks,
@@ -276,22 +269,28 @@ def anomaly_scan(
     return [an for an, c, w in zip(found, common, weak, strict=True) if not (c or w)]
 
 
-class _FeltOnDemand:
-    """The weather the buildings of a scan feel (:class:`FeltWeather`), made when a daily
-    weather model first reads it and shared by the scan's slices (a race between two
-    threads makes it twice, the same)."""
-
-    def __init__(self, te: FloatArray, sun: FloatArray, steps_per_hour: int) -> None:
-        self._args = (te, sun, steps_per_hour)
-        self._felt: FeltWeather | None = None
-
-    def get(self) -> FeltWeather:
-        """The weather, made on the first call."""
-        if self._felt is None:
-            te, sun, per_hour = self._args
-            starts = np.arange(0, te.size, 24 * per_hour)
-            self._felt = FeltWeather.of(te, sun, starts, steps_per_hour=per_hour)
-        return self._felt
+def _weather_of(
+    outdoor_temp_c: npt.ArrayLike | None,
+    sun_w_m2: npt.ArrayLike | None,
+    cfg: DetectorConfig,
+    steps: int,
+) -> tuple[FloatArray | None, FloatArray | None]:
+    """The outdoor temperature a kind's scan reads (None without a temperature term) and
+    its sunshine (None without the temperature), checked against the ``steps``."""
+    te: FloatArray | None = None
+    if outdoor_temp_c is not None and cfg.temperature_term:
+        te = np.asarray(outdoor_temp_c, dtype=np.float64)
+        if te.shape != (steps,):
+            raise ValueError(f"outdoor_temp_c: expected shape ({steps},), got {te.shape}")
+    sun: FloatArray | None = None
+    # Every meter with a heating term: an electrically heated home's nights follow the sun
+    # as a gas boiler's do (bench.accuracy, seventh session: false night use on the clean
+    # city −7 to −26 %).
+    if sun_w_m2 is not None and te is not None:
+        sun = np.asarray(sun_w_m2, dtype=np.float64)
+        if sun.shape != (steps,):
+            raise ValueError(f"sun_w_m2: expected shape ({steps},), got {sun.shape}")
+    return te, sun
 
 
 def _drop_days_not_over(
@@ -434,7 +433,7 @@ def _scan_slice(
     holidays: Sequence[date],
     outdoor_temp_c: FloatArray | None,
     sun_w_m2: FloatArray | None,
-    felt: _FeltOnDemand | None,
+    felt: FeltWeatherOnDemand | None,
     config: DetectorConfig,
     quality: QualityConfig | None,
     z_out: FloatArray | None,
@@ -695,7 +694,7 @@ class _DayModel:
     bridged_gaps: bool
     sun_w_m2: FloatArray | None
     closed: BoolArray | None
-    felt: _FeltOnDemand | None = None  # without it, the outdoor air's degree-days
+    felt: FeltWeatherOnDemand | None = None  # without it, the outdoor air's degree-days
 
     @classmethod
     def of(
@@ -708,7 +707,7 @@ class _DayModel:
         steps_per_hour: int,
         holidays: Sequence[date],
         sun_w_m2: FloatArray | None,
-        felt: _FeltOnDemand | None,
+        felt: FeltWeatherOnDemand | None,
     ) -> _DayModel | None:
         """The model of ``x`` (``start`` its first step's local midnight) under ``cfg``;
         None without a heating term."""

@@ -183,3 +183,25 @@ class FeltWeather:
             )
         out[pick < 0] = np.nan
         return out
+
+
+class FeltWeatherOnDemand:
+    """The :class:`FeltWeather` of one weather series, made when it is first read: a scan
+    whose meters have no daily weather model never pays for it, and the scans of a
+    chunk's kinds (and their threads) share one. Two threads that read it first at once
+    make it twice, the same."""
+
+    def __init__(
+        self, outdoor_temp_c: npt.ArrayLike, sun_w_m2: npt.ArrayLike, *, steps_per_hour: int = 1
+    ) -> None:
+        self._te = np.asarray(outdoor_temp_c, dtype=np.float64)
+        self._sun = np.asarray(sun_w_m2, dtype=np.float64)
+        self._per_hour = steps_per_hour
+        self._felt: FeltWeather | None = None
+
+    def get(self) -> FeltWeather:
+        """The felt weather, over days from step 0 (local midnight)."""
+        if self._felt is None:
+            starts = np.arange(0, self._te.size, 24 * self._per_hour)
+            self._felt = FeltWeather.of(self._te, self._sun, starts, steps_per_hour=self._per_hour)
+        return self._felt

@@ -23,6 +23,7 @@ from processing.baseline import BLANK_WEEKS, HOURS_PER_WEEK
 from processing.detector_config import DETECTOR_CONFIGS, DetectorConfig, config_for
 from processing.detectors import anomaly_scan
 from processing.events import DAY_KINDS, Anomaly
+from processing.felt_weather import FeltWeatherOnDemand
 from processing.fleet import CommonCauseConfig, common_cause, shared_nights
 from processing.quality_config import QualityConfig
 from processing.workers import ChunkResult, ChunkScan, DatabaseRows, run_chunks
@@ -260,13 +261,16 @@ def scan_meters(
     out: list[Anomaly] = []
     last = local_start + timedelta(hours=x.shape[1])
     holidays = french_holidays(range(local_start.year, last.year + 1))
+    felt = None  # the heating kinds' felt weather, made once for all of them
+    if outdoor_temp_c is not None and sun_w_m2 is not None:
+        felt = FeltWeatherOnDemand(outdoor_temp_c, sun_w_m2)
     for kind in np.unique(k).tolist():
         rows = np.flatnonzero(k == kind)
         found = anomaly_scan(
             x[rows], start=local_start, weeks=weeks, config=_config(kind, tuned),
             quality=quality_for(kind, quality, quality_by_kind),
             holidays=holidays, outdoor_temp_c=outdoor_temp_c, sun_w_m2=sun_w_m2,
-            threads=threads,
+            threads=threads, felt_weather=felt,
         )  # fmt: skip
         out.extend(replace(a, meter_index=int(rows[a.meter_index])) for a in found)
     return _without_common_across_kinds(out, k, x.shape[1], tuned)

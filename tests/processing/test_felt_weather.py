@@ -9,6 +9,7 @@ from processing.felt_weather import (
     SUN_K_PER_W_M2,
     TIME_CONSTANTS_H,
     FeltWeather,
+    FeltWeatherOnDemand,
 )
 from processing.weather_model import daily_features
 from tests.fixtures.weather import heating_term
@@ -141,6 +142,16 @@ def test_the_features_read_the_felt_degree_days_and_keep_the_air_s_where_none():
     assert_allclose(f[1], plain[1])  # no candidate: the outdoor air's degree-days
     with pytest.raises(ValueError, match="felt_degree_days"):
         daily_features(heating_term(te), starts, te.size, felt_degree_days=mine)
+
+
+def test_the_felt_weather_on_demand_is_made_once_when_first_read():
+    te, sun = _weather(np.random.default_rng(10))
+    shared = FeltWeatherOnDemand(te, sun)
+    first = shared.get()
+    assert shared.get() is first
+    assert_allclose(
+        first.degree_days, FeltWeather.of(te, sun, np.arange(0, te.size, 24)).degree_days
+    )
 
 
 def test_bad_arguments_are_named():
