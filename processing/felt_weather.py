@@ -9,8 +9,8 @@ mass, and the heating stays off through the night and the next morning; a home w
 windows needs no heating in a sunny April week at 8 °C and some in a grey December one at
 the same temperature. With the sun and the mass inside the ``max(·, 0)``, the daily
 residual of the homes' gas and heat meters of bench.accuracy's clean cities (seeds 300 and
-301) is a fifth to a quarter smaller from November to February and a third to a half
-smaller from March to October (docs/benchmarks.md, thirty-fourth session).
+301) is 19–26 % smaller from November to February and 28–47 % smaller from March to
+October (docs/benchmarks.md, thirty-fourth session).
 """
 
 from __future__ import annotations
