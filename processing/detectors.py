@@ -205,7 +205,9 @@ def anomaly_scan(
     te, sun = _weather_of(outdoor_temp_c, sun_w_m2, cfg, a.shape[1])
     felt = None
     if te is not None and sun is not None:
-        felt = felt_weather or FeltWeatherOnDemand(te, sun, steps_per_hour=steps_per_hour)
+        felt = felt_weather
+        if felt is None:
+            felt = FeltWeatherOnDemand(te, sun, steps_per_hour=steps_per_hour)
     parts = min(threads, a.shape[0] // MIN_METERS_PER_THREAD)
     kw: dict[str, Any] = {
         "start": start, "steps_per_hour": steps_per_hour, "weeks": weeks,

@@ -126,12 +126,12 @@ def daily_features(
     cum_dh = _cumulative_degree_hours(term)
     base = term.base_index[:, np.newaxis]
     dd_m = (cum_dh[base, hi] - cum_dh[base, lo]) / 24.0  # [K·day]
-    onset_base = dd_m
+    air_dd = dd_m  # the outdoor air's, which the onset band is measured from
     if felt_degree_days is not None:
         felt = np.asarray(felt_degree_days, dtype=np.float64)
         if felt.shape != dd_m.shape:
             raise ValueError(f"felt_degree_days: expected shape {dd_m.shape}, got {felt.shape}")
-        dd_m = np.where(np.isnan(felt[:, :1]), dd_m, felt)
+        dd_m = np.where(np.isnan(felt[:, :1]), air_dd, felt)
     p = FEATURES + (0 if closed is None else 1)
     out = np.zeros((meters, starts.size, p))
     out[:, :, 0] = (hi - lo) / (24 * steps_per_hour)
@@ -149,7 +149,7 @@ def daily_features(
     fill_onset = _long_series(starts.size) if onset is None else onset
     if fill_onset:
         up = _band_top(term)[:, np.newaxis]
-        out[:, :, ONSET] = (cum_dh[up, hi] - cum_dh[up, lo]) / 24.0 - onset_base
+        out[:, :, ONSET] = (cum_dh[up, hi] - cum_dh[up, lo]) / 24.0 - air_dd
     if closed is not None:
         c = np.asarray(closed, dtype=np.float64).reshape(-1)
         if c.size != starts.size:
