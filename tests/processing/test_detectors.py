@@ -385,6 +385,26 @@ def test_a_day_not_over_moves_no_level_shift():
     assert found[midnight + 18] == found[midnight]
 
 
+def test_a_home_s_holiday_is_read_as_any_day():
+    """A home's gas is read against the daily weather model: a holiday, and a day whose
+    weekday was a holiday in two of the four weeks before, count as any day (only the
+    hour-of-week baseline's days are blind on them)."""
+    for seed in range(3):
+        x, te, sun = _sunny_home(seed)
+        end = 24 * 102  # two days into the shift
+        kw = {"start": START, "outdoor_temp_c": te[:end], "sun_w_m2": sun[:end]}
+        onsets = {}
+        # Day 100 follows two holidays on its weekday (as May's Thursdays do), 101 is one.
+        may = tuple(START.date() + timedelta(days=d) for d in (86, 93, 101))
+        for holidays in ((), may):
+            scan = anomaly_scan(
+                x[:, :end], config=config_for("household_gas"), holidays=holidays, **kw
+            )
+            onsets[holidays] = [a.start for a in scan if a.kind in ("level_shift", "drift")]
+        assert 100 in onsets[()], seed
+        assert len(set(map(tuple, onsets.values()))) == 1, (seed, onsets)
+
+
 def test_sun_must_match_the_series():
     x, te, sun = _sunny_home(0)
     with pytest.raises(ValueError, match="sun_w_m2"):
