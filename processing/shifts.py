@@ -73,9 +73,14 @@ def _alarm_days(stat: FloatArray, cfg: DetectorConfig, days_read: IntArray) -> B
     (an event that never passes ``recent_h_share`` is a warning, see :func:`_status`)."""
     day = np.arange(stat.shape[1])[np.newaxis, :]
     recent = (day >= (days_read - 2)[:, np.newaxis]) & (day < days_read[:, np.newaxis])
-    least = min(cfg.recent_h_share, cfg.warning_h_share or cfg.recent_h_share)
-    early = (stat > least * cfg.cusum_h) & recent
+    early = (stat > _least_recent_share(cfg) * cfg.cusum_h) & recent
     return np.asarray((stat > cfg.cusum_h) | early, dtype=bool)
+
+
+def _least_recent_share(cfg: DetectorConfig) -> float:
+    """The share of ``cusum_h`` a sum must pass on a meter's last two days read to be
+    reported, as an alarm or a warning."""
+    return min(cfg.recent_h_share, cfg.warning_h_share or cfg.recent_h_share)
 
 
 def _status(severity: float, cfg: DetectorConfig) -> str:
@@ -299,7 +304,12 @@ def level_shifts(
         end = _last_argmax(stat, rows, onset, alarm_end) + 1
         # A second change within the alarm of a first, as the sum drained.
         rows, onset, alarm, alarm_end, end, severity = _with_rearmed(
-            stat, (rows, onset, alarm, alarm_end, end, severity), REARM_H_SHARE * cfg.cusum_h
+            stat,
+            (rows, onset, alarm, alarm_end, end, severity),
+            REARM_H_SHARE * cfg.cusum_h,
+            days_read=days_read,
+            recent_h=_least_recent_share(cfg) * cfg.cusum_h,
+            alarm_h=cfg.cusum_h,
         )
         # The sum leaves zero at the first day above the allowance, often well before a
         # step when the model ran a little off: the onset is refitted as a step.
@@ -313,8 +323,9 @@ def level_shifts(
         )  # fmt: skip
         rows, onset, end, severity = rows[keep], onset[keep], end[keep], severity[keep]
         # Size against the weeks before the onset: the robust centre of the whole series is
-        # pulled towards the new level when the shift covers many days.
-        ref = seg_mean(rows, np.maximum(onset - 28, 0), onset)
+        # pulled towards the new level when the shift covers many days. A change found as
+        # an earlier one's sum drained reads the days since that one's peak only.
+        ref = seg_mean(rows, _reference_start(rows, onset, end, r.shape[1]), onset)
         ref = np.where(np.isnan(ref), cs.center[rows], ref)
         shift = np.nan_to_num(seg_mean(rows, onset, end) - ref)
         third = np.maximum((end - onset) // 3, 1)
@@ -455,6 +466,16 @@ def _shift_reason(
     )
 
 
+def _reference_start(rows: IntArray, onset: IntArray, end: IntArray, days: int) -> IntArray:
+    """First day each excursion is sized against: four weeks before its ``onset``, or the
+    latest ``end`` of an excursion of the same row by then if later."""
+    keys = np.sort(rows * (days + 1) + end)
+    at = np.searchsorted(keys, rows * (days + 1) + onset, side="right") - 1
+    prior = keys[np.maximum(at, 0)] if keys.size else np.zeros_like(at)
+    since = np.where((at >= 0) & (prior // (days + 1) == rows), prior % (days + 1), 0)
+    return np.asarray(np.maximum(np.maximum(onset - 28, 0), since), dtype=np.int64)
+
+
 def _last_zero(stat: FloatArray, rows: IntArray, cols: IntArray) -> IntArray:
     """Column of the last zero of ``stat[row, : col + 1]`` for each pair, −1 if none: a
     search among the zeros' flat indexes rather than a running maximum over the matrix."""
@@ -477,6 +498,11 @@ ONSET_SLACK_DAYS: Final = 3  # a CUSUM onset lands within a few days of the real
 # its rise from the lowest point since. A second look within an alarm needs twice h
 # (bench.accuracy's year scans, sixteenth session, seeds 300–315: 6 more level shifts
 # found at 1, 1.5 or 2 × h; mean precision −0.005 / −0.002 / −0.001).
+# After an alarm, a rise on the last two days read is reported at the lower threshold of
+# those days: a home's new change while an old sum drained was otherwise one excursion with
+# the old, its onset weeks before (bench.seeds --early, thirty-fifth session: found within
+# 2 days +0.004 to +0.013 on the four sets of 16 cities, with the sizing of such a change
+# against the days since the earlier peak; precision −0.001 to +0.001).
 REARM_H_SHARE: Final = 2.0
 
 
@@ -484,13 +510,22 @@ def _with_rearmed(
     stat: FloatArray,
     excursions: tuple[IntArray, IntArray, IntArray, IntArray, IntArray, FloatArray],
     h: float,
+    *,
+    days_read: IntArray,
+    recent_h: float,
+    alarm_h: float,
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray, FloatArray]:
     """``excursions`` of the CUSUM ``stat`` (rows, onset, first alarm day, alarm end, end
     after the peak, severity) and after them the excursions that start again after a peak
     within the alarm: the sum restarted at the peak is the sum less its running minimum
     since the peak; where that passes ``h``, a change began the day after the lowest
-    point. Such an excursion ends after its own peak; its severity is that peak."""
-    rows, _, _, alarm_end, end, _ = excursions
+    point. Such an excursion ends after its own peak; its severity is that peak.
+
+    After an alarm (a peak over ``alarm_h``) a rise on the meter's last two days read
+    (``days_read`` is one past the last) needs only ``recent_h``, as a sum rising from zero
+    there does (see :func:`_alarm_days`). Under ``alarm_h`` the excursion is reported as
+    one, its onset refitted to the step."""
+    rows, _, _, alarm_end, end, severity = excursions
     lo = end - 1  # the peak
     pick = np.flatnonzero(alarm_end - lo >= 2)
     if pick.size == 0:
@@ -501,11 +536,15 @@ def _with_rearmed(
     s = np.where(offs < n[:, np.newaxis], stat[r[:, np.newaxis], cols], np.inf)
     low = np.minimum.accumulate(s, axis=1)
     rise = np.where(np.isfinite(s), s - low, 0.0)
-    again = (rise > h).any(axis=1)
+    last_two = lo[:, np.newaxis] + offs >= (days_read[r] - 2)[:, np.newaxis]
+    last_two &= (severity[pick] > alarm_h)[:, np.newaxis]
+    over = rise > np.where(last_two, min(h, recent_h), h)
+    again = over.any(axis=1)
     if not again.any():
         return excursions
     s, low, rise, n, lo, r = s[again], low[again], rise[again], n[again], lo[again], r[again]
-    first = np.argmax(rise > h, axis=1)[:, np.newaxis]
+    over = over[again]
+    first = np.argmax(over, axis=1)[:, np.newaxis]
     trough = _last_true((offs <= first) & (s == np.take_along_axis(low, first, axis=1)))
     later = np.where(offs < first, -np.inf, rise)
     top = later.max(axis=1)

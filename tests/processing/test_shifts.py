@@ -353,3 +353,21 @@ def test_a_floor_keeps_the_sigma_of_days_read_in_the_same_quanta():
     found = level_shifts(daily - 6.2, start=date(2024, 6, 1), daily_expected=expected,
                          sigma_floor=0.05 * expected)  # fmt: skip
     assert [(a.kind, a.start) for a in found] == [("level_shift", 40)]
+
+
+def test_a_second_shift_two_days_old_while_the_first_s_sum_drains_warns() -> None:
+    """The same home 50 % down for 12 days, back for 20, then 2 σ down on the data's last
+    two days: the lower sum, still draining from the first, rises by 3 σ, over a fifth of
+    h but far under the 2 h a second look within an alarm needs elsewhere. On the last
+    two days it warns with its own onset, as a sum rising from zero there would."""
+    rng = np.random.default_rng(8)
+    residual = 0.4 * rng.standard_normal((1, 134))
+    residual[0, 100:112] -= 5.0
+    sigma = cusum(residual).sigma[0]
+    residual[0, 132:] = cusum(residual).center[0] - 2.0 * sigma
+    warn = DetectorConfig(warning_h_share=0.2)
+    found = level_shifts(residual, start=START.date(), config=warn)
+    downs = sorted((a.start, a.status) for a in found if a.observed < a.expected)
+    assert downs[0][0] in (99, 100, 101)
+    assert downs[1:] == [(132, "warning")]
+    assert cusum(residual).lower[0, 112:].min() > 100.0  # far from drained
