@@ -467,8 +467,8 @@ def _shift_reason(
 
 
 def _reference_start(rows: IntArray, onset: IntArray, end: IntArray, days: int) -> IntArray:
-    """First day each excursion is sized against: four weeks before its ``onset``, or the
-    latest ``end`` of an excursion of the same row by then if later."""
+    """First day each excursion (of one direction) is sized against: four weeks before
+    its ``onset``, or the latest ``end`` of one of the same row by then if later."""
     keys = np.sort(rows * (days + 1) + end)
     at = np.searchsorted(keys, rows * (days + 1) + onset, side="right") - 1
     prior = keys[np.maximum(at, 0)] if keys.size else np.zeros_like(at)
