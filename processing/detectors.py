@@ -238,12 +238,14 @@ def anomaly_scan(
         residual, expected = residual / (24 * steps_per_hour), expected / (24 * steps_per_hour)
     else:
         groups = _fleet_departure(residual, expected, te, steps_per_hour)
-    # Days read against the daily weather model compare no weekday with its own past
-    # weeks, and a home lives a holiday as a Sunday, which is read: only the hour-of-week
-    # baseline's days are blind on holidays (a closing building's are skipped by the
-    # model). Found within 2 days +0.006 to +0.009 on the year scans of 64 cities
-    # (bench.seeds --early, thirty-fifth session), most of it homes' gas in May.
-    if not (cfg.daily_weather_model and day_model is not None and not cfg.reads_level):
+    # Days read against the daily weather model (a kind that asks for it, meters with a
+    # heating term; levels have none) compare no weekday with its own past weeks, and a
+    # home lives a holiday as a Sunday, which is read: only the hour-of-week baseline's
+    # days are blind on holidays (a closing building's are skipped by the model). Found
+    # within 2 days +0.006 to +0.009 on the year scans of 64 cities (bench.seeds --early,
+    # thirty-fifth session), most of it homes' gas in May.
+    read_on_weather = cfg.daily_weather_model and day_model is not None
+    if not read_on_weather:
         unreliable = _holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
         residual[:, unreliable] = np.nan
     if cfg.level_shifts:
