@@ -600,40 +600,39 @@ def level_shifts_found_early(
     station: Station,
     *,
     hours: int = 48,
+    context_weeks: int = SERVICE_CONTEXT_WEEKS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Recall of level shifts when each meter's data stops ``hours`` after its shift began:
-    what the service, running every few minutes, had reported by then; ours and the z-score
-    baseline's (any kind counts for it).
+    """Recall of level shifts when the data stops ``hours`` after each shift began: what
+    the service, running every few minutes, had reported by then; ours and the z-score
+    baseline's (any kind counts for it, on the label's meter alone).
 
-    Labels never overlap on a meter, but a meter may carry several level shifts: they are
-    cut in rounds, the k-th shift of every meter in round k, scanning only those meters.
+    Each cut scans the whole city as the service does, from the local midnight
+    ``context_weeks`` before its last 24 hours: the fleet's departures and common causes
+    are the fleet's. (Until the thirty-sixth session the cut scanned only the meters whose
+    shift was cut, on the year before it; a handful of meters is no fleet, and that cut
+    found 0.938 on seed 300 where this one found 0.831 and the service replay 0.862.)
     """
     lab = city.anomalies
     todo = _scored_level_shifts(lab)
     sign = label_direction(lab)[todo]
+    meter = lab.meter[todo]
+    cuts = lab.start_step[todo] + hours
     ours = np.zeros(todo.size, dtype=bool)
     base = np.zeros(todo.size, dtype=bool)
-    pending = np.ones(todo.size, dtype=bool)
-    while pending.any():
-        _, first = np.unique(lab.meter[todo[pending]], return_index=True)
-        now = np.flatnonzero(pending)[first]
-        rows = lab.meter[todo[now]]
-        starts = lab.start_step[todo[now]]
-        cut = x[rows].copy()
-        cut[np.arange(cut.shape[1])[np.newaxis, :] >= (starts + hours)[:, np.newaxis]] = np.nan
-        det = Detections.from_anomalies(
-            scan_meters(cut, [kinds[r] for r in rows.tolist()], local_start=datetime(2024, 7, 1),
-                        outdoor_temp_c=station.outdoor_temp_c, sun_w_m2=station.sun_w_m2)
-        ).onsets()  # fmt: skip
-        naive = zscore_baseline(cut)
-        for i, (j, start) in enumerate(zip(now.tolist(), starts.tolist(), strict=True)):
-            lo, hi = start - TOL_DAY_KINDS, start + hours
-            ours[j] = _overlaps(det, i, lo, hi, COMPATIBLE["level_shift"], int(sign[j]))
-            base[j] = _overlaps(naive, i, lo, hi)
-        pending[now] = False
+    context = context_weeks * 168
+    for cut in np.unique(cuts).tolist():
+        now = np.flatnonzero(cuts == cut)
+        lo = max((cut - 24 - context) // 24 * 24, 0)
+        det = _scan(x, kinds, station, lo, cut).onsets()
+        for j in now.tolist():
+            m, start = int(meter[j]), cut - hours
+            window = (start - TOL_DAY_KINDS, cut)
+            ours[j] = _overlaps(det, m, *window, COMPATIBLE["level_shift"], int(sign[j]))
+            naive = zscore_baseline(x[m : m + 1, :cut])
+            base[j] = _overlaps(naive, 0, *window)
     n = int(todo.size)
     return (
-        {"n": n, "recall": _ratio(ours), "hours": hours},
+        {"n": n, "recall": _ratio(ours), "hours": hours, "context_weeks": context_weeks},
         {"n": n, "recall": _ratio(base), "hours": hours},
     )
 
@@ -986,7 +985,7 @@ def print_report(r: dict[str, Any]) -> None:
         ("recall_flatline_ge_6h", "recall flatlines ≥ 6 h"),
         ("recall_counter_reset", "recall counter resets"),
         ("recall_level_shift", "recall level shifts ≥ 20 %, ≥ 3 d"),
-        ("recall_level_shift_within_2d", "  … found within 2 days"),
+        ("recall_level_shift_within_2d", "  … found within 2 days (city cut)"),
         ("recall_schedule", "recall schedule (night/holiday)"),
     )
     for key, name in recalls:
@@ -1121,7 +1120,7 @@ def print_report(r: dict[str, Any]) -> None:
             print(f"  recall {name:<16} {_fmt(sa[key]['recall']):>7}  (year scan {ours_year})")
         early = _fmt(sa["recall_level_shift_within_2d"]["recall"])
         year_early = _fmt(a["recall_level_shift_within_2d"]["recall"])
-        print(f"  … reported within 2 days {early:>6}  (year scan cut after 2 days {year_early})")
+        print(f"  … reported within 2 days {early:>6}  (city cut after 2 days {year_early})")
         print("    (a level-shift warning counts: the service shows it, marked as one)")
         year_precision = _fmt(a["precision"])
         print(f"  precision               {_fmt(sa['precision']):>7}  (year scan {year_precision})")
