@@ -1,5 +1,6 @@
 """Fleet: what the meters of a kind do together is no building's fault."""
 
+from dataclasses import replace
 from datetime import date, datetime
 
 import numpy as np
@@ -330,6 +331,26 @@ def test_a_big_fleet_s_random_spikes_after_a_blank_fortnight_are_not_common():
     meters = rng.integers(0, 5000, 3000)
     found = [_event(int(m), int(t)) for m, t in zip(meters, starts, strict=True)]
     assert not common_cause(found, meters=5000, steps=steps, warmup_steps=steps // 4).any()
+
+
+def test_warnings_of_the_last_days_are_neither_tested_nor_counted():
+    """Six homes' warnings on the window's last days (raised at a fifth of h) and a home's
+    fall confirmed the same day, as alike as they come: counted together they are seven
+    starts on a day where the window's alarms start one every six days, and the fall went
+    with them (seed 300, meter 505, a run in June)."""
+    steps = 24 * 56
+
+    def shift(meter: int, day: int, status: str = "confirmed") -> Anomaly:
+        return Anomaly(meter, day, day + 2, "level_shift", 9.0, 10.0, 8.5, "", status)
+
+    own = [shift(m, d) for m, d in enumerate(range(4, 50, 6))]
+    last_days = [shift(20 + m, 54, "warning") for m in range(6)]
+    found = [*own, *last_days, shift(30, 54)]
+    assert not common_cause(found, meters=60, steps=steps).any()
+    alarms = [replace(a, status="confirmed") for a in found]
+    common = common_cause(alarms, meters=60, steps=steps)
+    assert common[len(own) :].all()
+    assert not common[: len(own)].any()
 
 
 def test_outages_and_small_fleets_are_never_common():
