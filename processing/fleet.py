@@ -329,16 +329,25 @@ def common_cause(
     # day was the fleet's (seed 300, meter 505). Whole-city cuts 48 h after each level shift
     # (bench.seeds --early, thirty-sixth session): found within 2 days 0.831 → 0.908 on
     # seed 300, 0.770 → 0.836 on 301, 0.863 → 0.882 on 302, 0.816 → 0.842 on 303.
-    warned = np.asarray([a.status == "warning" for a in found], dtype=bool)
-    if warned.any():
-        alarms = np.flatnonzero(~warned)
-        out = np.zeros(len(found), dtype=bool)
-        if alarms.size:
-            out[alarms] = common_cause(
-                [found[i] for i in alarms.tolist()], meters, steps,
-                steps_per_hour=steps_per_hour, config=config, warmup_steps=warmup_steps,
-            )  # fmt: skip
-        return out
+    alarms = np.flatnonzero([a.status != "warning" for a in found])
+    out = np.zeros(len(found), dtype=bool)
+    out[alarms] = _common_among(
+        [found[i] for i in alarms.tolist()], meters, steps,
+        steps_per_hour=steps_per_hour, config=config, warmup_steps=warmup_steps,
+    )  # fmt: skip
+    return out
+
+
+def _common_among(
+    found: Sequence[Anomaly],
+    meters: int,
+    steps: int,
+    *,
+    steps_per_hour: int,
+    config: CommonCauseConfig | None,
+    warmup_steps: int,
+) -> BoolArray:
+    """:func:`common_cause` of events that all take part in the test."""
     cfg = config if config is not None else CommonCauseConfig()
     n = len(found)
     out = np.zeros(n, dtype=bool)
