@@ -405,6 +405,51 @@ def test_a_home_s_holiday_is_read_as_any_day():
         assert len(set(map(tuple, onsets.values()))) == 1, (seed, onsets)
 
 
+def _home_over_christmas(seed: int, rise_from: int | None) -> np.ndarray:
+    """A home's electricity from 4 November 2024 (a Monday) to 20 January, hourly [kWh]:
+    a working day's morning and evening peaks, a Sunday's use all day long, Christmas and
+    New Year's Day (two Wednesdays) lived as Sundays; 40 % up from step ``rise_from``."""
+    rng = np.random.default_rng(seed)
+    first, days = date(2024, 11, 4), 78
+    hour = np.arange(24)
+    working = np.where((hour >= 7) & (hour < 9) | (hour >= 18) & (hour < 23), 1.2, 0.3)
+    sunday = np.where((hour >= 9) & (hour < 23), 0.8, 0.3)
+    dates = [first + timedelta(days=d) for d in range(days)]
+    holidays = french_holidays([2024, 2025])
+    x = np.concatenate([sunday if d.weekday() == 6 or d in holidays else working for d in dates])
+    x = x * rng.lognormal(0, 0.15, x.size)
+    if rise_from is not None:
+        x[rise_from:] *= 1.4
+    return x[np.newaxis, :]
+
+
+def test_a_home_s_electricity_is_read_on_holidays_and_the_weekdays_after_them():
+    """The hour-of-week baseline reads a holiday against the Sundays before it and a day
+    whose weekday was a holiday against the weekdays that were not: a home 40 % up from
+    Tuesday 7 January, 11 pm, is found by Thursday 11 pm, its one whole day a Wednesday
+    after two Wednesday holidays (blind until the thirty-seventh session); the holidays
+    themselves, lived as Sundays, are no change."""
+    start = datetime(2024, 11, 4)
+    rise = (date(2025, 1, 7) - start.date()).days * 24 + 23
+    holidays = french_holidays([2024, 2025])
+    cfg = config_for("household")
+    for seed in range(4):
+        found = anomaly_scan(
+            _home_over_christmas(seed, rise)[:, : rise + 48], start=start, config=cfg,
+            holidays=holidays,
+        )  # fmt: skip
+        shifts = [(a.start, a.observed > a.expected) for a in found if a.kind == "level_shift"]
+        assert shifts and all(s in (rise // 24, rise // 24 + 1) and up for s, up in shifts), seed
+        # The same home without the rise, read up to two days after each holiday.
+        for cut in (date(2024, 12, 27), date(2025, 1, 3), date(2025, 1, 20)):
+            end = (cut - start.date()).days * 24
+            quiet = anomaly_scan(
+                _home_over_christmas(seed, None)[:, :end], start=start, config=cfg,
+                holidays=holidays,
+            )  # fmt: skip
+            assert not [a for a in quiet if a.kind in ("level_shift", "drift")], (seed, cut)
+
+
 def test_sun_must_match_the_series():
     x, te, sun = _sunny_home(0)
     with pytest.raises(ValueError, match="sun_w_m2"):
