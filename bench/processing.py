@@ -37,10 +37,14 @@ from processing.schedule import schedule_anomalies
 from processing.shifts import level_shifts
 from processing.spikes import spikes_and_drops
 from processing.workers import ChunkScan, SharedMatrix, run_chunks
+from wattwatch.holidays import french_holidays
 
 STEPS = 8760
 CHUNK = 1000  # meters per chunk, as storage would hand them over
 START = datetime(2024, 1, 1)
+# The full scans get the year's public holidays, as the pipeline's do: the hour-of-week
+# baseline's days they disturb are read again (processing.holiday_days).
+HOLIDAYS = french_holidays([START.year])
 NAIVE_METERS = 50
 RESULTS = Path(__file__).parent / "results" / "processing.json"
 
@@ -127,9 +131,9 @@ def anomaly_sweep(meters: int) -> dict[str, float]:
                 start=START.date(),
                 daily_expected=scan.daily_expected,
             ),
-            "full_scan": partial(anomaly_scan, x, start=START, z_out=z),
+            "full_scan": partial(anomaly_scan, x, start=START, z_out=z, holidays=HOLIDAYS),
             f"full_scan_{THREADS}_threads": partial(
-                anomaly_scan, x, start=START, z_out=z, threads=THREADS
+                anomaly_scan, x, start=START, z_out=z, threads=THREADS, holidays=HOLIDAYS
             ),
         }
         for name, fn in later.items():
@@ -156,8 +160,8 @@ def process_scan(meters: int) -> tuple[float, float, int]:
         for c in range(0, meters, CHUNK):
             stop = min(c + CHUNK, meters)
             shared.values[c:stop] = synthetic_chunk(stop - c, seed=c)
-            jobs.append(ChunkScan(shared.rows(c, stop), anomaly_scan,
-                                  {"start": START, "meter_offset": c}))  # fmt: skip
+            kw = {"start": START, "meter_offset": c, "holidays": HOLIDAYS}
+            jobs.append(ChunkScan(shared.rows(c, stop), anomaly_scan, kw))
         times, events = [], 0
         for _ in range(SCAN_REPEAT):
             t0 = time.perf_counter()
@@ -171,7 +175,7 @@ def scan_memory(threads: int = 1) -> dict[str, float]:
     x = synthetic_chunk(CHUNK, seed=99)
     tracemalloc.start()
     tracemalloc.reset_peak()
-    anomaly_scan(x, start=START, threads=threads)
+    anomaly_scan(x, start=START, threads=threads, holidays=HOLIDAYS)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"chunk_mb": x.nbytes / 1e6, "peak_mb": peak / 1e6, "ratio": peak / x.nbytes}

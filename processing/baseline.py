@@ -361,25 +361,50 @@ def _nan_median_mad_of_lags(vals: FloatArray) -> tuple[FloatArray, FloatArray]:
         med[odd], mad[odd] = nan_median_mad(vals[:, odd].T)
         med[~odd], mad[~odd] = _nan_median_mad_of_lags(vals[:, ~odd])
         return med, mad
-    lags, points = vals.shape
-    gaps = np.isnan(vals)
-    count = lags - gaps.sum(axis=0)
-    if lags < 4:  # absent lags count as gaps, as in nan_median_mad
-        pad = np.full((4 - lags, points), np.nan)
-        vals, gaps = np.concatenate((vals, pad)), np.concatenate((gaps, np.isnan(pad)))
-    srt = np.where(gaps, np.inf, vals)
-    _sort_four(srt)
-    # nan_median_mad's positions (lo, hi): (0, 1) of 2 values, (1, 1) of 3, (1, 2) of 4.
-    two, four = count == 2, count == 4
-    med = 0.5 * (np.where(two, srt[0], srt[1]) + np.where(four, srt[2], srt[1]))
+    vals, gaps, count = _four_lags(vals)
+    med = _middle_of_four(np.where(gaps, np.inf, vals), count)
     dev = np.abs(vals - med)
     np.copyto(dev, np.inf, where=gaps)
-    _sort_four(dev)
-    mad = 0.5 * (np.where(two, dev[0], dev[1]) + np.where(four, dev[2], dev[1]))
+    mad = _middle_of_four(dev, count)
     few = count < 2
     med[few] = np.nan
     mad[few] = np.nan
     return med, mad
+
+
+def nan_median_of_lags(vals: npt.ArrayLike) -> FloatArray:
+    """:func:`nan_median` along the first axis of ``vals``, shape (lags, ...): by the
+    sorting network of :func:`_nan_median_mad_of_lags` for 2 to 4 lags without an infinite
+    value (a sort per point of four values costs more than the network over all of them),
+    else by a sort."""
+    v = np.asarray(vals, dtype=np.float64)
+    if not 2 <= v.shape[0] <= 4 or np.isinf(v).any():
+        return nan_median(np.moveaxis(v, 0, -1))
+    v, gaps, count = _four_lags(v)
+    med = _middle_of_four(np.where(gaps, np.inf, v), count)
+    med[count < 2] = np.nan
+    return med
+
+
+def _four_lags(vals: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_], IntArray]:
+    """``vals`` (2 to 4 lags, ...) padded with gaps to four lags, its gaps, and the count
+    of values each point has (absent lags count as gaps, as in :func:`nan_median_mad`)."""
+    lags = vals.shape[0]
+    gaps = np.isnan(vals)
+    count = lags - gaps.sum(axis=0)
+    if lags < 4:
+        pad = np.full((4 - lags, *vals.shape[1:]), np.nan)
+        vals, gaps = np.concatenate((vals, pad)), np.concatenate((gaps, np.isnan(pad)))
+    return vals, gaps, count
+
+
+def _middle_of_four(srt: FloatArray, count: IntArray) -> FloatArray:
+    """The median of :func:`nan_median_mad`'s positions (lo, hi), (0, 1) of 2 values, (1, 1)
+    of 3, (1, 2) of 4, from ``srt`` (4, ...) with its gaps at +inf, sorted here in place."""
+    _sort_four(srt)
+    two, four = count == 2, count == 4
+    med: FloatArray = 0.5 * (np.where(two, srt[0], srt[1]) + np.where(four, srt[2], srt[1]))
+    return med
 
 
 def _sort_four(v: FloatArray) -> None:

@@ -239,9 +239,10 @@ def anomaly_scan(
     # home lives a holiday as a Sunday, which is read. The hour-of-week baseline's days that
     # a holiday disturbs are read again against references without it (see
     # ``holiday_days``), before the fleet's departure is taken from them; only the rooms'
-    # stay blind. Found within 2 days, year scans of 16 cities (bench.seeds --early,
-    # thirty-seventh session): 0.890 → 0.911, most of it homes' electricity in January and
-    # May; the year's level shifts 0.924 → 0.922, precision 0.850 → 0.849.
+    # stay blind. Found within 2 days, year scans of 64 cities (bench.seeds --early,
+    # thirty-seventh session): 0.890 / 0.883 / 0.883 / 0.902 → 0.909 / 0.896 / 0.894 /
+    # 0.911 by sets of 16, most of it homes' electricity in January and May; the year's
+    # level shifts and precision within 0.003.
     read_on_weather = cfg.daily_weather_model and day_model is not None
     if not read_on_weather and not cfg.reads_level:
         reread_disturbed_days(

@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from processing.baseline import nan_median
+from processing.baseline import nan_median_of_lags
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -50,9 +50,11 @@ def reference_days(
 
     Returns ``(day, refs)``: the disturbed days (offsets from ``first``, within
     ``[0, days)``) and, shape (len(day), weeks), their references: for a holiday the
-    ``weeks`` Sundays before it; for a day with a holiday among the same weekdays of its
-    ``weeks`` weeks before, the latest ``weeks`` of those weekdays that were no holiday
-    (up to ``EXTRA_REFERENCE_WEEKS`` further back). A reference before day 0 is −1.
+    ``weeks`` Sundays before it; for a day whose same weekdays of the ``weeks`` weeks
+    before are holidays for half or more, the latest ``weeks`` of those weekdays that were
+    no holiday (up to ``EXTRA_REFERENCE_WEEKS`` further back). A reference before day 0,
+    or one not found, is −1. (With fewer holidays the median of the weekdays keeps to the
+    working days: of four values, the middle two are working days.)
     """
     off = set(_offsets(first, holidays).tolist())
     out_day: list[int] = []
@@ -64,9 +66,10 @@ def reference_days(
                 continue
             last_sunday = d - weekday - 1
             refs = [last_sunday - 7 * j for j in range(weeks)]
-        elif any(d - 7 * j in off for j in range(1, weeks + 1)):
+        elif 2 * sum(d - 7 * j in off for j in range(1, weeks + 1)) >= weeks:
             lags = range(1, weeks + EXTRA_REFERENCE_WEEKS + 1)
             refs = [d - 7 * j for j in lags if d - 7 * j not in off][:weeks]
+            refs += [-1] * (weeks - len(refs))
         else:
             continue
         out_day.append(d)
@@ -93,28 +96,29 @@ def reread_disturbed_days(
     ``first``. The heating term the baseline added stays: it is the day's weather."""
     day, refs = reference_days(first, residual.shape[1], holidays, weeks)
     per_day = 24 * steps_per_hour
-    hours = np.arange(per_day)
     usual = 7 * np.arange(1, weeks + 1)
     # One disturbed day at a time (a few dozen a year): the readings gathered stay a
     # (meters, steps of a day, weeks) block, not a chunk's year over again.
     for d, ref in zip(day.tolist(), refs, strict=True):
-        cols = d * per_day + hours
-        cols = cols[cols < x.shape[1]]
-        old = _hour_medians(x, d - usual, cols - d * per_day, per_day)
-        new = _hour_medians(x, ref, cols - d * per_day, per_day)
-        read = ~np.isnan(x[:, cols]) & ~np.isnan(old) & ~np.isnan(new)
+        lo, hi = d * per_day, min((d + 1) * per_day, x.shape[1])
+        old = _hour_medians(x, d - usual, hi - lo, per_day)
+        new = _hour_medians(x, ref, hi - lo, per_day)
+        read = ~np.isnan(x[:, lo:hi]) & ~np.isnan(old) & ~np.isnan(new)
         delta = np.where(read, new - old, 0.0).sum(axis=1)
         expected[:, d] += delta
         residual[:, d] -= delta
 
 
-def _hour_medians(x: FloatArray, ref_days: IntArray, hours: IntArray, per_day: int) -> FloatArray:
+def _hour_medians(x: FloatArray, ref_days: IntArray, steps: int, per_day: int) -> FloatArray:
     """Median over ``ref_days`` (−1 or beyond ``x``: none) of each meter's readings at each
-    of ``hours`` of a day, shape (meters, hours)."""
-    cols = ref_days[np.newaxis, :] * per_day + hours[:, np.newaxis]  # (hours, refs)
-    valid = (ref_days[np.newaxis, :] >= 0) & (cols < x.shape[1])
-    vals = np.where(valid, x[:, np.where(valid, cols, 0)], np.nan)  # (meters, hours, refs)
-    return nan_median(vals.reshape(-1, ref_days.size)).reshape(vals.shape[:2])
+    of the first ``steps`` steps of a day, shape (meters, steps)."""
+    # A day's steps are a slice of each row: copied a reference at a time, not gathered.
+    lags = np.full((ref_days.size, x.shape[0], steps), np.nan)
+    for k, ref in enumerate(ref_days.tolist()):
+        if ref >= 0:
+            part = x[:, ref * per_day : ref * per_day + steps]
+            lags[k, :, : part.shape[1]] = part
+    return nan_median_of_lags(lags)
 
 
 def _offsets(first: date, holidays: Sequence[date]) -> IntArray:

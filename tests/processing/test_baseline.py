@@ -16,6 +16,7 @@ from processing.baseline import (
     median_at,
     nan_median,
     nan_median_mad,
+    nan_median_of_lags,
     robust_z,
     split_medians,
 )
@@ -38,6 +39,17 @@ def test_split_medians_take_the_halves_at_or_below_and_above_the_median():
     assert_allclose(med, [3.5, 3.0, 2.0, 3.0, nan])
     assert_allclose(low, [2.0, 3.0, 2.0, 2.0, nan])
     assert_allclose(high, [5.0, 7.0, nan, nan, nan])
+
+
+@pytest.mark.parametrize("lags", [1, 2, 3, 4, 5])
+def test_nan_median_of_lags_is_nan_median_along_the_first_axis(lags: int) -> None:
+    rng = np.random.default_rng(lags)
+    v = np.round(rng.normal(size=(lags, 300, 24)), 1)  # ties too
+    v[rng.random(v.shape) < 0.3] = np.nan
+    v[0, 0, 0] = np.inf
+    want = nan_median(np.moveaxis(v, 0, -1))
+    assert np.isnan(want).any() and (lags == 1 or np.isfinite(want).any())
+    assert_allclose(nan_median_of_lags(v), want, rtol=0, atol=0)
 
 
 def test_split_medians_match_nan_median_of_each_half():
