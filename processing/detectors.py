@@ -239,10 +239,11 @@ def anomaly_scan(
     # home lives a holiday as a Sunday, which is read. The hour-of-week baseline's days that
     # a holiday disturbs are read again against references without it (see
     # ``holiday_days``), before the fleet's departure is taken from them; only the rooms'
-    # stay blind. Found within 2 days, year scans of 64 cities (bench.seeds --early,
-    # thirty-seventh session): 0.890 / 0.883 / 0.883 / 0.902 → 0.909 / 0.896 / 0.894 /
-    # 0.911 by sets of 16, most of it homes' electricity in January and May; the year's
-    # level shifts and precision within 0.003.
+    # stay blind. Found within 2 days, year scans of 64 cities (bench.seeds --early): homes'
+    # gas read on the weather model rather than blind, +0.006 to +0.009 (thirty-fifth
+    # session); these days read again, 0.890 / 0.883 / 0.883 / 0.902 → 0.909 / 0.896 /
+    # 0.894 / 0.911 by sets of 16 (thirty-seventh), most of it homes' electricity in
+    # January and May, the year's level shifts and precision within 0.003.
     read_on_weather = cfg.daily_weather_model and day_model is not None
     if not read_on_weather and not cfg.reads_level:
         reread_disturbed_days(
@@ -254,8 +255,6 @@ def anomaly_scan(
         residual, expected = residual / (24 * steps_per_hour), expected / (24 * steps_per_hour)
     else:
         groups = _fleet_departure(residual, expected, te, steps_per_hour)
-    # Homes' gas read on the weather model rather than blind on holidays: found within 2
-    # days +0.006 to +0.009 on the year scans of 64 cities (thirty-fifth session).
     if cfg.reads_level and not read_on_weather:
         unreliable = holiday_blind_days(start.date(), residual.shape[1], holidays, weeks)
         residual[:, unreliable] = np.nan

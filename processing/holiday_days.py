@@ -29,18 +29,11 @@ EXTRA_REFERENCE_WEEKS: Final = 4
 
 
 def holiday_blind_days(first: date, days: int, holidays: Sequence[date], weeks: int) -> BoolArray:
-    """Days whose daily residual says nothing about the meter's level: public holidays (the
-    hour-of-week baseline expects a working day) and days whose reference weeks hold at
-    least half holidays on the same weekday (May's Thursdays in France: the median of the
-    four previous Thursdays falls halfway to the closed-day level)."""
-    holiday = np.zeros(days + 7 * weeks, dtype=bool)  # padded: index 7·weeks is day 0
-    off = _offsets(first, holidays)
-    off = off[(off >= -7 * weeks) & (off < days)]
-    holiday[off + 7 * weeks] = True
-    lagged = np.zeros(days, dtype=np.int64)  # holidays among each day's reference weekdays
-    for j in range(1, weeks + 1):
-        lagged += holiday[7 * (weeks - j) : 7 * (weeks - j) + days]
-    return np.asarray(holiday[7 * weeks :] | (2 * lagged >= weeks), dtype=bool)
+    """The days :func:`reference_days` reads again, as a mask of ``days``: for a series that
+    is not read again (a room's), they say nothing about its level."""
+    blind = np.zeros(days, dtype=bool)
+    blind[reference_days(first, days, holidays, weeks)[0]] = True
+    return blind
 
 
 def reference_days(
@@ -97,8 +90,8 @@ def reread_disturbed_days(
     day, refs = reference_days(first, residual.shape[1], holidays, weeks)
     per_day = 24 * steps_per_hour
     usual = 7 * np.arange(1, weeks + 1)
-    # One disturbed day at a time (a few dozen a year): the readings gathered stay a
-    # (meters, steps of a day, weeks) block, not a chunk's year over again.
+    # One disturbed day at a time (about sixteen a year): the readings gathered stay a
+    # (weeks, meters, steps of a day) block, not a chunk's year over again.
     for d, ref in zip(day.tolist(), refs, strict=True):
         lo, hi = d * per_day, min((d + 1) * per_day, x.shape[1])
         old = _hour_medians(x, d - usual, hi - lo, per_day)
