@@ -30,7 +30,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from processing import arx
-from processing.baseline import hour_of_week_baseline
+from processing.baseline import HOURS_PER_WEEK, hour_of_week_baseline
 from processing.consumption import interval_consumption
 from processing.detector_config import DetectorConfig
 from processing.detectors import anomaly_scan
@@ -234,6 +234,12 @@ def _scan(x: FloatArray, kinds: list[str], station: Station, lo: int, hi: int) -
     return Detections.from_anomalies(found, rows=rows, offset=lo)
 
 
+def _run_start(until: int, context_weeks: int) -> int:
+    """The step a service run whose data ends at step ``until`` scans from: the local
+    midnight ``context_weeks`` before its last 24 hours (0 at the most)."""
+    return max((until - 24 - context_weeks * HOURS_PER_WEEK) // 24 * 24, 0)
+
+
 def _counter_resets(resets: npt.NDArray[np.bool_]) -> Detections:
     """Counter resets read from the index (the ingestor's and rollups' business)."""
     rows, cols = np.nonzero(resets)
@@ -293,7 +299,6 @@ def service_replay(
     is a spike or drop (``RECHECKED_KINDS``, ``RECHECK_AFTER``, ``RECHECK_UNTIL``). Counter
     resets come from the index, as in :func:`run_core`.
     """
-    context = context_weeks * 168
     # From the end of the baseline's four weeks, as a service started with the data would;
     # early runs see less context.
     reports, runs = [], []
@@ -303,7 +308,7 @@ def service_replay(
     judged_kept: list[list[Any]] = []
     retracted: list[list[Any]] = []
     for until in range(WARMUP_STEPS + 24, x.shape[1] + 1, every_hours):
-        midnight = max((until - 24 - context) // 24 * 24, 0)
+        midnight = _run_start(until, context_weeks)
         det = _scan(x, kinds, station, midnight, until)
         shifts = det.select(np.isin(det.kind, list(DAY_KINDS)))
         kept = []
@@ -619,11 +624,9 @@ def level_shifts_found_early(
     cuts = lab.start_step[todo] + hours
     ours = np.zeros(todo.size, dtype=bool)
     base = np.zeros(todo.size, dtype=bool)
-    context = context_weeks * 168
     for cut in np.unique(cuts).tolist():
         now = np.flatnonzero(cuts == cut)
-        lo = max((cut - 24 - context) // 24 * 24, 0)
-        det = _scan(x, kinds, station, lo, cut).onsets()
+        det = _scan(x, kinds, station, _run_start(cut, context_weeks), cut).onsets()
         for j in now.tolist():
             m, start = int(meter[j]), cut - hours
             window = (start - TOL_DAY_KINDS, cut)
