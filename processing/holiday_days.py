@@ -49,7 +49,7 @@ def reference_days(
     or one not found, is −1. (With fewer holidays the median of the weekdays keeps to the
     working days: of four values, the middle two are working days.)
     """
-    off = set(_offsets(first, holidays).tolist())
+    off = {h.toordinal() - first.toordinal() for h in holidays}  # days from ``first``
     out_day: list[int] = []
     out_refs: list[list[int]] = []
     for d in range(days):
@@ -112,8 +112,3 @@ def _hour_medians(x: FloatArray, ref_days: IntArray, steps: int, per_day: int) -
             part = x[:, ref * per_day : ref * per_day + steps]
             lags[k, :, : part.shape[1]] = part
     return nan_median_of_lags(lags)
-
-
-def _offsets(first: date, holidays: Sequence[date]) -> IntArray:
-    """Days from ``first`` to each of ``holidays``."""
-    return np.asarray([d.toordinal() - first.toordinal() for d in holidays], dtype=np.int64)
